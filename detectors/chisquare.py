@@ -1,0 +1,41 @@
+"""Chi-square test of homogeneity on the 2×k table of category counts, categorical columns.
+
+`scipy.stats.chi2_contingency(table, correction=False)` over reference ∪ current categories.
+Its effect size is Cramér's V = sqrt(χ² / (N · (min(2, k) − 1))), which for a 2×k table is
+sqrt(χ² / N): independent of the window size, so it can floor the decision on large windows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import Score, UnivariateMethod
+from detectors.samples import CategoricalPair
+
+
+def cramers_v(chi2: float, total: int, columns: int) -> float:
+    dof = min(2, columns) - 1
+    if dof <= 0 or total <= 0:
+        return 0.0
+    return math.sqrt(chi2 / (total * dof))
+
+
+class ChiSquare(UnivariateMethod):
+    name = "chisquare"
+    kinds = frozenset({"categorical"})
+    default_threshold = 0.05
+    direction = "below"
+    has_p_value = True
+    effect_size = "Cramér's V"
+    summary = "chi-square test of homogeneity of category counts (no continuity correction)"
+
+    def score(self, pair: CategoricalPair) -> Score:
+        bins = pair.bins
+        table = np.vstack((bins.reference, bins.current))
+        result = stats.chi2_contingency(table, correction=False)
+        chi2 = float(result.statistic)
+        v = cramers_v(chi2, int(table.sum()), table.shape[1])
+        return Score(statistic=chi2, p_value=float(result.pvalue), effect_size=v)

@@ -1,0 +1,173 @@
+"""The detection policy: which methods run where, and what counts as drift.
+
+One frozen pydantic model, embedded in the model config as `models.<m>.detection` and passed to
+`evaluate`. Every default is explained in `docs/detectors.md` and carried in `rationale`, so an
+alert or report can say why a threshold is what it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from detectors.performance import METRICS
+from detectors.registry import METHODS, MODEL_METHODS, check_method_names
+
+# Methods chosen when the policy names none: (kind, large sample?) -> methods, all voting.
+AUTO_METHODS: dict[tuple[str, bool], tuple[str, ...]] = {
+    ("numeric", False): ("ks",),
+    ("numeric", True): ("psi", "wasserstein", "ks"),
+    ("categorical", False): ("chisquare",),
+    ("categorical", True): ("jensenshannon", "chisquare"),
+}
+
+DEFAULT_EFFECT_FLOORS: dict[str, float] = {"ks": 0.1, "chisquare": 0.1}
+DEFAULT_MAX_DROP: dict[str, float] = {"roc_auc": 0.05, "accuracy": 0.05}
+DEFAULT_RATIONALE: dict[str, str] = {
+    "ks": "KS p-value below 0.05 after Benjamini-Hochberg across the run, and a KS statistic of "
+    "at least 0.1 (effect floor) so that a large window cannot alarm on a trivial shift.",
+    "chisquare": "Chi-square p-value below 0.05 after Benjamini-Hochberg, and Cramér's V of at "
+    "least 0.1 (Cohen's 'small' effect) as the floor.",
+    "psi": "PSI of 0.2 or more: the conventional line for a significant population shift "
+    "(0.1-0.2 is usually read as moderate).",
+    "wasserstein": "The distribution moved by at least 0.1 reference standard deviations "
+    "(Evidently's default for large samples).",
+    "jensenshannon": "Jensen-Shannon distance of 0.1 or more (natural log); about a 15-point "
+    "share move between two categories (Evidently's default for large categorical samples).",
+    "drift_share": "The dataset drifts when at least half the evaluated features drift; single "
+    "drifted features are still reported and can be alerted on.",
+    "ece_margin": "Calibration drifts when the window's ECE exceeds the reference's by more than "
+    "0.05, i.e. predicted probabilities are off by 5 more points on average.",
+    "performance_max_drop": "ROC AUC or accuracy more than 0.05 below the reference.",
+}
+
+
+class FeatureOverride(BaseModel):
+    """Per-feature choice of methods and threshold (`features: {age: {methods: [ks]}}`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    methods: list[str] | None = None
+    threshold: float | None = None  # applies to every method in `methods`
+
+    @field_validator("methods")
+    @classmethod
+    def _known_column_methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_method_names(value)
+            for name in value:
+                if name in MODEL_METHODS:
+                    raise ValueError(f"{name!r} is not a column method; use it at the top level")
+        return value
+
+    @model_validator(mode="after")
+    def _threshold_needs_methods(self) -> FeatureOverride:
+        if self.threshold is None:
+            return self
+        if not self.methods:
+            raise ValueError("a feature `threshold` needs `methods`: it applies to each of them")
+        directions = {METHODS[m].direction for m in self.methods}
+        if len(directions) > 1:
+            raise ValueError(
+                "one `threshold` cannot serve p-value and distance methods together; "
+                "list methods of one kind, or set per-method `thresholds` at the top level"
+            )
+        return self
+
+
+class DetectionPolicy(BaseModel):
+    """What the detectors run and how they decide. Defaults: see `docs/detectors.md`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    methods: list[str] | None = None  # None: automatic choice per column (AUTO_METHODS)
+    thresholds: dict[str, float] = Field(default_factory=dict)  # per method; else its default
+    features: dict[str, FeatureOverride] = Field(default_factory=dict)
+    correction: Literal["none", "bonferroni", "bh"] = "bh"
+    effect_floors: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EFFECT_FLOORS))
+    drift_share: float = Field(0.5, gt=0.0, le=1.0)
+    large_sample_rows: int = Field(1000, ge=1)  # auto choice: min(ref, window) rows at/above
+    ece_margin: float = Field(0.05, ge=0.0)
+    performance_max_drop: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_DROP))
+    rationale: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATIONALE))
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_method_names(value)
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if name in MODEL_METHODS:
+                raise ValueError(f"{name!r} has no threshold here; set `ece_margin`")
+            check_method_names([name])
+            if METHODS[name].direction == "below" and not 0.0 < threshold <= 1.0:
+                raise ValueError(f"{name}: a p-value threshold must be in (0, 1], not {threshold}")
+            if threshold < 0:
+                raise ValueError(f"{name}: threshold must be >= 0, not {threshold}")
+        return value
+
+    @field_validator("effect_floors")
+    @classmethod
+    def _valid_floors(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, floor in value.items():
+            p_methods = sorted(n for n, m in METHODS.items() if m.has_p_value)
+            if name not in p_methods:
+                raise ValueError(f"effect floor for {name!r}: only p-value methods {p_methods}")
+            if floor < 0:
+                raise ValueError(f"{name}: effect floor must be >= 0, not {floor}")
+        return value
+
+    @field_validator("performance_max_drop")
+    @classmethod
+    def _valid_drops(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, drop in value.items():
+            if name not in METRICS:
+                raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}")
+            if drop < 0:
+                raise ValueError(f"{name}: max drop must be >= 0, not {drop}")
+        return value
+
+    @field_validator("rationale")
+    @classmethod
+    def _valid_rationale_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {*METHODS, *MODEL_METHODS, *METRICS, *cls.model_fields}
+        for key in value:
+            if key not in allowed:
+                raise ValueError(f"rationale for unknown {key!r}; keys: {', '.join(sorted(allowed))}")
+        return value
+
+    def methods_for(
+        self, feature: str, kind: str, rows_reference: int, rows_current: int
+    ) -> tuple[tuple[str, ...], bool]:
+        """Methods to run on one column, and whether they were named for it explicitly.
+
+        Explicit per-feature methods run even where they do not apply (and report an error
+        saying so); policy-wide `methods` run only on the columns they apply to.
+        """
+        override = self.features.get(feature)
+        if override is not None and override.methods is not None:
+            return tuple(override.methods), True
+        if self.methods is not None:
+            chosen = (m for m in self.methods if m in METHODS and METHODS[m].applies_to(kind))
+            return tuple(chosen), False
+        large = min(rows_reference, rows_current) >= self.large_sample_rows
+        return AUTO_METHODS[(kind, large)], False
+
+    def threshold_for(self, feature: str, method: str) -> float:
+        override = self.features.get(feature)
+        if override is not None and override.threshold is not None:
+            return override.threshold
+        return self.thresholds.get(method, METHODS[method].default_threshold)
+
+    def fingerprint(self) -> str:
+        """Stable id of this policy (same settings, same id), for lineage and labels."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]

@@ -1,0 +1,259 @@
+"""The reference profile: everything a window needs from the reference, computed once.
+
+Built once per reference version (`build_profile`), stored as bytes (`to_bytes`, an uncompressed
+`.npz` holding one JSON metadata array and one sorted-values array per numeric column; loaded
+with `allow_pickle=False`), and read by every window, so a window costs only its own work.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from detectors.calibration import Reliability, binary_pairs, reliability
+from detectors.performance import binary_metrics, class_metrics, regression_metrics
+from detectors.results import ReliabilityBin
+from detectors.samples import CategoricalReference, NumericReference
+from detectors.threads import map_columns
+
+PROFILE_VERSION = 1
+TASKS = ("binary_classification", "regression")
+KINDS = ("numeric", "categorical")
+
+ColumnReference = NumericReference | CategoricalReference
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceProfile:
+    """Reference summaries per feature, the prediction, and reference calibration/performance."""
+
+    task: str
+    features: dict[str, str]  # name -> "numeric" | "categorical", in configured order
+    columns: dict[str, ColumnReference]
+    source_types: dict[str, str]  # JSON type of each reference column: number, string, boolean
+    rows: int
+    prediction: str | None = None  # reference column names; windows call them prediction/label
+    label: str | None = None
+    prediction_kind: str | None = None
+    prediction_column: ColumnReference | None = None
+    calibration: Reliability | None = None
+    performance: dict[str, float | None] = field(default_factory=dict)
+    rows_labelled: int = 0
+    profile_version: int = PROFILE_VERSION
+
+    @property
+    def scoring(self) -> str | None:
+        """How predictions are scored against labels: probability, class or regression."""
+        if self.prediction is None or self.label is None:
+            return None
+        if self.task == "regression":
+            return "regression"
+        return "probability" if self.prediction_kind == "numeric" else "class"
+
+    def to_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {}
+        meta = {
+            "profile_version": self.profile_version,
+            "task": self.task,
+            "features": self.features,
+            "source_types": self.source_types,
+            "rows": self.rows,
+            "prediction": self.prediction,
+            "label": self.label,
+            "prediction_kind": self.prediction_kind,
+            "columns": {n: _column_meta(c, f"c{i}", arrays) for i, (n, c) in
+                        enumerate(self.columns.items())},
+            "prediction_column": None
+            if self.prediction_column is None
+            else _column_meta(self.prediction_column, "prediction", arrays),
+            "calibration": None if self.calibration is None else asdict(self.calibration),
+            "performance": self.performance,
+            "rows_labelled": self.rows_labelled,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+        version = meta.get("profile_version")
+        if version != PROFILE_VERSION:
+            raise ValueError(
+                f"unsupported profile_version {version!r} (this driftd reads {PROFILE_VERSION}); "
+                "rebuild the profile from its reference"
+            )
+        cal = meta["calibration"]
+        return cls(
+            task=meta["task"],
+            features=meta["features"],
+            columns={n: _column_from_meta(c, arrays) for n, c in meta["columns"].items()},
+            source_types=meta["source_types"],
+            rows=meta["rows"],
+            prediction=meta["prediction"],
+            label=meta["label"],
+            prediction_kind=meta["prediction_kind"],
+            prediction_column=None
+            if meta["prediction_column"] is None
+            else _column_from_meta(meta["prediction_column"], arrays),
+            calibration=None
+            if cal is None
+            else Reliability(**{**cal, "bins": tuple(ReliabilityBin(**b) for b in cal["bins"])}),
+            performance=meta["performance"],
+            rows_labelled=meta["rows_labelled"],
+            profile_version=version,
+        )
+
+
+def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray]) -> dict:
+    if isinstance(column, NumericReference):
+        arrays[key] = column.sorted_values
+        return {
+            "kind": "numeric",
+            "rows": column.rows,
+            "missing": column.missing,
+            "values": key,
+            "edges": column.edges.tolist(),
+            "bin_counts": column.bin_counts.tolist(),
+            "std": column.std,
+        }
+    return {
+        "kind": "categorical",
+        "rows": column.rows,
+        "missing": column.missing,
+        "categories": list(column.categories),
+        "counts": column.counts.tolist(),
+    }
+
+
+def _column_from_meta(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ColumnReference:
+    if meta["kind"] == "numeric":
+        return NumericReference(
+            rows=meta["rows"],
+            missing=meta["missing"],
+            sorted_values=arrays[meta["values"]],
+            edges=np.asarray(meta["edges"], dtype=np.float64),
+            bin_counts=np.asarray(meta["bin_counts"], dtype=np.int64),
+            std=meta["std"],
+        )
+    return CategoricalReference(
+        rows=meta["rows"],
+        missing=meta["missing"],
+        categories=tuple(meta["categories"]),
+        counts=np.asarray(meta["counts"], dtype=np.int64),
+    )
+
+
+def json_type(dtype: pl.DataType) -> str:
+    """The JSON type an event would carry for a column of this dtype (schema drift)."""
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Null:
+        return "null"
+    return "string"
+
+
+def summarize_column(series: pl.Series, kind: str) -> ColumnReference:
+    if kind == "numeric":
+        return NumericReference.from_series(series)
+    return CategoricalReference.from_series(series)
+
+
+def class_strings(series: pl.Series) -> pl.Series:
+    """Class labels as strings, with integral floats written as integers (1.0 -> "1")."""
+    if series.dtype.is_float():
+        values = series.drop_nulls()
+        values = values.filter(values.is_finite())
+        if (values == values.round()).all():
+            series = series.cast(pl.Int64, strict=False)
+    return series.cast(pl.Utf8, strict=False)
+
+
+def score_predictions(
+    scoring: str | None, prediction: pl.Series, label: pl.Series
+) -> tuple[Reliability | None, dict[str, float | None], int]:
+    """Calibration, metrics and labelled-row count for one side (reference or window)."""
+    if scoring == "probability":
+        pairs = binary_pairs(prediction, label)
+        if pairs is None:
+            return None, {}, 0
+        p, y = pairs
+        return reliability(p, y), binary_metrics(p, y), int(y.size)
+    if scoring == "class":
+        frame = pl.DataFrame({"p": class_strings(prediction), "y": class_strings(label)})
+        frame = frame.drop_nulls()
+        y = frame.get_column("y").to_numpy()
+        return None, class_metrics(frame.get_column("p").to_numpy(), y), int(y.size)
+    if scoring == "regression":
+        p = prediction.cast(pl.Float64, strict=False).to_numpy()
+        y = label.cast(pl.Float64, strict=False).to_numpy()
+        keep = np.isfinite(p) & np.isfinite(y)
+        return None, regression_metrics(p[keep], y[keep]), int(keep.sum())
+    return None, {}, 0
+
+
+def build_profile(
+    reference: pl.DataFrame,
+    features: Mapping[str, str],
+    *,
+    prediction: str | None,
+    label: str | None,
+    task: str,
+) -> ReferenceProfile:
+    """Summarise a reference once: sorted values, decile bins, categories, calibration.
+
+    `features` maps each configured feature to "numeric" or "categorical"; `prediction` and
+    `label` name reference columns (the window calls them `prediction` and `label`).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    for name, kind in features.items():
+        if kind not in KINDS:
+            raise ValueError(f"feature {name!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    wanted = [*features, *(c for c in (prediction, label) if c is not None)]
+    absent = [c for c in wanted if c not in reference.columns]
+    if absent:
+        raise ValueError(f"reference has no column(s) {', '.join(map(repr, absent))}")
+    if label is not None and prediction is None:
+        raise ValueError("a label column needs a prediction column to score against")
+
+    prediction_kind = None
+    if prediction is not None:
+        dtype = reference.schema[prediction]
+        prediction_kind = "numeric" if dtype.is_numeric() or dtype == pl.Boolean else "categorical"
+        if task == "regression" and prediction_kind != "numeric":
+            raise ValueError(f"regression needs a numeric prediction; {prediction!r} is {dtype}")
+
+    jobs = [(reference.get_column(n), k) for n, k in features.items()]
+    if prediction is not None:
+        jobs.append((reference.get_column(prediction), prediction_kind))
+    summaries = map_columns(lambda job: summarize_column(*job), jobs)
+
+    profile = ReferenceProfile(
+        task=task,
+        features=dict(features),
+        columns=dict(zip(features, summaries, strict=False)),
+        source_types={n: json_type(reference.schema[n]) for n in features},
+        rows=reference.height,
+        prediction=prediction,
+        label=label,
+        prediction_kind=prediction_kind,
+        prediction_column=summaries[-1] if prediction is not None else None,
+    )
+    if profile.scoring is None:
+        return profile
+    cal, metrics, labelled = score_predictions(
+        profile.scoring, reference.get_column(prediction), reference.get_column(label)
+    )
+    return replace(profile, calibration=cal, performance=metrics, rows_labelled=labelled)

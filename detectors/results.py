@@ -1,0 +1,166 @@
+"""Frozen result types every stage downstream of detection reads.
+
+These are the hand-off between `detectors/` (which builds them), `monitor/` (which stores them
+as JSON via `to_dict`/`from_dict`), `monitor/alerting` and `reports/` (which read them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "drift", "error", "skipped"]
+Direction = Literal["above", "below"]
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """One feature × one method. `drifted` is the final decision after correction and floors."""
+
+    feature: str
+    kind: str  # "numeric" | "categorical"
+    method: str  # "ks" | "psi" | "chisquare" | "jensenshannon" | "wasserstein" | ...
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    direction: Direction  # drift when statistic is "above" (distances) or p_value "below"
+    drifted: bool
+    status: Status = "ok"
+    reason: str | None = None  # why status is "error", or a note on the decision
+    adjusted_p_value: float | None = None  # after multiple-testing correction, if any
+    effect_size: float | None = None  # the effect-size measure used as a floor, if any
+    rows_reference: int = 0
+    rows_current: int = 0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Reference vs current proportions on shared bins, for charts."""
+
+    feature: str
+    kind: str
+    labels: tuple[str, ...]  # bin labels ("[-inf, 3.2)", ...) or category values
+    reference: tuple[float, ...]  # proportions, sum to 1 (empty when no data)
+    current: tuple[float, ...]
+    unseen: tuple[bool, ...] = ()  # categorical: category absent from the reference
+
+
+@dataclass(frozen=True)
+class ColumnQuality:
+    feature: str
+    missing_rate_reference: float
+    missing_rate_current: float
+    unseen_category_share: float | None = None  # categorical only: share of current rows
+
+
+@dataclass(frozen=True)
+class SchemaDrift:
+    missing_features: tuple[str, ...] = ()  # configured, absent from the window
+    unexpected_features: tuple[str, ...] = ()  # present in events, not configured
+    type_changes: tuple[str, ...] = ()  # "age: numeric -> string"
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.missing_features or self.unexpected_features or self.type_changes)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    lower: float
+    upper: float
+    count: int
+    mean_probability: float | None
+    observed_rate: float | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    ece_reference: float | None
+    ece_current: float | None
+    brier_reference: float | None
+    brier_current: float | None
+    margin: float
+    drifted: bool
+    bins_reference: tuple[ReliabilityBin, ...] = ()
+    bins_current: tuple[ReliabilityBin, ...] = ()
+    rows_labelled: int = 0
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str  # "roc_auc", "accuracy", "mae", ...
+    reference: float | None
+    current: float | None
+    higher_is_better: bool
+    max_drop: float | None  # allowed degradation (absolute); None = informational
+    degraded: bool
+
+
+@dataclass(frozen=True)
+class Performance:
+    task: str
+    rows_labelled: int
+    metrics: tuple[MetricValue, ...]
+    degraded: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Everything one detector pass concluded about one window."""
+
+    drift: bool
+    share_drifted: float  # share of evaluated features with at least one drifted method
+    features: tuple[FeatureResult, ...]
+    rows_reference: int
+    rows_current: int
+    quality: tuple[ColumnQuality, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+    schema: SchemaDrift = field(default_factory=SchemaDrift)
+    prediction: tuple[FeatureResult, ...] = ()  # prediction drift, same shape as features
+    calibration: Calibration | None = None
+    performance: Performance | None = None
+    policy: dict[str, Any] = field(default_factory=dict)  # the decision policy applied
+
+    @property
+    def drifted_features(self) -> tuple[FeatureResult, ...]:
+        return tuple(f for f in self.features + self.prediction if f.drifted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftResult:
+        def tup(items, typ):
+            return tuple(typ(**i) for i in items or ())
+
+        cal = data.get("calibration")
+        if cal is not None:
+            cal = Calibration(
+                **{
+                    **cal,
+                    "bins_reference": tup(cal.get("bins_reference"), ReliabilityBin),
+                    "bins_current": tup(cal.get("bins_current"), ReliabilityBin),
+                }
+            )
+        perf = data.get("performance")
+        if perf is not None:
+            perf = Performance(**{**perf, "metrics": tup(perf.get("metrics"), MetricValue)})
+        schema = data.get("schema") or {}
+        return cls(
+            drift=data["drift"],
+            share_drifted=data["share_drifted"],
+            features=tup(data.get("features"), FeatureResult),
+            rows_reference=data.get("rows_reference", 0),
+            rows_current=data.get("rows_current", 0),
+            quality=tup(data.get("quality"), ColumnQuality),
+            distributions=tuple(
+                Distribution(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+                for d in data.get("distributions") or ()
+            ),
+            schema=SchemaDrift(**{k: tuple(v) for k, v in schema.items()}),
+            prediction=tup(data.get("prediction"), FeatureResult),
+            calibration=cal,
+            performance=perf,
+            policy=data.get("policy") or {},
+        )

@@ -1,0 +1,240 @@
+"""What one column looks like on each side of a comparison, and the pairing methods score.
+
+The reference side (`NumericReference`, `CategoricalReference`) is computed once per reference
+version and stored in the profile; the window side (`NumericWindow`, `CategoricalWindow`) is
+computed per window. A `NumericPair` / `CategoricalPair` joins the two and caches the work that
+several methods share (the merged empirical CDFs for ks + wasserstein, the shared bins for
+psi + jensenshannon + chisquare), so a window pays for each piece once.
+
+Missing values: null, NaN and ±inf are excluded from every distribution and counted in
+`missing` (contract §2 "Definitions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+
+DECILES = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+
+
+def finite_values(series: pl.Series) -> tuple[np.ndarray, int]:
+    """Float64 values with null/NaN/inf removed, and how many were removed."""
+    values = series.cast(pl.Float64, strict=False).to_numpy()
+    finite = np.isfinite(values)
+    if finite.all():
+        return values, 0
+    return values[finite], int(values.size - np.count_nonzero(finite))
+
+
+def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """Distinct non-null categories (sorted), their counts, and the null count."""
+    strings = series.cast(pl.Utf8, strict=False)
+    missing = strings.null_count()
+    counts = strings.drop_nulls().value_counts(name="__count__").sort(strings.name or "")
+    cats = counts.get_column(counts.columns[0]).to_list()
+    return tuple(cats), counts.get_column("__count__").to_numpy().astype(np.int64), missing
+
+
+def bin_counts_sorted(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per psi bin for already-sorted values.
+
+    Equivalent to `bincount(searchsorted(edges, x, side="right"))`: a value equal to an edge
+    goes to the bin on the right, i.e. bin i holds edges[i-1] <= x < edges[i].
+    """
+    cuts = np.searchsorted(sorted_values, edges, side="left")
+    return np.diff(np.concatenate(([0], cuts, [sorted_values.size]))).astype(np.int64)
+
+
+def bin_labels(edges: np.ndarray) -> tuple[str, ...]:
+    """Human labels for the psi bins, e.g. ("(-inf, 0.5)", "[0.5, +inf)")."""
+    bounds = ["-inf", *(f"{e:.6g}" for e in edges), "+inf"]
+    return tuple(
+        f"{'(' if i == 0 else '['}{bounds[i]}, {bounds[i + 1]})" for i in range(len(bounds) - 1)
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class NumericReference:
+    """Reference side of a numeric column: what exact ks/wasserstein and psi need."""
+
+    rows: int
+    missing: int
+    sorted_values: np.ndarray  # finite values, ascending
+    edges: np.ndarray  # reference deciles, duplicates removed
+    bin_counts: np.ndarray  # len(edges) + 1
+    std: float  # ddof=0
+
+    @classmethod
+    def from_series(cls, series: pl.Series) -> NumericReference:
+        values, missing = finite_values(series)
+        ordered = np.sort(values)
+        if ordered.size:
+            edges = np.unique(np.quantile(ordered, DECILES))
+            std = float(np.std(values))
+        else:
+            edges, std = np.empty(0), 0.0
+        return cls(
+            rows=series.len(),
+            missing=missing,
+            sorted_values=ordered,
+            edges=edges,
+            bin_counts=bin_counts_sorted(ordered, edges),
+            std=std,
+        )
+
+    @property
+    def size(self) -> int:
+        return int(self.sorted_values.size)
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalReference:
+    """Reference side of a categorical column: category counts."""
+
+    rows: int
+    missing: int
+    categories: tuple[str, ...]  # sorted
+    counts: np.ndarray
+
+    @classmethod
+    def from_series(cls, series: pl.Series) -> CategoricalReference:
+        cats, counts, missing = category_counts(series)
+        return cls(rows=series.len(), missing=missing, categories=cats, counts=counts)
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass(eq=False)
+class NumericWindow:
+    rows: int
+    missing: int
+    values: np.ndarray  # finite values, window order
+
+    @classmethod
+    def from_series(cls, series: pl.Series) -> NumericWindow:
+        values, missing = finite_values(series)
+        return cls(rows=series.len(), missing=missing, values=values)
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    @cached_property
+    def sorted_values(self) -> np.ndarray:
+        return np.sort(self.values)
+
+
+@dataclass(eq=False)
+class CategoricalWindow:
+    rows: int
+    missing: int
+    categories: tuple[str, ...]
+    counts: np.ndarray
+
+    @classmethod
+    def from_series(cls, series: pl.Series) -> CategoricalWindow:
+        cats, counts, missing = category_counts(series)
+        return cls(rows=series.len(), missing=missing, categories=cats, counts=counts)
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass(frozen=True)
+class Bins:
+    """Reference and current counts on the shared psi/jensenshannon/chisquare bins."""
+
+    labels: tuple[str, ...]
+    reference: np.ndarray
+    current: np.ndarray
+    unseen: tuple[bool, ...] = ()  # categorical: bin absent from the reference
+
+
+@dataclass(frozen=True)
+class EcdfGap:
+    """Sup and integral of |F_ref − F_cur| over the merged sample (ks and wasserstein)."""
+
+    sup: float
+    integral: float
+
+
+def ecdf_gap(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> EcdfGap:
+    """One merge of two sorted samples gives both the ks statistic and the W1 distance.
+
+    The stable argsort of the concatenation is a single timsort merge of two runs (linear), and
+    counts are integers divided once, as scipy's `searchsorted(...) / n` does.
+    """
+    n1, n2 = ref_sorted.size, cur_sorted.size
+    merged = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    del merged
+    ref_count = np.cumsum(order < n1)
+    del order
+    cur_count = np.arange(1, n1 + n2 + 1) - ref_count
+    gap = ref_count / n1
+    gap -= cur_count / n2
+    del ref_count, cur_count
+    np.abs(gap, out=gap)
+    deltas = np.diff(values)
+    integral = float(np.dot(gap[:-1], deltas))
+    # The CDFs are right-continuous: compare them only after the last of a run of ties.
+    tie_ends = deltas != 0
+    sup = float(max(gap[:-1][tie_ends].max(initial=0.0), gap[-1]))
+    return EcdfGap(sup=min(sup, 1.0), integral=integral)
+
+
+@dataclass(eq=False)
+class NumericPair:
+    feature: str
+    reference: NumericReference
+    current: NumericWindow
+    kind: str = field(default="numeric", init=False)
+
+    @cached_property
+    def gap(self) -> EcdfGap:
+        return ecdf_gap(self.reference.sorted_values, self.current.sorted_values)
+
+    @cached_property
+    def bins(self) -> Bins:
+        edges = self.reference.edges
+        if "sorted_values" in self.current.__dict__:  # already sorted for ks/wasserstein
+            current = bin_counts_sorted(self.current.sorted_values, edges)
+        else:
+            idx = np.searchsorted(edges, self.current.values, side="right")
+            current = np.bincount(idx, minlength=edges.size + 1).astype(np.int64)
+        return Bins(bin_labels(edges), self.reference.bin_counts, current)
+
+
+@dataclass(eq=False)
+class CategoricalPair:
+    feature: str
+    reference: CategoricalReference
+    current: CategoricalWindow
+    kind: str = field(default="categorical", init=False)
+
+    @cached_property
+    def bins(self) -> Bins:
+        """Reference categories (sorted) followed by the unseen ones (sorted)."""
+        ref, cur = self.reference, self.current
+        position = {c: i for i, c in enumerate(ref.categories)}
+        unseen = sorted(set(cur.categories) - position.keys())
+        for c in unseen:
+            position[c] = len(position)
+        ref_counts = np.zeros(len(position), dtype=np.int64)
+        ref_counts[: len(ref.categories)] = ref.counts
+        cur_counts = np.zeros(len(position), dtype=np.int64)
+        cur_counts[[position[c] for c in cur.categories]] = cur.counts
+        labels = (*ref.categories, *unseen)
+        flags = (False,) * len(ref.categories) + (True,) * len(unseen)
+        return Bins(labels, ref_counts, cur_counts, flags)
+
+
+Pair = NumericPair | CategoricalPair

@@ -1,0 +1,266 @@
+"""driftd configuration: YAML → frozen pydantic v2 models, validated in stages.
+
+Stage 1 is the schema (`extra="forbid"`, every error named by path and line); stage 2 checks
+references between components (alert sinks exist, reference files exist); the environment
+(broker reachable, tokens valid) is checked only when asked, by `driftd run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from detectors.policy import DetectionPolicy
+from monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
+from sinks.registry import SinkConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Strict):
+    path: str = "driftd.duckdb"
+    retention_days: float | None = Field(default=None, gt=0)
+    quarantine_retention_days: float | None = Field(default=30, gt=0)
+    label_pending_days: float = Field(default=14, gt=0)
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str | list[str]
+    group_id: str = "driftd"
+    events_topic: str = "events"
+    labels_topic: str = "labels"
+    consumer: dict[str, Any] = Field(default_factory=dict)
+    poll_timeout_ms: int = Field(default=500, ge=1)
+    max_poll_records: int = Field(default=5000, ge=1)
+
+
+class IngestConfig(_Strict):
+    max_message_bytes: int = Field(default=1_048_576, ge=64)
+    max_future_skew_seconds: float = Field(default=3600, ge=0)
+    max_age_days: float = Field(default=3650, gt=0)
+    max_id_length: int = Field(default=256, ge=1)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class ReportsConfig(_Strict):
+    dir: str = "reports"
+    base_url: str = "http://127.0.0.1:9108/reports"
+    evidently: bool = False
+
+
+class ExportConfig(_Strict):
+    dir: str = "exports"
+    lookback_seconds: int | None = Field(default=None, gt=0)
+
+
+class LogConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class RetrainPolicy(_Strict):
+    after_consecutive_critical: int = Field(default=3, ge=1)
+    on_performance_drop: bool = True
+
+
+class AlertConfig(_Strict):
+    sinks: list[str] = Field(default_factory=list)
+    consecutive: int = Field(default=1, ge=1)
+    cooldown_seconds: float = Field(default=3600, ge=0)
+    resolve: bool = True
+    critical_share: float = Field(default=0.5, gt=0, le=1)
+    retrain: RetrainPolicy | None = Field(default_factory=RetrainPolicy)
+    rationale: str = ""
+    action: str = ""
+
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class ModelConfig(_Strict):
+    task: Literal["binary_classification", "regression"] = "binary_classification"
+    reference: str
+    features: dict[str, FeatureKind]
+    prediction_column: str = "prediction"
+    label_column: str = "label"
+    window_seconds: int = Field(default=3600, gt=0)
+    window_align: Literal["none", "utc"] = "none"
+    allowed_lateness_seconds: int = Field(default=0, ge=0)
+    min_rows: int = Field(default=500, ge=1)
+    schedule_seconds: int = Field(default=300, gt=0)
+    alert: AlertConfig = Field(default_factory=AlertConfig)
+    detection: DetectionPolicy = Field(default_factory=DetectionPolicy)
+
+    @field_validator("features")
+    @classmethod
+    def _some_features(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one feature is required")
+        return value
+
+
+class Config(_Strict):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    kafka: KafkaConfig | None = None
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    models: dict[str, ModelConfig]
+    sinks: dict[str, SinkConfig] = Field(default_factory=dict)
+
+    def model_fingerprint(self, model: str) -> str:
+        """Stable id of a model's effective configuration (lineage, labels)."""
+        payload = self.models[model].model_dump(mode="json")
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.path}{where}: {self.message}" if self.path else f"{self.message}{where}"
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config file, each with its path and line."""
+
+    def __init__(self, file: str, issues: list[ConfigIssue]):
+        self.file = file
+        self.issues = issues
+        super().__init__(f"{file}: " + "; ".join(str(i) for i in issues))
+
+    def render(self) -> str:
+        lines = [f"{self.file}: {len(self.issues)} error(s)"]
+        lines += [f"  {issue}" for issue in self.issues]
+        return "\n".join(lines)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIssue:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_invalid":
+        message = f"unknown type {err.get('input', {}).get('type')!r}; {err['msg']}"
+    else:
+        message = err["msg"]
+        if "input" in err and not isinstance(err["input"], (dict, list)):
+            message += f" (got {err['input']!r})"
+    return ConfigIssue(_dotted(loc), message, source.line_of(loc))
+
+
+# pydantic inserts the discriminator tag into error paths; users never wrote it.
+_UNION_TAGS = {"webhook", "slack"}
+
+
+def _check_references(config: Config, base: Path, source: SourceMap) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for name, model in config.models.items():
+        for i, sink in enumerate(model.alert.sinks):
+            if sink not in config.sinks:
+                path = ("models", name, "alert", "sinks", i)
+                known = ", ".join(sorted(config.sinks)) or "none configured"
+                issues.append(
+                    ConfigIssue(_dotted(path), f"unknown sink {sink!r} (known: {known})",
+                                source.line_of(path))
+                )
+        ref = resolve_path(base, model.reference)
+        if not ref.exists():
+            path = ("models", name, "reference")
+            issues.append(ConfigIssue(_dotted(path), f"reference file not found: {ref}",
+                                      source.line_of(path)))
+    return issues
+
+
+def resolve_path(base: Path, value: str) -> Path:
+    """Relative paths in a config are relative to the config file's directory."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def parse_config(
+    text: str, file: str = "<config>", *, env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None, check_files: bool = True,
+) -> Config:
+    """Validate config text; raise ConfigError listing every issue with its path and line."""
+    try:
+        data, source = load_yaml(text, file)
+    except YamlError as exc:
+        raise ConfigError(file, [ConfigIssue("", str(exc).split(": ", 1)[-1])]) from exc
+    data, env_errors = interpolate_env(data, env)
+    issues = [
+        ConfigIssue(_dotted(e.path), f"environment variable {e.variable} is not set",
+                    source.line_of(e.path))
+        for e in env_errors
+    ]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        issues += [_issue_from_pydantic(err, source) for err in exc.errors()]
+        raise ConfigError(file, issues) from None
+    if check_files:
+        issues += _check_references(config, base_dir or Path.cwd(), source)
+    if issues:
+        raise ConfigError(file, issues)
+    return config
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config plus where it came from (relative paths resolve against `base_dir`)."""
+
+    config: Config
+    path: Path
+    base_dir: Path
+
+    def resolve(self, value: str) -> Path:
+        return resolve_path(self.base_dir, value)
+
+    @property
+    def store_path(self) -> Path:
+        return self.resolve(self.config.store.path)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.resolve(self.config.reports.dir)
+
+    @property
+    def export_dir(self) -> Path:
+        return self.resolve(self.config.export.dir)
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from exc
+    base = path.resolve().parent
+    config = parse_config(text, str(path), env=env, base_dir=base)
+    return LoadedConfig(config, path.resolve(), base)

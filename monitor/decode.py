@@ -1,0 +1,307 @@
+"""Bytes → validated, column-shaped batches, or quarantine rows with the reason.
+
+This is the only per-message Python on the ingest path: one pydantic parse per message, then
+values are appended to per-model column lists that become one Arrow table per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from monitor.config import Config
+from monitor.events import Event, Label, to_utc
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message as received: Kafka coordinates or a replay file and line."""
+
+    value: bytes | None
+    source: str  # "kafka" or "replay:<file>"
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    line: int | None = None
+
+
+@dataclass
+class QuarantineRow:
+    source: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    line: int | None
+    model: str | None
+    reason_code: str
+    reason: str
+    raw: bytes
+
+
+@dataclass
+class ModelRows:
+    """Column lists for one model's events in a batch (first occurrence of an id wins)."""
+
+    features: Mapping[str, str]
+    event_id: list[str] = field(default_factory=list)
+    model_version: list[str | None] = field(default_factory=list)
+    ts: list[datetime] = field(default_factory=list)
+    prediction: list[float | None] = field(default_factory=list)
+    prediction_class: list[str | None] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    extras: list[str | None] = field(default_factory=list)
+    type_issues: list[str | None] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    topic: list[str | None] = field(default_factory=list)
+    partition: list[int | None] = field(default_factory=list)
+    offset: list[int | None] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.values = {name: [] for name in self.features}
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+
+@dataclass
+class LabelRows:
+    model: list[str] = field(default_factory=list)
+    event_id: list[str] = field(default_factory=list)
+    label: list[float | None] = field(default_factory=list)
+    label_class: list[str | None] = field(default_factory=list)
+    ts: list[datetime | None] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+
+@dataclass
+class DecodedBatch:
+    events: dict[str, ModelRows] = field(default_factory=dict)
+    labels: LabelRows = field(default_factory=LabelRows)
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    duplicates_in_batch: int = 0
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(rows) for rows in self.events.values())
+
+
+def _describe(exc: ValidationError) -> tuple[str, str]:
+    """A short reason code and a human reason naming the field."""
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "message"
+    kind = err["type"]
+    if kind in ("json_invalid", "json_type"):
+        return "invalid_json", f"not a JSON object: {err['msg']}"
+    if kind == "missing":
+        return "missing_field", f"{loc}: required field is missing"
+    if kind == "model_type":
+        return "invalid_json", "not a JSON object"
+    code = "wrong_type"
+    if loc.startswith("timestamp"):
+        code = "bad_timestamp"
+    msg = err["msg"]
+    if loc.startswith("features."):
+        # union errors list every member; say it plainly
+        loc = ".".join(str(p) for p in err["loc"][:2])
+        msg = "value must be a number, string, boolean or null"
+    elif loc.startswith("timestamp"):
+        loc = "timestamp"
+        msg = "must be RFC 3339 with a zone (e.g. 2026-11-22T07:00:00Z) or integer epoch milliseconds"
+    count = exc.error_count()
+    more = f" (+{count - 1} more)" if count > 1 else ""
+    return code, f"{loc}: {msg}{more}"
+
+
+def _value_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+class Decoder:
+    """Validates raw messages against the config: known models, sane timestamps, sizes."""
+
+    def __init__(self, config: Config, *, now: datetime | None = None):
+        self._config = config
+        self._limits = config.ingest
+        self._now = now
+
+    def _time_window(self) -> tuple[datetime, datetime]:
+        now = self._now or datetime.now(UTC).replace(tzinfo=None)
+        return (
+            now - timedelta(days=self._limits.max_age_days),
+            now + timedelta(seconds=self._limits.max_future_skew_seconds),
+        )
+
+    def _quarantine(self, batch: DecodedBatch, msg: RawMessage, code: str, reason: str,
+                    model: str | None = None) -> None:
+        batch.quarantine.append(
+            QuarantineRow(msg.source, msg.topic, msg.partition, msg.offset, msg.line, model,
+                          code, reason, msg.value or b"")
+        )
+
+    def _precheck(self, batch: DecodedBatch, msg: RawMessage) -> bool:
+        if msg.value is None:
+            self._quarantine(batch, msg, "empty", "message has no value (tombstone)")
+            return False
+        if len(msg.value) > self._limits.max_message_bytes:
+            self._quarantine(
+                batch, msg, "too_large",
+                f"message is {len(msg.value)} bytes; limit is {self._limits.max_message_bytes} "
+                "(ingest.max_message_bytes)",
+            )
+            return False
+        return True
+
+    def _check_common(self, batch: DecodedBatch, msg: RawMessage, event_id: str, model: str,
+                      ts: datetime | None) -> bool:
+        if len(event_id) > self._limits.max_id_length:
+            self._quarantine(batch, msg, "bad_id",
+                             f"event_id: {len(event_id)} characters; limit is "
+                             f"{self._limits.max_id_length} (ingest.max_id_length)", model)
+            return False
+        if model not in self._config.models:
+            known = ", ".join(sorted(self._config.models))
+            self._quarantine(batch, msg, "unknown_model",
+                             f"model: {model[:100]!r} is not configured (known: {known})")
+            return False
+        if ts is not None:
+            lo, hi = self._time_window()
+            if not lo <= ts <= hi:
+                self._quarantine(batch, msg, "bad_timestamp",
+                                 f"timestamp: {ts.isoformat()}Z is outside the accepted range "
+                                 f"{lo.isoformat()}Z .. {hi.isoformat()}Z "
+                                 "(ingest.max_future_skew_seconds / max_age_days)", model)
+                return False
+        return True
+
+    def decode_events(self, messages: Iterable[RawMessage],
+                      batch: DecodedBatch | None = None) -> DecodedBatch:
+        """Validate event messages into per-model column lists; quarantine the rest."""
+        batch = batch or DecodedBatch()
+        models = self._config.models
+        for msg in messages:
+            if not self._precheck(batch, msg):
+                continue
+            try:
+                event = Event.model_validate_json(msg.value)
+            except ValidationError as exc:
+                code, reason = _describe(exc)
+                self._quarantine(batch, msg, code, reason)
+                continue
+            except (RecursionError, ValueError) as exc:
+                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+                continue
+            ts = to_utc(event.timestamp)
+            if not self._check_common(batch, msg, event.event_id, event.model, ts):
+                continue
+            rows = batch.events.get(event.model)
+            if rows is None:
+                rows = batch.events[event.model] = ModelRows(models[event.model].features)
+            if event.event_id in rows.seen:
+                batch.duplicates_in_batch += 1
+                continue
+            rows.seen.add(event.event_id)
+            self._append_event(rows, event, ts, msg)
+        return batch
+
+    @staticmethod
+    def _append_event(rows: ModelRows, event: Event, ts: datetime, msg: RawMessage) -> None:
+        rows.event_id.append(event.event_id)
+        mv = event.model_version
+        rows.model_version.append(None if mv is None else str(mv))
+        rows.ts.append(ts)
+        pred = event.prediction
+        if isinstance(pred, bool):
+            rows.prediction.append(float(pred))
+            rows.prediction_class.append(str(pred).lower())
+        elif isinstance(pred, (int, float)):
+            rows.prediction.append(float(pred))
+            rows.prediction_class.append(None)
+        else:
+            rows.prediction.append(None)
+            rows.prediction_class.append(pred)
+        feats = event.features
+        issues = None
+        for name, kind in rows.features.items():
+            value = feats.get(name)
+            column = rows.values[name]
+            if value is None:
+                column.append(None)
+            elif kind == "numeric":
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    column.append(float(value))
+                elif isinstance(value, bool):
+                    column.append(float(value))
+                else:
+                    column.append(None)
+                    issues = issues or {}
+                    issues[name] = _value_type(value)
+            else:
+                if isinstance(value, str):
+                    column.append(value)
+                elif isinstance(value, bool):
+                    column.append(str(value).lower())
+                else:
+                    column.append(_format_category(value))
+        extras = None
+        if len(feats) > len(rows.features) or any(k not in rows.features for k in feats):
+            extras = {k: v for k, v in feats.items() if k not in rows.features}
+        rows.extras.append(json.dumps(extras) if extras else None)
+        rows.type_issues.append(json.dumps(issues) if issues else None)
+        rows.source.append(msg.source)
+        rows.topic.append(msg.topic)
+        rows.partition.append(msg.partition)
+        rows.offset.append(msg.offset)
+
+    def decode_labels(self, messages: Iterable[RawMessage],
+                      batch: DecodedBatch | None = None) -> DecodedBatch:
+        """Validate label messages; the last label for an id in a batch wins."""
+        batch = batch or DecodedBatch()
+        labels = batch.labels
+        for msg in messages:
+            if not self._precheck(batch, msg):
+                continue
+            try:
+                label = Label.model_validate_json(msg.value)
+            except ValidationError as exc:
+                code, reason = _describe(exc)
+                self._quarantine(batch, msg, code, reason)
+                continue
+            except (RecursionError, ValueError) as exc:
+                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+                continue
+            ts = None if label.timestamp is None else to_utc(label.timestamp)
+            if not self._check_common(batch, msg, label.event_id, label.model, None):
+                continue
+            value = label.label
+            labels.model.append(label.model)
+            labels.event_id.append(label.event_id)
+            if isinstance(value, str):
+                labels.label.append(None)
+                labels.label_class.append(value)
+            else:
+                labels.label.append(float(value))
+                labels.label_class.append(None)
+            labels.ts.append(ts)
+            labels.source.append(msg.source)
+        return batch
+
+
+def _format_category(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

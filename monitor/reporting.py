@@ -1,0 +1,107 @@
+"""Stored runs → HTML reports on disk (per run, plus the index), via `reports/`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from detectors.results import DriftResult
+from monitor import __version__
+from monitor.config import Config
+from monitor.store import Store
+from reports.lineage import RunLineage, RunSummary, TrendPoint
+from reports.render import render_index, render_run, write_report
+
+log = logging.getLogger("driftd.reporting")
+
+TREND_WINDOWS = 30
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return None if ts is None else ts.replace(tzinfo=UTC)
+
+
+def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
+    model_cfg = config.models.get(run["model"]) if config else None
+    rationale = dict(model_cfg.detection.rationale) if model_cfg else {}
+    if model_cfg and model_cfg.alert.rationale:
+        rationale.setdefault("alert", model_cfg.alert.rationale)
+    return RunLineage(
+        run_id=run["run_id"], model=run["model"],
+        model_versions=tuple(json.loads(run["model_versions"] or "[]")),
+        reference_version=str(run["reference_version"]),
+        reference_sha256=run["reference_sha256"] or "",
+        reference_rows=int(run["reference_rows"] or 0),
+        window_start=_aware(run["window_start"]), window_end=_aware(run["window_end"]),
+        rows=int(run["rows"]), config_fingerprint=run["config_fingerprint"],
+        status=run["status"], severity=run["severity"],
+        thresholds=json.loads(run["thresholds"] or "{}"), rationale=rationale,
+        driftd_version=__version__, started_at=_aware(run["started_at"]),
+        duration_seconds=float(run["duration_seconds"]),
+        generated_at=datetime.now(UTC), status_reason=run.get("error"),
+    )
+
+
+def trends_for(store: Store, model: str, until: datetime,
+               limit: int = TREND_WINDOWS) -> dict[tuple[str, str], list[TrendPoint]]:
+    """Each feature × method statistic over the model's last `limit` windows up to `until`."""
+    rows = store.con.execute(
+        """WITH recent AS (
+             SELECT run_id, window_end FROM runs
+             WHERE model = ? AND superseded_by IS NULL AND status IN ('ok', 'drift')
+               AND window_end <= ? ORDER BY window_end DESC LIMIT ?)
+           SELECT f.feature, f.method, r.window_end, f.statistic, f.p_value, f.threshold,
+                  f.drifted, f.status
+           FROM recent r JOIN findings f USING (run_id) ORDER BY r.window_end""",
+        [model, until, limit],
+    ).fetchall()
+    out: dict[tuple[str, str], list[TrendPoint]] = defaultdict(list)
+    for feature, method, end, stat, p_value, threshold, drifted, status in rows:
+        value = p_value if p_value is not None and method in ("ks", "chisquare") else stat
+        out[(feature, method)].append(
+            TrendPoint(window_end=_aware(end), statistic=value if status != "error" else None,
+                       threshold=threshold, drifted=bool(drifted)))
+    return dict(out)
+
+
+class ReportWriter:
+    """Writes `<run_id>.html` and refreshes `index.html` in the reports directory."""
+
+    def __init__(self, config: Config, store: Store, directory: Path):
+        self._config = config
+        self._store = store
+        self.directory = directory
+
+    def write_run(self, run_id: str | None = None, out: Path | None = None) -> Path | None:
+        run = self._store.run(run_id)
+        if run is None:
+            return None
+        result = DriftResult.from_dict(json.loads(run["result"])) if run["result"] else None
+        if result is None:
+            return None
+        html = render_run(lineage_of(run, self._config), result,
+                          trends=trends_for(self._store, run["model"], run["window_end"]))
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(html, encoding="utf-8")
+            return out
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return write_report(self.directory, f"{run['run_id']}.html", html)
+
+    def write_index(self) -> Path:
+        runs = [
+            RunSummary(run_id=r["run_id"], model=r["model"],
+                       window_start=_aware(r["window_start"]),
+                       window_end=_aware(r["window_end"]), rows=int(r["rows"]),
+                       status=r["status"], drift=bool(r["drift"]),
+                       share_drifted=float(r["share_drifted"] or 0.0), severity=r["severity"],
+                       started_at=_aware(r["started_at"]))
+            for r in self._store.runs(limit=500)
+            if r["status"] in ("ok", "drift")
+        ]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return write_report(self.directory, "index.html", render_index(runs))

@@ -1,0 +1,485 @@
+"""The DuckDB store: event log, labels, quarantine, references, runs and findings.
+
+One `Store` per process. Each thread gets its own cursor (DuckDB connections are not
+thread-safe; cursors of one database are). A batch of rows, its quarantine rows and its
+Kafka offsets are written in one transaction, so offsets never get ahead of the data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from monitor.decode import DecodedBatch, ModelRows
+from monitor.sql import events_table, feature_column, ident
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS quarantine_seq;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id BIGINT PRIMARY KEY DEFAULT nextval('quarantine_seq'),
+    received_at TIMESTAMP NOT NULL,
+    source VARCHAR NOT NULL,
+    topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
+    model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    raw BLOB
+);
+CREATE TABLE IF NOT EXISTS labels (
+    model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
+    label DOUBLE, label_class VARCHAR, ts TIMESTAMP,
+    received_at TIMESTAMP NOT NULL, updates INTEGER NOT NULL DEFAULT 1, source VARCHAR,
+    PRIMARY KEY (model, event_id)
+);
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+    group_id VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (group_id, topic, "partition")
+);
+CREATE TABLE IF NOT EXISTS "references" (
+    model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
+    path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
+    registered_at TIMESTAMP NOT NULL, profile BLOB,
+    PRIMARY KEY (model, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, status VARCHAR NOT NULL,
+    drift BOOLEAN NOT NULL, severity VARCHAR, share_drifted DOUBLE,
+    window_start TIMESTAMP NOT NULL, window_end TIMESTAMP NOT NULL, rows BIGINT NOT NULL,
+    model_versions VARCHAR NOT NULL, reference_version INTEGER, reference_sha256 VARCHAR,
+    reference_rows BIGINT, config_fingerprint VARCHAR NOT NULL, thresholds VARCHAR NOT NULL,
+    trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
+    error VARCHAR, result VARCHAR, superseded_by VARCHAR
+);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
+    statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
+    status VARCHAR NOT NULL, reason VARCHAR
+);
+"""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: dict[str, int]  # model -> new rows
+    duplicates: int  # events already stored or repeated in the batch (replays, redeliveries)
+    labels: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    model: str
+    version: int
+    sha256: str
+    path: str
+    rows: int
+    schema: dict[str, str]
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
+class Window:
+    """A model's window as loaded from the log: one column per feature, prediction, label."""
+
+    frame: pl.DataFrame
+    model_versions: tuple[str, ...]
+    observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+
+
+def _utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """Owns the DuckDB file. Safe to share between threads (cursor per thread)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False):
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path), read_only=read_only)
+        self._local = threading.local()
+        self._ddl_lock = threading.Lock()
+        self._known_tables: dict[str, frozenset[str]] = {}
+        if not read_only:
+            self._con.execute(SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._con.cursor()
+        return cur
+
+    @contextmanager
+    def transaction(self):
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    # --- event log -------------------------------------------------------------------------
+
+    def ensure_model_table(self, model: str, features: Mapping[str, str]) -> None:
+        """Create the model's event table, adding columns for newly configured features."""
+        key = frozenset(features.items())
+        if self._known_tables.get(model) == key:
+            return
+        with self._ddl_lock:
+            table = events_table(model)
+            con = self.con
+            con.execute(
+                f"""CREATE TABLE IF NOT EXISTS {table} (
+                    event_id VARCHAR PRIMARY KEY, model_version VARCHAR, ts TIMESTAMP NOT NULL,
+                    prediction DOUBLE, prediction_class VARCHAR, extras VARCHAR,
+                    type_issues VARCHAR, source VARCHAR, topic VARCHAR, "partition" INTEGER,
+                    "offset" BIGINT, ingested_at TIMESTAMP NOT NULL)"""
+            )
+            existing = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                    [f"events:{model}"],
+                ).fetchall()
+            }
+            for name, kind in features.items():
+                if f"f:{name}" not in existing:
+                    sql_type = "DOUBLE" if kind == "numeric" else "VARCHAR"
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {feature_column(name)} {sql_type}")
+            self._known_tables[model] = key
+
+    @staticmethod
+    def _arrow(rows: ModelRows, now: datetime) -> pa.Table:
+        n = len(rows)
+        columns: dict[str, pa.Array] = {
+            "event_id": pa.array(rows.event_id, pa.string()),
+            "model_version": pa.array(rows.model_version, pa.string()),
+            "ts": pa.array(rows.ts, pa.timestamp("us")),
+            "prediction": pa.array(rows.prediction, pa.float64()),
+            "prediction_class": pa.array(rows.prediction_class, pa.string()),
+            "extras": pa.array(rows.extras, pa.string()),
+            "type_issues": pa.array(rows.type_issues, pa.string()),
+            "source": pa.array(rows.source, pa.string()),
+            "topic": pa.array(rows.topic, pa.string()),
+            "partition": pa.array(rows.partition, pa.int32()),
+            "offset": pa.array(rows.offset, pa.int64()),
+            "ingested_at": pa.array([now] * n, pa.timestamp("us")),
+        }
+        for i, (name, kind) in enumerate(rows.features.items()):
+            typ = pa.float64() if kind == "numeric" else pa.string()
+            columns[f"__f{i}"] = pa.array(rows.values[name], typ)
+        return pa.table(columns)
+
+    def write_batch(
+        self,
+        batch: DecodedBatch,
+        *,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        group_id: str | None = None,
+    ) -> WriteResult:
+        """Append a decoded batch, its quarantine rows and offsets in one transaction.
+
+        Events already stored (same model and event_id) are skipped, so replays and
+        redeliveries are stored once. Returns how many rows were new.
+        """
+        now = _utcnow()
+        for model, rows in batch.events.items():
+            self.ensure_model_table(model, rows.features)
+        inserted: dict[str, int] = {}
+        duplicates = batch.duplicates_in_batch
+        with self.transaction() as con:
+            for model, rows in batch.events.items():
+                if not len(rows):
+                    continue
+                table = self._arrow(rows, now)
+                con.register("__batch", table)
+                try:
+                    feature_cols = ", ".join(feature_column(n) for n in rows.features)
+                    feature_src = ", ".join(f"__f{i}" for i in range(len(rows.features)))
+                    cur = con.execute(
+                        f"""INSERT INTO {events_table(model)}
+                        (event_id, model_version, ts, prediction, prediction_class, extras,
+                         type_issues, source, topic, "partition", "offset", ingested_at,
+                         {feature_cols})
+                        SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+                         type_issues, source, topic, "partition", "offset", ingested_at,
+                         {feature_src}
+                        FROM __batch ON CONFLICT DO NOTHING"""
+                    )
+                    new = cur.fetchone()[0]
+                finally:
+                    con.unregister("__batch")
+                inserted[model] = new
+                duplicates += len(rows) - new
+            labels = batch.labels
+            if len(labels):
+                self._write_labels(con, labels, now)
+            if batch.quarantine:
+                con.executemany(
+                    """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
+                       line, model, reason_code, reason, raw) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                    [
+                        (now, q.source, q.topic, q.partition, q.offset, q.line, q.model,
+                         q.reason_code, q.reason, q.raw)
+                        for q in batch.quarantine
+                    ],
+                )
+            if offsets and group_id is not None:
+                con.executemany(
+                    """INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset,
+                       excluded.next_offset), updated_at = excluded.updated_at""",
+                    [(group_id, t, p, o, now) for (t, p), o in offsets.items()],
+                )
+        return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine))
+
+    @staticmethod
+    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime) -> None:
+        # last write wins within the batch too: keep the final occurrence of each id
+        last: dict[tuple[str, str], int] = {}
+        for i, key in enumerate(zip(labels.model, labels.event_id, strict=True)):
+            last[key] = i
+        idx = sorted(last.values())
+        table = pa.table(
+            {
+                "model": pa.array([labels.model[i] for i in idx], pa.string()),
+                "event_id": pa.array([labels.event_id[i] for i in idx], pa.string()),
+                "label": pa.array([labels.label[i] for i in idx], pa.float64()),
+                "label_class": pa.array([labels.label_class[i] for i in idx], pa.string()),
+                "ts": pa.array([labels.ts[i] for i in idx], pa.timestamp("us")),
+                "source": pa.array([labels.source[i] for i in idx], pa.string()),
+            }
+        )
+        con.register("__labels", table)
+        try:
+            con.execute(
+                """INSERT INTO labels (model, event_id, label, label_class, ts, received_at,
+                   updates, source)
+                   SELECT model, event_id, label, label_class, ts, ?, 1, source FROM __labels
+                   ON CONFLICT DO UPDATE SET label = excluded.label,
+                     label_class = excluded.label_class, ts = excluded.ts,
+                     received_at = excluded.received_at, updates = labels.updates + 1,
+                     source = excluded.source""",
+                [now],
+            )
+        finally:
+            con.unregister("__labels")
+
+    def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        rows = self.con.execute(
+            'SELECT topic, "partition", next_offset FROM kafka_offsets WHERE group_id = ?',
+            [group_id],
+        ).fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    def event_count(self, model: str) -> int:
+        if not self.has_model_table(model):
+            return 0
+        return self.con.execute(f"SELECT count(*) FROM {events_table(model)}").fetchone()[0]
+
+    def has_model_table(self, model: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [f"events:{model}"],
+            ).fetchone()[0]
+        )
+
+    def load_window(
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+    ) -> Window:
+        """Events with start <= ts < end joined with their labels, as typed columns."""
+        self.ensure_model_table(model, features)
+        table = events_table(model)
+        cols = ", ".join(f"e.{feature_column(n)} AS {ident(n)}" for n in features)
+        frame = self.con.execute(
+            f"""SELECT {cols}, coalesce(e.prediction_class, CAST(e.prediction AS VARCHAR))
+                   AS __pred_any, e.prediction AS prediction, e.prediction_class,
+                   l.label AS label, l.label_class
+                FROM {table} e LEFT JOIN labels l ON l.model = ? AND l.event_id = e.event_id
+                WHERE e.ts >= ? AND e.ts < ?""",
+            [model, start, end],
+        ).pl()
+        # a model emits either numeric scores or class strings
+        if frame.height and frame["prediction"].null_count() == frame.height:
+            frame = frame.with_columns(pl.col("prediction_class").alias("prediction"))
+        if frame.height and frame["label"].null_count() == frame.height:
+            if frame["label_class"].null_count() < frame.height:
+                frame = frame.with_columns(pl.col("label_class").alias("label"))
+        frame = frame.drop("__pred_any", "prediction_class", "label_class")
+        versions = tuple(
+            r[0]
+            for r in self.con.execute(
+                f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
+                    WHERE ts >= ? AND ts < ? ORDER BY 1""",
+                [start, end],
+            ).fetchall()
+        )
+        return Window(frame, versions, self._observed_types(model, features, start, end))
+
+    def _observed_types(
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[str, str]:
+        table = events_table(model)
+        types: dict[str, str] = {}
+        for name, kind in features.items():
+            types[name] = "number" if kind == "numeric" else "string"
+        rows = self.con.execute(
+            f"""SELECT DISTINCT k, v FROM (
+                  SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
+                  WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
+                  UNION ALL
+                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
+                    SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
+                    WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
+            [start, end, start, end],
+        ).fetchall()
+        for key, value in rows:
+            if value is None:
+                types.setdefault(key, "unexpected")
+            else:
+                types[key] = value
+        return types
+
+    def time_bounds(self, model: str) -> tuple[datetime | None, datetime | None]:
+        if not self.has_model_table(model):
+            return None, None
+        return self.con.execute(f"SELECT min(ts), max(ts) FROM {events_table(model)}").fetchone()
+
+    # --- quarantine ------------------------------------------------------------------------
+
+    def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+        cur = self.con.execute(
+            """SELECT id, received_at, source, topic, "partition", "offset", line, model,
+                      reason_code, reason, raw FROM quarantine ORDER BY id DESC LIMIT ?""",
+            [limit],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def quarantine_counts(self) -> list[tuple[str | None, str, int]]:
+        return self.con.execute(
+            "SELECT model, reason_code, count(*) FROM quarantine GROUP BY ALL"
+        ).fetchall()
+
+    # --- references ------------------------------------------------------------------------
+
+    def add_reference(
+        self, model: str, sha256: str, path: str, rows: int, schema: Mapping[str, str],
+        profile: bytes,
+    ) -> tuple[ReferenceRecord, bool]:
+        """Register a reference version; an unchanged file (same sha256) is not a new version."""
+        with self.transaction() as con:
+            current = con.execute(
+                """SELECT version, sha256 FROM "references" WHERE model = ?
+                   ORDER BY version DESC LIMIT 1""",
+                [model],
+            ).fetchone()
+            if current and current[1] == sha256:
+                return self.reference(model, current[0]), False
+            version = (current[0] + 1) if current else 1
+            con.execute(
+                'INSERT INTO "references" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                [model, version, sha256, path, rows, json.dumps(dict(schema)), _utcnow(),
+                 profile],
+            )
+        return self.reference(model, version), True
+
+    def reference(self, model: str, version: int | None = None) -> ReferenceRecord | None:
+        sql = ('SELECT model, version, sha256, path, rows, schema, registered_at '
+               'FROM "references" WHERE model = ?')
+        params: list[Any] = [model]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        row = self.con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        return ReferenceRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+    def reference_profile(self, model: str, version: int) -> bytes:
+        return self.con.execute(
+            'SELECT profile FROM "references" WHERE model = ? AND version = ?', [model, version]
+        ).fetchone()[0]
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def save_run(self, run: Mapping[str, Any], findings: Iterable[Sequence[Any]],
+                 *, replaces: Sequence[str] = ()) -> None:
+        """Store a run and its findings; runs it replaces point to it via superseded_by."""
+        cols = list(run)
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [run[c] for c in cols],
+            )
+            rows = [(run["run_id"], *f) for f in findings]
+            if rows:
+                con.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            for old in replaces:
+                con.execute("UPDATE runs SET superseded_by = ? WHERE run_id = ?",
+                            [run["run_id"], old])
+
+    def runs(self, model: str | None = None, *, limit: int = 200,
+             include_superseded: bool = False) -> list[dict[str, Any]]:
+        where, params = [], []
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if not include_superseded:
+            where.append("superseded_by IS NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        cur = self.con.execute(
+            f"""SELECT * EXCLUDE (result) FROM runs {clause}
+                ORDER BY started_at DESC, window_end DESC LIMIT ?""",
+            [*params, limit],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def run(self, run_id: str | None = None) -> dict[str, Any] | None:
+        if run_id is None:
+            cur = self.con.execute(
+                "SELECT * FROM runs WHERE superseded_by IS NULL ORDER BY started_at DESC LIMIT 1")
+        else:
+            cur = self.con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def latest_findings(self) -> list[tuple]:
+        """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
+        return self.con.execute(
+            """WITH latest AS (
+                 SELECT model, arg_max(run_id, started_at) AS run_id FROM runs
+                 WHERE status IN ('ok', 'drift') AND superseded_by IS NULL GROUP BY model)
+               SELECT l.model, f.feature, f.method, f.statistic, f.drifted
+               FROM latest l JOIN findings f USING (run_id)"""
+        ).fetchall()
+
+    def last_runs(self) -> list[tuple[str, datetime, datetime]]:
+        return self.con.execute(
+            """SELECT model, max(started_at + to_microseconds(
+                 CAST(duration_seconds * 1e6 AS BIGINT))), max(window_end)
+               FROM runs GROUP BY model"""
+        ).fetchall()
+

@@ -1,0 +1,107 @@
+"""YAML loading that remembers where each value came from, and `${ENV}` interpolation.
+
+Errors in driftd's config name the path *and* the line, so the loader keeps a map from
+each key path to its line in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class SourceMap:
+    """Line numbers (1-based) of each key path in a YAML document."""
+
+    file: str
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+class YamlError(ValueError):
+    """The file is not YAML or not a mapping at the top."""
+
+
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _walk(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text, returning the data and a key-path → line map."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{file}: not valid YAML: {exc}") from exc
+    source = SourceMap(file)
+    if node is not None:
+        _walk(node, (), source.lines)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise YamlError(f"{file}: the top level must be a mapping of sections (store:, models:, ...)")
+    return data, source
+
+
+@dataclass(frozen=True)
+class EnvError:
+    path: Path
+    variable: str
+
+
+def interpolate_env(
+    data: Any, env: Mapping[str, str] | None = None, path: Path = ()
+) -> tuple[Any, list[EnvError]]:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; collect unset variables by path."""
+    env = os.environ if env is None else env
+    errors: list[EnvError] = []
+    if isinstance(data, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(EnvError(path, name))
+            return ""
+
+        return _ENV.sub(repl, data), errors
+    if isinstance(data, Mapping):
+        out = {}
+        for key, value in data.items():
+            out[key], errs = interpolate_env(value, env, (*path, str(key)))
+            errors.extend(errs)
+        return out, errors
+    if isinstance(data, list):
+        items = []
+        for i, value in enumerate(data):
+            item, errs = interpolate_env(value, env, (*path, i))
+            items.append(item)
+            errors.extend(errs)
+        return items, errors
+    return data, errors

@@ -1,0 +1,482 @@
+"""Chart geometry as data: coordinates, sizes and text labels, never markup.
+
+Each builder turns result values into a frozen layout (pixel coordinates rounded to 0.01, text
+already formatted). The templates in `reports/templates/charts.html.j2` draw them as inline SVG,
+so every label passes through jinja2's autoescaping like any other user-controlled text.
+
+The number/time formatters live here too because chart tooltips and the report tables must
+print the same value the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from detectors.results import Distribution, ReliabilityBin
+from reports.lineage import TrendPoint
+
+MAX_BARS = 30  # categorical charts fold the smallest categories into one "other" bar
+MAX_TREND_POINTS = 60  # sparklines keep the most recent windows
+LABEL_CHARS = 16  # axis labels longer than this are shortened; the full text is in the tooltip
+P_FLOOR = 1e-300  # p-values are drawn as -log10(p); 0 is clipped to this
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+
+def format_number(value: float | int | None) -> str:
+    """Four significant digits; scientific notation for very small or large magnitudes."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if 1e-3 <= magnitude < 1e6:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def format_percent(value: float | None, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage; tiny non-zero shares stay visibly non-zero."""
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "NaN"
+    pct = value * 100
+    if 0 < abs(pct) < 10 ** (-digits):
+        return f"<{10 ** (-digits):.{digits}f}%"
+    return f"{pct:.{digits}f}%"
+
+
+def format_change(value: float | None) -> str:
+    """A difference of two shares, in signed percentage points."""
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value * 100:+.2f} pp"
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware datetimes converted to UTC; naive ones taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _r(value: float) -> float:
+    return round(value, 2)
+
+
+def _finite(value: float | None) -> float:
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return float(value)
+
+
+def _shorten(text: str, limit: int = LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _nice_step(span: float, max_ticks: int = 5) -> float:
+    """A 1/2/2.5/5 × 10^k step giving at most `max_ticks` intervals over `span`."""
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / max_ticks
+    base = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 2.5, 5, 10):
+        if base * mult >= raw:
+            return base * mult
+    return base * 10
+
+
+# ---------------------------------------------------------------------------------------------
+# distribution bar chart
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    position: float  # pixel coordinate along the axis
+    label: str
+
+
+@dataclass(frozen=True)
+class BarGroup:
+    """One bin or category: a reference bar and a current bar side by side."""
+
+    label: str  # full label (tooltip, tables)
+    short_label: str  # axis label
+    label_x: float
+    label_y: float
+    reference_bar: Rect
+    current_bar: Rect
+    reference: float
+    current: float
+    reference_text: str
+    current_text: str
+    unseen: bool  # categorical: absent from the reference
+    folded: int  # >0: an "other" bar standing for this many categories
+    marker_y: float  # where the "new" marker sits above an unseen bar
+
+
+@dataclass(frozen=True)
+class BarChart:
+    feature: str
+    kind: str
+    width: float
+    height: float
+    left: float
+    top: float
+    right: float
+    bottom: float  # y of the x axis
+    groups: tuple[BarGroup, ...]
+    y_ticks: tuple[Tick, ...]
+    rotate_labels: bool
+    folded_categories: int  # categories folded into the "other" bar
+    folded_unseen: int  # of which unseen in the reference
+    unseen_count: int  # unseen categories drawn individually
+    has_reference: bool
+    has_current: bool
+
+    @property
+    def empty(self) -> bool:
+        return not self.groups or not (self.has_reference or self.has_current)
+
+
+def _fold_categories(
+    labels: list[str], ref: list[float], cur: list[float], unseen: list[bool]
+) -> tuple[list[str], list[float], list[float], list[bool], list[int], int, int]:
+    """Keep the MAX_BARS-1 largest categories in their order; sum the rest into one bar."""
+    folded = [0] * len(labels)
+    if len(labels) <= MAX_BARS:
+        return labels, ref, cur, unseen, folded, 0, 0
+    order = sorted(range(len(labels)), key=lambda i: max(ref[i], cur[i]), reverse=True)
+    keep = sorted(order[: MAX_BARS - 1])
+    rest = order[MAX_BARS - 1 :]
+    n_rest = len(rest)
+    n_rest_unseen = sum(1 for i in rest if unseen[i])
+    return (
+        [labels[i] for i in keep] + [f"other ({n_rest} categories)"],
+        [ref[i] for i in keep] + [sum(ref[i] for i in rest)],
+        [cur[i] for i in keep] + [sum(cur[i] for i in rest)],
+        [unseen[i] for i in keep] + [False],
+        [0] * len(keep) + [n_rest],
+        n_rest,
+        n_rest_unseen,
+    )
+
+
+def bar_chart(dist: Distribution, *, width: float = 520, height: float = 230) -> BarChart:
+    """Reference vs current proportions per bin (numeric) or category (categorical)."""
+    n = len(dist.labels)
+    labels = [str(label) for label in dist.labels]
+    has_ref = len(dist.reference) > 0
+    has_cur = len(dist.current) > 0
+    ref = [_finite(dist.reference[i]) if i < len(dist.reference) else 0.0 for i in range(n)]
+    cur = [_finite(dist.current[i]) if i < len(dist.current) else 0.0 for i in range(n)]
+    unseen = [bool(dist.unseen[i]) if i < len(dist.unseen) else False for i in range(n)]
+    ref_raw = [dist.reference[i] if i < len(dist.reference) else None for i in range(n)]
+    cur_raw = [dist.current[i] if i < len(dist.current) else None for i in range(n)]
+
+    folded = [0] * n
+    n_folded = n_folded_unseen = 0
+    if dist.kind != "numeric":
+        labels, ref, cur, unseen, folded, n_folded, n_folded_unseen = _fold_categories(
+            labels, ref, cur, unseen
+        )
+        ref_raw, cur_raw = list(ref), list(cur)
+        n = len(labels)
+
+    left, right, top = 46.0, width - 8.0, 16.0
+    group_w = (right - left) / max(n, 1)
+    rotate = n > 0 and max(len(_shorten(label)) for label in labels) * 6.0 > group_w - 4
+    bottom = height - (62.0 if rotate else 22.0)
+    plot_h = bottom - top
+
+    peak = max(ref + cur + [0.0])
+    step = _nice_step(peak if peak > 0 else 1.0, 4)
+    y_max = max(step, math.ceil(peak / step - 1e-9) * step)
+    ticks = []
+    k = 0
+    while k * step <= y_max + 1e-12:
+        value = k * step
+        ticks.append(
+            Tick(
+                position=_r(bottom - value / y_max * plot_h),
+                label=format_percent(value, 0 if step >= 0.01 else 1),
+            )
+        )
+        k += 1
+
+    bar_w = min(group_w * 0.38, 30.0)
+    groups = []
+    for i in range(n):
+        center = left + group_w * (i + 0.5)
+
+        def bar(value: float, x: float) -> Rect:
+            h = value / y_max * plot_h if y_max > 0 else 0.0
+            if value > 0:
+                h = max(h, 1.0)  # a non-zero share never disappears
+            return Rect(x=_r(x), y=_r(bottom - h), width=_r(bar_w), height=_r(h))
+
+        ref_bar = bar(ref[i], center - bar_w - 0.5)
+        cur_bar = bar(cur[i], center + 0.5)
+        groups.append(
+            BarGroup(
+                label=labels[i],
+                short_label=_shorten(labels[i]),
+                label_x=_r(center),
+                label_y=_r(bottom + 12),
+                reference_bar=ref_bar,
+                current_bar=cur_bar,
+                reference=ref[i],
+                current=cur[i],
+                reference_text=format_percent(ref_raw[i], 2) if has_ref else "no data",
+                current_text=format_percent(cur_raw[i], 2) if has_cur else "no data",
+                unseen=unseen[i],
+                folded=folded[i],
+                marker_y=_r(max(cur_bar.y - 4, top - 2)),
+            )
+        )
+    return BarChart(
+        feature=dist.feature,
+        kind=dist.kind,
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        right=right,
+        bottom=_r(bottom),
+        groups=tuple(groups),
+        y_ticks=tuple(ticks),
+        rotate_labels=rotate,
+        folded_categories=n_folded,
+        folded_unseen=n_folded_unseen,
+        unseen_count=sum(1 for u in unseen if u),
+        has_reference=has_ref,
+        has_current=has_cur,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sparkline of one feature × method over past windows
+
+
+@dataclass(frozen=True)
+class SparkPoint:
+    x: float
+    y: float
+    drifted: bool
+    title: str
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    feature: str
+    method: str
+    width: float
+    height: float
+    segments: tuple[tuple[SparkPoint, ...], ...]  # polylines, broken where a window has no value
+    points: tuple[SparkPoint, ...]  # every window with a value (drifted ones are marked)
+    missing: int  # windows without a value
+    threshold_y: float
+    threshold_text: str
+    scale: str  # "statistic" or "-log10 p"
+    last_text: str
+    windows: int
+    drifted_windows: int
+
+
+def sparkline(
+    feature: str,
+    method: str,
+    points: Sequence[TrendPoint],
+    *,
+    direction: str = "above",
+    width: float = 200,
+    height: float = 44,
+) -> Sparkline | None:
+    """The statistic over past windows with its threshold line; None when there is no history.
+
+    For methods that decide on a p-value ("below"), values are drawn as -log10(p) so that, for
+    every method, drift is *above* the threshold line.
+    """
+    ordered = sorted(points, key=lambda p: as_utc(p.window_end))[-MAX_TREND_POINTS:]
+    if not ordered:
+        return None
+    below = direction == "below"
+
+    def scaled(value: float) -> float:
+        if below:
+            return -math.log10(min(max(value, P_FLOOR), 1.0))
+        return value
+
+    values = [
+        scaled(p.statistic) if p.statistic is not None and math.isfinite(p.statistic) else None
+        for p in ordered
+    ]
+    threshold = ordered[-1].threshold
+    thr = scaled(threshold) if math.isfinite(threshold) else 0.0
+    known = [v for v in values if v is not None]
+    lo = min(known + [thr, 0.0])
+    hi = max(known + [thr])
+    if hi - lo <= 0:
+        hi = lo + 1.0
+    pad = 4.0
+    n = len(ordered)
+
+    def x_at(i: int) -> float:
+        if n == 1:
+            return width / 2
+        return pad + i * (width - 2 * pad) / (n - 1)
+
+    def y_at(v: float) -> float:
+        return height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
+
+    segments: list[tuple[SparkPoint, ...]] = []
+    current: list[SparkPoint] = []
+    drawn: list[SparkPoint] = []
+    for i, (p, v) in enumerate(zip(ordered, values, strict=True)):
+        if v is None:
+            if current:
+                segments.append(tuple(current))
+                current = []
+            continue
+        label = "p" if below else "statistic"
+        title = (
+            f"{format_datetime(p.window_end)}: {label} {format_number(p.statistic)}"
+            f"{' — drift' if p.drifted else ''}"
+        )
+        sp = SparkPoint(x=_r(x_at(i)), y=_r(y_at(v)), drifted=p.drifted, title=title)
+        current.append(sp)
+        drawn.append(sp)
+    if current:
+        segments.append(tuple(current))
+    last = ordered[-1]
+    return Sparkline(
+        feature=feature,
+        method=method,
+        width=width,
+        height=height,
+        segments=tuple(segments),
+        points=tuple(drawn),
+        missing=sum(1 for v in values if v is None),
+        threshold_y=_r(y_at(thr)),
+        threshold_text=f"threshold {format_number(threshold)}",
+        scale="-log10 p" if below else "statistic",
+        last_text=format_number(last.statistic),
+        windows=n,
+        drifted_windows=sum(1 for p in ordered if p.drifted),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# reliability diagram
+
+
+@dataclass(frozen=True)
+class ReliabilityPoint:
+    x: float
+    y: float
+    radius: float
+    title: str
+
+
+@dataclass(frozen=True)
+class ReliabilitySeries:
+    name: str  # "reference" | "current"
+    points: tuple[ReliabilityPoint, ...]
+
+
+@dataclass(frozen=True)
+class ReliabilityDiagram:
+    width: float
+    height: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    series: tuple[ReliabilitySeries, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.points for s in self.series)
+
+
+def reliability_diagram(
+    bins_reference: Sequence[ReliabilityBin],
+    bins_current: Sequence[ReliabilityBin],
+    *,
+    size: float = 300,
+) -> ReliabilityDiagram:
+    """Observed positive rate against mean predicted probability, per probability bin."""
+    left, top, right, bottom = 44.0, 12.0, size - 12.0, size - 36.0
+    plot_w, plot_h = right - left, bottom - top
+
+    def px(p: float) -> float:
+        return left + min(max(p, 0.0), 1.0) * plot_w
+
+    def py(p: float) -> float:
+        return bottom - min(max(p, 0.0), 1.0) * plot_h
+
+    counts = [b.count for b in (*bins_reference, *bins_current) if b.count > 0]
+    peak = max(counts) if counts else 1
+    series = []
+    for name, bins in (("reference", bins_reference), ("current", bins_current)):
+        pts = []
+        for b in bins:
+            if b.count <= 0 or b.mean_probability is None or b.observed_rate is None:
+                continue
+            if not (math.isfinite(b.mean_probability) and math.isfinite(b.observed_rate)):
+                continue
+            pts.append(
+                ReliabilityPoint(
+                    x=_r(px(b.mean_probability)),
+                    y=_r(py(b.observed_rate)),
+                    radius=_r(2.5 + 3.0 * math.sqrt(b.count / peak)),
+                    title=(
+                        f"{name} [{format_number(b.lower)}, {format_number(b.upper)}): "
+                        f"n={b.count:,}, mean p={format_number(b.mean_probability)}, "
+                        f"observed={format_number(b.observed_rate)}"
+                    ),
+                )
+            )
+        series.append(ReliabilitySeries(name=name, points=tuple(pts)))
+    values = [i / 5 for i in range(6)]
+    return ReliabilityDiagram(
+        width=size,
+        height=size,
+        left=left,
+        top=top,
+        right=right,
+        bottom=bottom,
+        x_ticks=tuple(Tick(position=_r(px(v)), label=f"{v:.1f}") for v in values),
+        y_ticks=tuple(Tick(position=_r(py(v)), label=f"{v:.1f}") for v in values),
+        series=tuple(series),
+    )

@@ -1,0 +1,458 @@
+"""Render drift results as self-contained HTML files an auditor can keep.
+
+Python prepares plain values (rows, chart geometry from `reports.charts`, formatted numbers);
+the jinja2 templates in `reports/templates/` turn them into markup. Every template is
+autoescaped: feature names, category values, model names and reasons are user-controlled.
+
+A report has no external resources: inline CSS, inline SVG, and one small inline script (table
+sorting, opening folded sections before printing) that the page does not need. A
+Content-Security-Policy meta tag forbids every network fetch and allows only that script, by hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from detectors.results import DriftResult, FeatureResult
+from reports import charts
+from reports.charts import (
+    BarChart,
+    ReliabilityDiagram,
+    Sparkline,
+    as_utc,
+    format_change,
+    format_datetime,
+    format_number,
+    format_percent,
+)
+from reports.lineage import RunLineage, RunSummary, TrendPoint, validate_report_name
+
+TrendMap = Mapping[tuple[str, str], Sequence[TrendPoint]]
+
+_TEMPLATES = Path(__file__).parent / "templates"
+_SCRIPT_TEMPLATE = "sort_script.html.j2"
+
+
+# ---------------------------------------------------------------------------------------------
+# jinja2 environment
+
+
+def _number_value(value: Any) -> str:
+    """Exact value for `data-v` (sorting) and `title` (hover): repr of the float, or empty."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, int | float):
+        return repr(value)
+    return str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02.0f} s"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=format_number,
+        pct=format_percent,
+        pp=format_change,
+        dt=format_datetime,
+        exact=_number_value,
+        duration=_duration,
+        urlpart=lambda s: quote(str(s), safe=""),
+    )
+    return env
+
+
+@cache
+def _script_hash() -> str:
+    """CSP hash of the inline script, computed from the same template the pages include."""
+    body = _environment().get_template(_SCRIPT_TEMPLATE).render()
+    digest = hashlib.sha256(body.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(script_hash=_script_hash(), **context)
+
+
+# ---------------------------------------------------------------------------------------------
+# view model: plain values the templates draw
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """One feature × method row of the findings table."""
+
+    result: FeatureResult
+    anchor: str  # id of the feature's detail card ("" when it has none)
+    decision: str  # "drift" | "no drift" | "error" | "skipped"
+    rule: str  # "statistic above" | "p below" | "adjusted p below"
+    compared: float | None  # the value the rule compared with the threshold
+
+
+@dataclass(frozen=True)
+class FeatureCard:
+    name: str
+    kind: str
+    anchor: str
+    rows: tuple[FindingRow, ...]
+    drifted: bool
+    errored: bool
+    chart: BarChart | None
+    quality: Any  # ColumnQuality | None
+    sparklines: tuple[Sparkline, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "ok" | "drift" | "error" | "skipped"
+    headline: str
+    status_reason: str | None
+    severity: str | None
+    share_drifted: float
+    features_total: int
+    features_drifted: tuple[str, ...]
+    tests_total: int
+    tests_drifted: int
+    tests_errored: int
+    rows_reference: int
+    rows_current: int
+    window_start: datetime | None
+    window_end: datetime | None
+    schema_drifted: bool
+    calibration_drifted: bool
+    performance_degraded: tuple[str, ...]
+    prediction_drifted: bool
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    key: str
+    value: Any
+    value_text: str
+    rationale: str | None
+
+
+_HEADLINES = {
+    "drift": "Drift detected",
+    "ok": "No drift detected",
+    "error": "Run failed",
+    "skipped": "Run skipped — window not scored",
+}
+
+
+def _decision(f: FeatureResult) -> str:
+    if f.status == "error":
+        return "error"
+    if f.status == "skipped":
+        return "skipped"
+    return "drift" if f.drifted else "no drift"
+
+
+def _finding_row(f: FeatureResult, anchor: str) -> FindingRow:
+    if f.direction == "below":
+        if f.adjusted_p_value is not None:
+            rule, compared = "adjusted p below", f.adjusted_p_value
+        else:
+            rule, compared = "p below", f.p_value
+    else:
+        rule, compared = "statistic above", f.statistic
+    return FindingRow(result=f, anchor=anchor, decision=_decision(f), rule=rule, compared=compared)
+
+
+def _ordered_unique(names: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _sparklines(rows: Sequence[FeatureResult], trends: TrendMap | None) -> tuple[Sparkline, ...]:
+    if not trends:
+        return ()
+    lines = []
+    for f in rows:
+        points = trends.get((f.feature, f.method))
+        if points:
+            line = charts.sparkline(f.feature, f.method, points, direction=f.direction)
+            if line is not None:
+                lines.append(line)
+    return tuple(lines)
+
+
+def _cards(
+    result: DriftResult, results: Sequence[FeatureResult], trends: TrendMap | None, prefix: str
+) -> tuple[FeatureCard, ...]:
+    distributions = {}
+    for d in result.distributions:
+        distributions.setdefault(d.feature, d)
+    quality = {}
+    for q in result.quality:
+        quality.setdefault(q.feature, q)
+    cards = []
+    for i, name in enumerate(_ordered_unique([f.feature for f in results])):
+        rows = [f for f in results if f.feature == name]
+        anchor = f"{prefix}-{i}"
+        dist = distributions.get(name)
+        cards.append(
+            FeatureCard(
+                name=name,
+                kind=rows[0].kind if rows else (dist.kind if dist else ""),
+                anchor=anchor,
+                rows=tuple(_finding_row(f, anchor) for f in rows),
+                drifted=any(f.drifted for f in rows),
+                errored=any(f.status == "error" for f in rows),
+                chart=charts.bar_chart(dist) if dist is not None else None,
+                quality=quality.get(name),
+                sparklines=_sparklines(rows, trends),
+            )
+        )
+    return tuple(cards)
+
+
+def _extra_cards(
+    result: DriftResult, shown: set[str], start: int
+) -> tuple[FeatureCard, ...]:
+    """Distributions of columns with no finding (e.g. a feature whose detector was not run)."""
+    quality = {q.feature: q for q in result.quality}
+    cards = []
+    for i, d in enumerate(d for d in result.distributions if d.feature not in shown):
+        shown.add(d.feature)
+        cards.append(
+            FeatureCard(
+                name=d.feature,
+                kind=d.kind,
+                anchor=f"f-{start + i}",
+                rows=(),
+                drifted=False,
+                errored=False,
+                chart=charts.bar_chart(d),
+                quality=quality.get(d.feature),
+                sparklines=(),
+            )
+        )
+    return tuple(cards)
+
+
+def _verdict(
+    result: DriftResult,
+    status: str,
+    *,
+    status_reason: str | None = None,
+    severity: str | None = None,
+    rows_current: int | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> Verdict:
+    tests = result.features + result.prediction
+    return Verdict(
+        status=status,
+        headline=_HEADLINES[status],
+        status_reason=status_reason,
+        severity=severity,
+        share_drifted=result.share_drifted,
+        features_total=len({f.feature for f in result.features}),
+        features_drifted=tuple(_ordered_unique([f.feature for f in result.features if f.drifted])),
+        tests_total=len(tests),
+        tests_drifted=sum(1 for f in tests if f.drifted),
+        tests_errored=sum(1 for f in tests if f.status == "error"),
+        rows_reference=result.rows_reference,
+        rows_current=result.rows_current if rows_current is None else rows_current,
+        window_start=window[0] if window else None,
+        window_end=window[1] if window else None,
+        schema_drifted=result.schema.drifted,
+        calibration_drifted=bool(result.calibration and result.calibration.drifted),
+        performance_degraded=tuple(
+            m.name for m in (result.performance.metrics if result.performance else ()) if m.degraded
+        ),
+        prediction_drifted=any(f.drifted for f in result.prediction),
+    )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _threshold_rows(lineage: RunLineage) -> tuple[ThresholdRow, ...]:
+    keys = _ordered_unique([*lineage.thresholds, *lineage.rationale])
+    rows = []
+    for key in keys:
+        value = lineage.thresholds.get(key)
+        if value is None:
+            text = "—"
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = format_number(value)
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        rows.append(
+            ThresholdRow(key=str(key), value=value, value_text=text, rationale=lineage.rationale.get(key))
+        )
+    return tuple(rows)
+
+
+def _result_context(result: DriftResult, trends: TrendMap | None) -> dict[str, Any]:
+    cards = _cards(result, result.features, trends, "f")
+    shown = {c.name for c in cards}
+    cards = cards + _extra_cards(result, shown, len(cards))
+    prediction_cards = _cards(result, result.prediction, trends, "p")
+    cal = result.calibration
+    diagram: ReliabilityDiagram | None = None
+    if cal is not None and (cal.bins_reference or cal.bins_current):
+        diagram = charts.reliability_diagram(cal.bins_reference, cal.bins_current)
+    return {
+        "result": result,
+        "cards": cards,
+        "rows": tuple(row for card in cards for row in card.rows),
+        "prediction_cards": prediction_cards,
+        "prediction_rows": tuple(row for card in prediction_cards for row in card.rows),
+        "reliability": diagram,
+        "policy_json": _json_text(result.policy) if result.policy else None,
+        "has_trends": bool(trends),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def render_run(
+    lineage: RunLineage,
+    result: DriftResult,
+    *,
+    trends: TrendMap | None = None,
+) -> str:
+    """The HTML report of one stored detector run, with its lineage.
+
+    `trends` maps (feature, method) to that pair's recent windows for the sparklines; the
+    current window may be included. `lineage.generated_at` defaults to now (UTC).
+    """
+    generated_at = lineage.generated_at or datetime.now(UTC)
+    verdict = _verdict(
+        result,
+        lineage.status,
+        status_reason=lineage.status_reason,
+        severity=lineage.severity,
+        rows_current=lineage.rows,
+        window=(lineage.window_start, lineage.window_end),
+    )
+    return _render(
+        "run.html.j2",
+        title=f"Drift report — {lineage.model}",
+        generated_at=generated_at,
+        verdict=verdict,
+        lineage=lineage,
+        thresholds=_threshold_rows(lineage),
+        window_seconds=(as_utc(lineage.window_end) - as_utc(lineage.window_start)).total_seconds(),
+        **_result_context(result, trends),
+    )
+
+
+def render_check(
+    result: DriftResult,
+    *,
+    reference_name: str,
+    current_name: str,
+    generated_at: datetime,
+) -> str:
+    """The HTML report of `driftd check`: the same layout, with file names instead of lineage."""
+    verdict = _verdict(result, "drift" if result.drift else "ok")
+    return _render(
+        "check.html.j2",
+        title=f"Drift check — {current_name} vs {reference_name}",
+        generated_at=generated_at,
+        verdict=verdict,
+        reference_name=reference_name,
+        current_name=current_name,
+        **_result_context(result, None),
+    )
+
+
+def _index_key(run: RunSummary) -> tuple[datetime, datetime, str]:
+    return (as_utc(run.window_end), as_utc(run.started_at), run.run_id)
+
+
+def render_index(runs: Sequence[RunSummary], *, title: str = "driftd reports") -> str:
+    """The list of runs, newest window first, each linking to `<run_id>.html` beside it.
+
+    Ordered by window end, then start time of the run (so a backfilled old window sorts by the
+    window it scored, not by when it was computed).
+    """
+    ordered = sorted(runs, key=_index_key, reverse=True)
+    latest: dict[str, RunSummary] = {}
+    for run in ordered:
+        latest.setdefault(run.model, run)
+    return _render(
+        "index.html.j2",
+        title=title,
+        runs=tuple(ordered),
+        latest=tuple(sorted(latest.values(), key=lambda r: r.model)),
+        generated_at=datetime.now(UTC),
+    )
+
+
+def write_report(directory: Path, name: str, html: str) -> Path:
+    """Atomically write `html` to `directory/name` and return the path.
+
+    `name` must be a bare file name (no separators, no leading dot; see `validate_report_name`);
+    ``.html`` is appended when it does not already end with it. The file is written to a
+    temporary file in the same directory and moved into place with `os.replace`, so a reader
+    (the HTTP server, a browser) never sees a half-written report.
+    """
+    validate_report_name(name)
+    if not name.endswith(".html"):
+        name = f"{name}.html"
+        validate_report_name(name)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    if target.resolve().parent != directory.resolve():
+        raise ValueError(f"report name escapes the report directory: {name!r}")
+    _atomic_write_text(target, html)
+    return target
+
+
+def _atomic_write_text(target: Path, text: str) -> None:
+    """Write to a temporary file beside `target`, fsync, then `os.replace` it into place."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    done = False
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be read
+        os.replace(tmp, target)
+        done = True
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

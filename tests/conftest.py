@@ -1,0 +1,35 @@
+"""Shared fixtures: a real tansu broker on 127.0.0.1, configs written to tmp_path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from monitor.broker import BrokerUnavailable, EmbeddedBroker  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """One tansu broker for the session (memory storage; topics auto-created on produce)."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    b = EmbeddedBroker(log_path=log)
+    try:
+        b.start()
+    except BrokerUnavailable as exc:
+        pytest.fail(f"tansu broker did not start: {exc}")
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path):
+    """A broker of the test's own (for tests that stop or restart it)."""
+    b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
+    yield b
+    b.stop()

@@ -1,0 +1,58 @@
+"""Monitor fixtures: a reference file and a config pointing at tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.simulate import reference_frame
+
+
+def write_config(tmp_path: Path, *, kafka: str | None = None, sinks: str = "",
+                 alert_sinks: str = "[]", extra_model: str = "", group: str = "g",
+                 topics: tuple[str, str] = ("events", "labels")) -> Path:
+    ref = tmp_path / "reference.parquet"
+    if not ref.exists():
+        reference_frame(5000, seed=1).write_parquet(ref)
+    kafka_block = ""
+    if kafka:
+        kafka_block = f"""kafka:
+  bootstrap_servers: "{kafka}"
+  group_id: {group}
+  events_topic: {topics[0]}
+  labels_topic: {topics[1]}
+  poll_timeout_ms: 200
+  consumer: {{max_poll_interval_ms: 3000, session_timeout_ms: 3000,
+             heartbeat_interval_ms: 300}}
+"""
+    text = f"""store: {{path: {tmp_path / 'driftd.duckdb'}}}
+{kafka_block}server: {{host: 127.0.0.1, port: 0}}
+reports: {{dir: {tmp_path / 'reports'}, base_url: "http://127.0.0.1:9108/reports"}}
+export: {{dir: {tmp_path / 'exports'}}}
+log: {{level: WARNING}}
+models:
+  credit-risk:
+    reference: reference.parquet
+    features: {{age: numeric, income: numeric, region: categorical}}
+    window_seconds: 3600
+    min_rows: 100
+    schedule_seconds: 60
+    alert: {{sinks: {alert_sinks}, consecutive: 1, cooldown_seconds: 3600}}
+{extra_model}
+sinks: {{{sinks}}}
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def loaded(config_path):
+    return load_config(config_path)
