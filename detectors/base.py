@@ -126,7 +126,9 @@ def decide(
     reaches the method's floor (a large window makes any difference significant); distances
     drift when the statistic is at or above the threshold.
     """
-    tested = [i for i, t in enumerate(trials) if t.score is not None and t.score.p_value is not None]
+    tested = [
+        i for i, t in enumerate(trials) if t.score is not None and t.score.p_value is not None
+    ]
     raw = np.array([trials[i].score.p_value for i in tested], dtype=float)  # type: ignore[union-attr]
     adjusted = dict(zip(tested, adjust_p_values(raw, correction).tolist(), strict=True))
     return [_result(t, adjusted.get(i), effect_floors) for i, t in enumerate(trials)]
@@ -147,7 +149,11 @@ def _result(
     }
     if score is None:
         return FeatureResult(
-            **common, statistic=None, p_value=None, drifted=False, status="error",
+            **common,
+            statistic=None,
+            p_value=None,
+            drifted=False,
+            status="error",
             reason=trial.error,
         )
     reason = None

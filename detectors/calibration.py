@@ -68,9 +68,7 @@ def compare_calibration(
     reference: Reliability | None, current: Reliability | None, margin: float
 ) -> Calibration:
     """Drifted when the window's ECE exceeds the reference's by more than `margin`."""
-    drifted = (
-        reference is not None and current is not None and current.ece > reference.ece + margin
-    )
+    drifted = reference is not None and current is not None and current.ece > reference.ece + margin
     return Calibration(
         ece_reference=reference.ece if reference else None,
         ece_current=current.ece if current else None,

@@ -26,7 +26,9 @@ class JensenShannon(UnivariateMethod):
 
     def score(self, pair: Pair) -> Score:
         bins = pair.bins
-        value = float(distance.jensenshannon(proportions(bins.reference), proportions(bins.current)))
+        value = float(
+            distance.jensenshannon(proportions(bins.reference), proportions(bins.current))
+        )
         if math.isnan(value) and (bins.reference == bins.current).all():
             value = 0.0  # rounding can make the divergence a hair below 0 for equal inputs
         return Score(statistic=value)

@@ -141,7 +141,9 @@ class DetectionPolicy(BaseModel):
         allowed = {*METHODS, *MODEL_METHODS, *METRICS, *cls.model_fields}
         for key in value:
             if key not in allowed:
-                raise ValueError(f"rationale for unknown {key!r}; keys: {', '.join(sorted(allowed))}")
+                raise ValueError(
+                    f"rationale for unknown {key!r}; keys: {', '.join(sorted(allowed))}"
+                )
         return value
 
     def methods_for(

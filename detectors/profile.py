@@ -67,8 +67,9 @@ class ReferenceProfile:
             "prediction": self.prediction,
             "label": self.label,
             "prediction_kind": self.prediction_kind,
-            "columns": {n: _column_meta(c, f"c{i}", arrays) for i, (n, c) in
-                        enumerate(self.columns.items())},
+            "columns": {
+                n: _column_meta(c, f"c{i}", arrays) for i, (n, c) in enumerate(self.columns.items())
+            },
             "prediction_column": None
             if self.prediction_column is None
             else _column_meta(self.prediction_column, "prediction", arrays),

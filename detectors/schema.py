@@ -30,7 +30,6 @@ def schema_drift(
     changes = [
         f"{name}: {kind} -> {observed_types[name]}"
         for name, kind in features.items()
-        if name in observed_types
-        and observed_types[name] not in (source_types.get(name), "null")
+        if name in observed_types and observed_types[name] not in (source_types.get(name), "null")
     ]
     return SchemaDrift(tuple(missing), tuple(unexpected), tuple(changes))

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS alert_state (
     last_run_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS alert_events (
-    at TIMESTAMP NOT NULL, model VARCHAR NOT NULL, episode_id VARCHAR, event VARCHAR NOT NULL,
+    happened_at TIMESTAMP NOT NULL, model VARCHAR NOT NULL, episode_id VARCHAR,
+    event VARCHAR NOT NULL,
     run_id VARCHAR, detail VARCHAR
 );
 CREATE TABLE IF NOT EXISTS outbox (

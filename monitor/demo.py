@@ -125,7 +125,7 @@ def run_demo(out: Path, *, duration: float = 45.0, rate: int = 400) -> int:
         webhook_url, slack_url = webhook.start(), slack.start()
         config_path = out / "config.yaml"
         config_path.write_text(_config_text(out, broker.bootstrap, webhook_url,
-                                            slack_url.rstrip("/") + "/api/"))
+                                            slack_url))
         loaded = load_config(config_path)
         setup_logging(loaded.config.log.level, loaded.config.log.format)
         app = build(loaded)

@@ -221,13 +221,14 @@ def bar_chart(dist: Distribution, *, width: float = 520, height: float = 230) ->
     step = _nice_step(peak if peak > 0 else 1.0, 4)
     y_max = max(step, math.ceil(peak / step - 1e-9) * step)
     ticks = []
+    digits = 0 if abs(step * 100 - round(step * 100)) < 1e-9 else (1 if step >= 0.001 else 2)
     k = 0
     while k * step <= y_max + 1e-12:
         value = k * step
         ticks.append(
             Tick(
                 position=_r(bottom - value / y_max * plot_h),
-                label=format_percent(value, 0 if step >= 0.01 else 1),
+                label=format_percent(value, digits),
             )
         )
         k += 1

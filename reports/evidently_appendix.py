@@ -28,9 +28,7 @@ def _columns(
     num = [
         c
         for c in shared
-        if c not in wanted
-        and reference.schema[c].is_numeric()
-        and current.schema[c].is_numeric()
+        if c not in wanted and reference.schema[c].is_numeric() and current.schema[c].is_numeric()
     ]
     return num, cat
 

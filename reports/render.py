@@ -209,8 +209,15 @@ def _sparklines(rows: Sequence[FeatureResult], trends: TrendMap | None) -> tuple
 
 
 def _cards(
-    result: DriftResult, results: Sequence[FeatureResult], trends: TrendMap | None, prefix: str
+    result: DriftResult,
+    results: Sequence[FeatureResult],
+    trends: TrendMap | None,
+    prefix: str,
+    *,
+    always_shown: bool = True,
 ) -> tuple[FeatureCard, ...]:
+    """One card per feature. With `always_shown=False` (prediction) a card is drawn only when it
+    has a chart or sparklines, and its rows link to it only then."""
     distributions = {}
     for d in result.distributions:
         distributions.setdefault(d.feature, d)
@@ -220,27 +227,27 @@ def _cards(
     cards = []
     for i, name in enumerate(_ordered_unique([f.feature for f in results])):
         rows = [f for f in results if f.feature == name]
-        anchor = f"{prefix}-{i}"
         dist = distributions.get(name)
+        lines = _sparklines(rows, trends)
+        shown = always_shown or dist is not None or bool(lines)
+        anchor = f"{prefix}-{i}" if shown else ""
         cards.append(
             FeatureCard(
                 name=name,
-                kind=rows[0].kind if rows else (dist.kind if dist else ""),
+                kind=rows[0].kind,
                 anchor=anchor,
                 rows=tuple(_finding_row(f, anchor) for f in rows),
                 drifted=any(f.drifted for f in rows),
                 errored=any(f.status == "error" for f in rows),
                 chart=charts.bar_chart(dist) if dist is not None else None,
                 quality=quality.get(name),
-                sparklines=_sparklines(rows, trends),
+                sparklines=lines,
             )
         )
     return tuple(cards)
 
 
-def _extra_cards(
-    result: DriftResult, shown: set[str], start: int
-) -> tuple[FeatureCard, ...]:
+def _extra_cards(result: DriftResult, shown: set[str], start: int) -> tuple[FeatureCard, ...]:
     """Distributions of columns with no finding (e.g. a feature whose detector was not run)."""
     quality = {q.feature: q for q in result.quality}
     cards = []
@@ -314,16 +321,18 @@ def _threshold_rows(lineage: RunLineage) -> tuple[ThresholdRow, ...]:
         else:
             text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
         rows.append(
-            ThresholdRow(key=str(key), value=value, value_text=text, rationale=lineage.rationale.get(key))
+            ThresholdRow(
+                key=str(key), value=value, value_text=text, rationale=lineage.rationale.get(key)
+            )
         )
     return tuple(rows)
 
 
 def _result_context(result: DriftResult, trends: TrendMap | None) -> dict[str, Any]:
     cards = _cards(result, result.features, trends, "f")
-    shown = {c.name for c in cards}
+    prediction_cards = _cards(result, result.prediction, trends, "p", always_shown=False)
+    shown = {c.name for c in cards} | {c.name for c in prediction_cards}
     cards = cards + _extra_cards(result, shown, len(cards))
-    prediction_cards = _cards(result, result.prediction, trends, "p")
     cal = result.calibration
     diagram: ReliabilityDiagram | None = None
     if cal is not None and (cal.bins_reference or cal.bins_current):
@@ -371,7 +380,11 @@ def render_run(
         verdict=verdict,
         lineage=lineage,
         thresholds=_threshold_rows(lineage),
-        window_seconds=(as_utc(lineage.window_end) - as_utc(lineage.window_start)).total_seconds(),
+        window_seconds=(
+            (as_utc(lineage.window_end) - as_utc(lineage.window_start)).total_seconds()
+            if lineage.window_start is not None and lineage.window_end is not None
+            else None
+        ),
         **_result_context(result, trends),
     )
 
@@ -396,8 +409,14 @@ def render_check(
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _index_key(run: RunSummary) -> tuple[datetime, datetime, str]:
-    return (as_utc(run.window_end), as_utc(run.started_at), run.run_id)
+    def at(value: datetime | None) -> datetime:
+        return _EPOCH if value is None else as_utc(value)
+
+    return (at(run.window_end), at(run.started_at), run.run_id)
 
 
 def render_index(runs: Sequence[RunSummary], *, title: str = "driftd reports") -> str:

@@ -159,13 +159,17 @@ def _finding_line(finding: Mapping[str, Any]) -> str:
     )
 
 
-def _findings_text(findings: Sequence[Mapping[str, Any]], *, title: str) -> str | None:
+def _findings_text(
+    findings: Sequence[Mapping[str, Any]], *, title: str, share: object = None
+) -> str | None:
+    """One line per drifted finding, capped to stay inside Slack's 3000-char section limit."""
     drifted = [f for f in findings if f.get("drifted")]
     if not drifted:
         return None
-    checked = len({str(f.get("feature")) for f in findings})
-    names = len({str(f.get("feature")) for f in drifted})
-    text = f"*{title}* ({names} of {checked} checked)"
+    text = f"*{title}* ({len(_drifted_names(drifted))}"
+    if isinstance(share, int | float) and not isinstance(share, bool):
+        text += f", {share:.0%} of the features checked"
+    text += ")"
     for shown, finding in enumerate(drifted):
         line = _finding_line(finding)
         remaining = len(drifted) - shown
@@ -249,11 +253,26 @@ def build_message(event_type: str, body: Mapping[str, Any]) -> SlackMessage:
 
     if event_type == "drift.resolved":
         summary = "No feature is drifting in the latest window."
-        still = _findings_text(findings, title="Still drifting")
+        still = _findings_text(findings, title="Still drifting", share=body.get("share_drifted"))
         text = still if still else summary
     else:
-        text = _findings_text(findings, title="Drifted features") or "No drifted feature listed."
+        text = (
+            _findings_text(findings, title="Drifted features", share=body.get("share_drifted"))
+            or "No drifted feature listed."
+        )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    notes = [
+        f"*{label}*\n{mrkdwn_escape(str(body[key]))}"
+        for key, label in (("rationale", "Why it matters"), ("action", "What to do"))
+        if isinstance(body.get(key), str) and body[key].strip()
+    ]
+    if notes:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": _truncate(n, 2000)} for n in notes],
+            }
+        )
 
     report_url = body.get("report_url")
     if isinstance(report_url, str) and report_url.startswith(("http://", "https://")):
@@ -281,7 +300,8 @@ def build_message(event_type: str, body: Mapping[str, Any]) -> SlackMessage:
         )
 
     version = f" {model_version}" if model_version else ""
-    fallback = f"{heading} on {model}{version}"
+    preposition = "for" if event_type == "retrain.requested" else "on"
+    fallback = f"{heading} {preposition} {model}{version}"
     if event_type == "drift.detected":
         names = _drifted_names(findings)
         if severity:

@@ -142,22 +142,24 @@ class PrometheusServer:
         if self.binary is None:
             raise FileNotFoundError(f"prometheus not found; install it with: {INSTALL_HINT}")
         self.workdir = Path(tempfile.mkdtemp(prefix="driftd-prometheus-"))
-        config_path = self._write_config(self.workdir)
+        started = False
         try:
+            config_path = self._write_config(self.workdir)
             # A port taken between free_port() and Prometheus binding it: try another one.
             for _attempt in range(3):
                 self.port = free_port()
                 self._start(config_path)
                 if self._wait_ready():
+                    started = True
                     return self
                 self._stop_process()
                 if "address already in use" not in self.log_text():
                     break
             raise PrometheusError(f"prometheus did not become ready within "
                                   f"{self.ready_timeout:.0f}s:\n{self.log_text()[-3000:]}")
-        except BaseException:
-            self._cleanup()
-            raise
+        finally:
+            if not started:
+                self._cleanup()
 
     def __exit__(
         self,

@@ -26,7 +26,7 @@ HOSTILE_FEATURE = "<script>alert(1)</script>"
 QUOTED_FEATURE = "he said \"hi\" & 'bye'"
 UNICODE_FEATURE = "größe_ñ_数据 ✓"
 HOSTILE_CATEGORY = "<img src=x onerror=alert(2)>"
-UNSEEN_CATEGORY = "APAC & \"Oceania\""
+UNSEEN_CATEGORY = 'APAC & "Oceania"'
 WINDOW_END = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
 DECILES = (

@@ -1,0 +1,262 @@
+"""`driftd check`: compare two files (Parquet or CSV) without a daemon or a config.
+
+`compare_files` reads both files, infers each column's kind, builds a reference profile and runs
+the same `evaluate` the daemon runs. `check_payload` is the contract's `--format json` object and
+`format_table` the human rendering; the CLI in `monitor/cli.py` maps `result.drift` to the exit
+code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from detectors.policy import DetectionPolicy
+from detectors.profile import build_profile, json_type
+from detectors.registry import check_method_names
+from detectors.results import DriftResult, FeatureResult
+from detectors.suite import LABEL, PREDICTION, evaluate
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+CSV_SCHEMA_ROWS = 10_000
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Parquet or CSV, chosen by the file extension."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return pl.read_parquet(path)
+    if suffix in CSV_SUFFIXES:
+        return pl.read_csv(path, infer_schema_length=CSV_SCHEMA_ROWS)
+    raise ValueError(
+        f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv"
+    )
+
+
+def column_kind(dtype: pl.DataType) -> str | None:
+    """numeric for numbers, categorical for strings and booleans, None (skipped) otherwise."""
+    if dtype.is_numeric() or dtype == pl.Null:
+        return "numeric"
+    if dtype in (pl.Utf8, pl.Boolean, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return "categorical"
+    return None
+
+
+def infer_task(reference: pl.DataFrame, label: str | None) -> str:
+    """0/1 or boolean labels: binary classification; other numbers: regression."""
+    if label is None:
+        return "binary_classification"
+    labels = reference.get_column(label)
+    if labels.dtype.is_numeric():
+        values = set(labels.drop_nulls().unique().to_list())
+        return "binary_classification" if values <= {0, 1} else "regression"
+    return "binary_classification"
+
+
+def compare_files(
+    reference: str | Path,
+    current: str | Path,
+    *,
+    categorical: Sequence[str] = (),
+    prediction_column: str | None = None,
+    label_column: str | None = None,
+    stattest: Sequence[str] | None = None,
+    policy: DetectionPolicy | None = None,
+) -> DriftResult:
+    """Batch drift between two files. Raises ValueError for anything the user must fix.
+
+    Every reference column except the prediction and label is a feature: numeric if its dtype
+    is numeric, categorical if listed in `categorical` or a string/boolean; other dtypes (dates,
+    lists) are skipped. `stattest` runs exactly those methods on every column they apply to.
+    """
+    policy = policy or DetectionPolicy()
+    if stattest is not None:
+        stattest = list(stattest)
+        if not stattest:
+            raise ValueError("--stattest names no method")
+        check_method_names(stattest)
+        policy = DetectionPolicy.model_validate({**policy.model_dump(), "methods": stattest})
+    if label_column is not None and prediction_column is None:
+        raise ValueError("--label-column needs --prediction-column")
+
+    ref = read_table(reference)
+    cur = read_table(current)
+    special = [c for c in (prediction_column, label_column) if c is not None]
+    for frame, path in ((ref, reference), (cur, current)):
+        absent = [c for c in special if c not in frame.columns]
+        if absent:
+            raise ValueError(f"{path}: no column(s) {', '.join(map(repr, absent))}")
+    unknown = [c for c in categorical if c not in ref.columns]
+    if unknown:
+        raise ValueError(
+            f"{reference}: no column(s) {', '.join(map(repr, unknown))} (--categorical)"
+        )
+
+    kinds: dict[str, str] = {}
+    skipped: set[str] = set()
+    for name, dtype in ref.schema.items():
+        if name in special:
+            continue
+        kind = "categorical" if name in categorical else column_kind(dtype)
+        if kind is None:
+            skipped.add(name)
+        else:
+            kinds[name] = kind
+    if prediction_column is not None:
+        clash = [c for c in (PREDICTION, LABEL) if c in kinds]
+        if clash:
+            raise ValueError(
+                f"feature column(s) {clash} collide with the names the window uses for the "
+                "prediction and label; rename them"
+            )
+
+    profile = build_profile(
+        ref,
+        kinds,
+        prediction=prediction_column,
+        label=label_column,
+        task=infer_task(ref, label_column),
+    )
+    del ref  # the profile holds what the comparison needs
+
+    observed = {
+        name: "null" if cur.height and s.null_count() == cur.height else json_type(s.dtype)
+        for s in cur.iter_columns()
+        if (name := s.name) not in special and name not in skipped
+    }
+    window = cur.select(
+        [pl.col(c) for c in kinds if c in cur.columns]
+        + ([pl.col(prediction_column).alias(PREDICTION)] if prediction_column else [])
+        + ([pl.col(label_column).alias(LABEL)] if label_column else [])
+    )
+    del cur
+    return evaluate(profile, window, policy, observed_types=observed)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _entry(result: FeatureResult) -> dict[str, Any]:
+    return {
+        "feature": result.feature,
+        "kind": result.kind,
+        "method": result.method,
+        "statistic": _number(result.statistic),
+        "p_value": _number(result.p_value),
+        "threshold": result.threshold,
+        "drifted": result.drifted,
+        "status": result.status,
+        "adjusted_p_value": _number(result.adjusted_p_value),
+        "effect_size": _number(result.effect_size),
+        "reason": result.reason,
+    }
+
+
+def check_payload(result: DriftResult) -> dict[str, Any]:
+    """The `driftd check --format json` object (contract §2); extra keys are additive."""
+    payload: dict[str, Any] = {
+        "drift": result.drift,
+        "share_drifted": result.share_drifted,
+        "features": [_entry(f) for f in result.features],
+        "rows_reference": result.rows_reference,
+        "rows_current": result.rows_current,
+    }
+    if result.prediction:
+        payload["prediction"] = [_entry(f) for f in result.prediction]
+    if result.calibration is not None:
+        cal = result.calibration
+        payload["calibration"] = {
+            "ece_reference": _number(cal.ece_reference),
+            "ece_current": _number(cal.ece_current),
+            "drifted": cal.drifted,
+            "margin": cal.margin,
+            "brier_reference": _number(cal.brier_reference),
+            "brier_current": _number(cal.brier_current),
+            "rows_labelled": cal.rows_labelled,
+        }
+    if result.performance is not None:
+        perf = result.performance
+        payload["performance"] = {
+            "degraded": perf.degraded,
+            "rows_labelled": perf.rows_labelled,
+            "metrics": [
+                {
+                    "name": m.name,
+                    "reference": _number(m.reference),
+                    "current": _number(m.current),
+                    "max_drop": m.max_drop,
+                    "degraded": m.degraded,
+                }
+                for m in perf.metrics
+            ],
+        }
+    if result.schema.drifted:
+        payload["schema"] = {
+            "missing_features": list(result.schema.missing_features),
+            "unexpected_features": list(result.schema.unexpected_features),
+            "type_changes": list(result.schema.type_changes),
+        }
+    return payload
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def format_table(result: DriftResult) -> str:
+    """A plain-text table of every feature × method, then the run's conclusions."""
+    header = ("feature", "kind", "method", "statistic", "p_value", "threshold", "result")
+    rows = [
+        (
+            r.feature,
+            r.kind,
+            r.method,
+            _fmt(r.statistic),
+            _fmt(r.p_value),
+            f"{'<' if r.direction == 'below' else '>='} {r.threshold:g}",
+            "DRIFT"
+            if r.drifted
+            else ("error: " + (r.reason or "") if r.status == "error" else "ok"),
+        )
+        for r in result.features + result.prediction
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    widths[-1] = 0  # the last column is not padded
+    lines = [
+        "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.append("")
+    lines.append(
+        f"rows: reference {result.rows_reference}, current {result.rows_current}; "
+        f"drifted features: {result.share_drifted:.0%}"
+    )
+    if result.calibration is not None:
+        cal = result.calibration
+        lines.append(
+            f"calibration: ECE reference {_fmt(cal.ece_reference)}, current "
+            f"{_fmt(cal.ece_current)} (margin {cal.margin:g}){' DRIFT' if cal.drifted else ''}"
+        )
+    if result.performance is not None:
+        for m in result.performance.metrics:
+            flag = " DEGRADED" if m.degraded else ""
+            lines.append(
+                f"{m.name}: reference {_fmt(m.reference)}, current {_fmt(m.current)}{flag}"
+            )
+    schema = result.schema
+    for label, items in (
+        ("missing features", schema.missing_features),
+        ("unexpected features", schema.unexpected_features),
+        ("type changes", schema.type_changes),
+    ):
+        if items:
+            lines.append(f"{label}: {', '.join(items)}")
+    lines.append(f"drift: {'yes' if result.drift else 'no'}")
+    return "\n".join(lines) + "\n"

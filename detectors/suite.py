@@ -1,0 +1,229 @@
+"""One detector pass over one window: every feature, the prediction, calibration, performance.
+
+`evaluate` is pure: a reference profile and a polars window in, a frozen `DriftResult` out.
+A feature that cannot be scored (absent, empty, broken) yields `status="error"` results with the
+reason; it never raises for the run.
+
+`DriftResult.drift` is true when the share of drifted features reaches `policy.drift_share`, or
+the prediction drifted, or calibration drifted, or a performance metric degraded. Schema drift is
+reported in `DriftResult.schema` but does not by itself set `drift`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from detectors.base import Trial, decide, failed_trial, run_trial
+from detectors.calibration import compare_calibration
+from detectors.performance import compare_performance
+from detectors.policy import DetectionPolicy
+from detectors.profile import ColumnReference, ReferenceProfile, score_predictions
+from detectors.registry import METHODS
+from detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
+from detectors.samples import (
+    CategoricalPair,
+    CategoricalWindow,
+    NumericPair,
+    NumericReference,
+    NumericWindow,
+    Pair,
+)
+from detectors.schema import schema_drift
+from detectors.threads import map_columns
+
+PREDICTION = "prediction"
+LABEL = "label"
+MAX_CATEGORY_BARS = 20
+OTHER = "(other)"
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    kind: str
+    reference: ColumnReference
+    series: pl.Series | None  # None: the column is absent from the window
+    window_rows: int
+    is_prediction: bool = False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    trials: list[Trial]
+    quality: ColumnQuality
+    distribution: Distribution | None
+
+
+def evaluate(
+    profile: ReferenceProfile,
+    current: pl.DataFrame,
+    policy: DetectionPolicy,
+    *,
+    observed_types: Mapping[str, str] | None = None,
+) -> DriftResult:
+    """Compare one window with the reference under `policy`.
+
+    `current` has a column per configured feature (numeric: Float64, categorical: Utf8; other
+    dtypes are cast) and `prediction` / `label` columns when the profile has them.
+    """
+    targets = [
+        _Target(name, kind, profile.columns[name], _column(current, name), current.height)
+        for name, kind in profile.features.items()
+    ]
+    if profile.prediction is not None and profile.prediction_column is not None:
+        targets.append(
+            _Target(
+                profile.prediction,
+                profile.prediction_kind or "numeric",
+                profile.prediction_column,
+                _column(current, PREDICTION),
+                current.height,
+                is_prediction=True,
+            )
+        )
+    outcomes = map_columns(lambda target: _score(target, policy), targets)
+    results = iter(
+        decide(
+            [trial for outcome in outcomes for trial in outcome.trials],
+            correction=policy.correction,
+            effect_floors=policy.effect_floors,
+        )
+    )
+    features: list[FeatureResult] = []
+    prediction: list[FeatureResult] = []
+    for target, outcome in zip(targets, outcomes, strict=True):
+        taken = [next(results) for _ in outcome.trials]
+        (prediction if target.is_prediction else features).extend(taken)
+
+    evaluated = {f.feature for f in features if f.status != "error"}
+    drifted = {f.feature for f in features if f.drifted}
+    share = len(drifted) / len(evaluated) if evaluated else 0.0
+
+    calibration = performance = None
+    if profile.scoring is not None:
+        absent = pl.Series([None] * current.height, dtype=pl.Float64)
+        cal, metrics, labelled = score_predictions(
+            profile.scoring,
+            _column(current, PREDICTION) if PREDICTION in current.columns else absent,
+            _column(current, LABEL) if LABEL in current.columns else absent,
+        )
+        if profile.scoring == "probability":
+            calibration = compare_calibration(profile.calibration, cal, policy.ece_margin)
+        performance = compare_performance(
+            profile.task, profile.performance, metrics, labelled, policy.performance_max_drop
+        )
+
+    drift = (
+        (bool(evaluated) and share >= policy.drift_share)
+        or any(r.drifted for r in prediction)
+        or (calibration is not None and calibration.drifted)
+        or (performance is not None and performance.degraded)
+    )
+    return DriftResult(
+        drift=drift,
+        share_drifted=share,
+        features=tuple(features),
+        rows_reference=profile.rows,
+        rows_current=current.height,
+        quality=tuple(
+            o.quality for t, o in zip(targets, outcomes, strict=True) if not t.is_prediction
+        ),
+        distributions=tuple(o.distribution for o in outcomes if o.distribution is not None),
+        schema=schema_drift(
+            profile.features, profile.source_types, current.columns, observed_types
+        ),
+        prediction=tuple(prediction),
+        calibration=calibration,
+        performance=performance,
+        policy=policy.model_dump(mode="json"),
+    )
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Series | None:
+    return frame.get_column(name) if name in frame.columns else None
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _score(target: _Target, policy: DetectionPolicy) -> _Outcome:
+    """All methods for one column, plus its quality and chart data."""
+    ref = target.reference
+    ref_missing = _rate(ref.missing, ref.rows)
+    if target.series is None:
+        methods, _ = policy.methods_for(target.name, target.kind, ref.size, 0)
+        reason = f"column {target.name!r} is missing from the window"
+        trials = [
+            failed_trial(
+                target.name,
+                target.kind,
+                METHODS[m],
+                policy.threshold_for(target.name, m),
+                reason,
+                rows_reference=ref.size,
+            )
+            for m in methods
+        ]
+        missing_current = 1.0 if target.window_rows else 0.0
+        return _Outcome(trials, ColumnQuality(target.name, ref_missing, missing_current), None)
+
+    pair = _pair(target)
+    methods, _ = policy.methods_for(target.name, target.kind, ref.size, pair.current.size)
+    trials = [run_trial(METHODS[m], pair, policy.threshold_for(target.name, m)) for m in methods]
+    unseen_share = None
+    if isinstance(pair, CategoricalPair) and pair.current.size:
+        bins = pair.bins
+        unseen = np.asarray(bins.unseen, dtype=bool)
+        unseen_share = int(bins.current[unseen].sum()) / int(bins.current.sum())
+    quality = ColumnQuality(
+        target.name, ref_missing, _rate(pair.current.missing, pair.current.rows), unseen_share
+    )
+    return _Outcome(trials, quality, _distribution(pair))
+
+
+def _pair(target: _Target) -> Pair:
+    assert target.series is not None
+    if isinstance(target.reference, NumericReference):
+        return NumericPair(target.name, target.reference, NumericWindow.from_series(target.series))
+    window = CategoricalWindow.from_series(target.series)
+    return CategoricalPair(target.name, target.reference, window)
+
+
+def _proportions(counts: np.ndarray) -> tuple[float, ...]:
+    total = counts.sum()
+    return tuple((counts / total).tolist()) if total else ()
+
+
+def _distribution(pair: Pair) -> Distribution | None:
+    """Reference vs window proportions on the profile bins; categoricals capped to top bars."""
+    if pair.reference.size == 0:
+        return None
+    bins = pair.bins
+    ref, cur = np.asarray(_proportions(bins.reference)), np.asarray(_proportions(bins.current))
+    labels, unseen = list(bins.labels), list(bins.unseen)
+    if isinstance(pair, CategoricalPair):
+        weight = np.maximum(ref, cur) if cur.size else ref
+        order = np.argsort(-weight, kind="stable")
+        keep, rest = order[:MAX_CATEGORY_BARS], order[MAX_CATEGORY_BARS:]
+        labels = [labels[i] for i in keep] + ([OTHER] if rest.size else [])
+        unseen = [unseen[i] for i in keep] + ([False] if rest.size else [])
+
+        def fold(p: np.ndarray) -> np.ndarray:
+            if not p.size:
+                return p
+            return np.concatenate((p[keep], [p[rest].sum()])) if rest.size else p[keep]
+
+        ref, cur = fold(ref), fold(cur)
+    return Distribution(
+        feature=pair.feature,
+        kind=pair.kind,
+        labels=tuple(labels),
+        reference=tuple(ref.tolist()),
+        current=tuple(cur.tolist()),
+        unseen=tuple(unseen),
+    )

@@ -1,0 +1,92 @@
+import json
+from datetime import datetime
+
+from monitor.config import parse_config
+from monitor.decode import Decoder, RawMessage
+from monitor.store import Store
+
+CONFIG = parse_config("""
+models:
+  m:
+    reference: r.parquet
+    features: {"age": numeric, "we\\"ird name": categorical}
+""", env={}, check_files=False)
+NOW = datetime(2026, 11, 22, 8, 0)
+
+
+def _events(ids, **over):
+    msgs = []
+    for i, eid in enumerate(ids):
+        e = {"event_id": eid, "model": "m", "timestamp": "2026-11-22T07:00:00Z",
+             "features": {"age": 30 + i, 'we"ird name': "x"}, "prediction": 0.5}
+        e.update(over)
+        msgs.append(RawMessage(json.dumps(e).encode(), "kafka", "events", 0, i))
+    return Decoder(CONFIG, now=NOW).decode_events(msgs)
+
+
+def test_replayed_events_are_stored_once(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    first = store.write_batch(_events(["a", "b", "c"]))
+    again = store.write_batch(_events(["b", "c", "d"]))
+    assert first.inserted == {"m": 3}
+    assert again.inserted == {"m": 1}
+    assert again.duplicates == 2
+    assert store.event_count("m") == 4
+
+
+def test_quoted_feature_names_round_trip(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.write_batch(_events(["a"]))
+    window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
+                               datetime(2026, 11, 23))
+    assert window.frame['we"ird name'].to_list() == ["x"]
+    assert window.frame["age"].to_list() == [30.0]
+
+
+def test_offsets_written_with_rows(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.write_batch(_events(["a"]), offsets={("events", 0): 5}, group_id="g")
+    store.write_batch(_events(["b"]), offsets={("events", 0): 3}, group_id="g")
+    assert store.stored_offsets("g") == {("events", 0): 5}  # never moves backwards
+
+
+def test_late_label_last_write_wins(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.write_batch(_events(["a", "b"]))
+    dec = Decoder(CONFIG, now=NOW)
+
+    def labels(pairs):
+        return dec.decode_labels([
+            RawMessage(json.dumps({"event_id": e, "model": "m", "label": v}).encode(), "kafka")
+            for e, v in pairs])
+
+    store.write_batch(labels([("a", 0), ("a", 1)]))
+    store.write_batch(labels([("b", 1), ("zz", 1)]))  # zz: pending, no event yet
+    store.write_batch(labels([("b", 0)]))
+    got = dict(store.con.execute("SELECT event_id, label FROM labels").fetchall())
+    assert got == {"a": 1.0, "b": 0.0, "zz": 1.0}
+    updates = dict(store.con.execute("SELECT event_id, updates FROM labels").fetchall())
+    assert updates["b"] == 2
+    window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
+                               datetime(2026, 11, 23))
+    assert sorted(window.frame["label"].to_list()) == [0.0, 1.0]
+
+
+def test_window_bounds_are_half_open(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.write_batch(_events(["a"], timestamp="2026-11-22T07:00:00Z"))
+    store.write_batch(_events(["b"], timestamp="2026-11-22T08:00:00Z"))
+    feats = CONFIG.models["m"].features
+    w = store.load_window("m", feats, datetime(2026, 11, 22, 7), datetime(2026, 11, 22, 8))
+    assert w.frame.height == 1
+
+
+def test_quarantine_rows_persist_raw_bytes(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    batch = Decoder(CONFIG, now=NOW).decode_events([RawMessage(b"\xffbad", "kafka", "events",
+                                                               2, 9)])
+    store.write_batch(batch)
+    (row,) = store.quarantine_rows()
+    assert (row["topic"], row["partition"], row["offset"]) == ("events", 2, 9)
+    assert bytes(row["raw"]) == b"\xffbad"
+    assert row["reason_code"] == "invalid_json"
