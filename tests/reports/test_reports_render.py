@@ -137,7 +137,10 @@ def test_report_references_nothing_on_the_network(which, full_result, minimal_re
         html = render_run(lineage, full_result)
     elif which == "check":
         html = render_check(
-            full_result, reference_name="ref.parquet", current_name="cur.csv", generated_at=WINDOW_END
+            full_result,
+            reference_name="ref.parquet",
+            current_name="cur.csv",
+            generated_at=WINDOW_END,
         )
     elif which == "minimal":
         html = render_check(
@@ -463,7 +466,9 @@ def test_index_lists_runs_newest_first_with_relative_links():
 
 
 def test_index_links_cannot_be_turned_into_other_urls():
-    html = render_index([_summary("javascript:alert(1)", WINDOW_END), _summary("a/../b c", WINDOW_END)])
+    html = render_index(
+        [_summary("javascript:alert(1)", WINDOW_END), _summary("a/../b c", WINDOW_END)]
+    )
     hrefs = [v for _, name, v in parse(html).attribute_values() if name == "href"]
     assert "javascript%3Aalert%281%29.html" in hrefs
     assert "a%2F..%2Fb%20c.html" in hrefs
@@ -499,7 +504,8 @@ def test_write_report_writes_atomically_and_returns_the_path(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "../x.html", "a/b.html", "a\\b.html", "/etc/passwd", "", ".", "..", ".x", "a\x00b"]
+    "name",
+    ["../x", "../x.html", "a/b.html", "a\\b.html", "/etc/passwd", "", ".", "..", ".x", "a\x00b"],
 )
 def test_write_report_rejects_path_like_names(tmp_path, name):
     with pytest.raises(ValueError):
@@ -540,7 +546,9 @@ def _wide_result(n_features: int) -> tuple[DriftResult, dict]:
             features.append(
                 FeatureResult(name, "categorical", "chisquare", 40.0, 1e-6, 0.05, "below", True)
             )
-            features.append(FeatureResult(name, "categorical", "psi", 0.25, None, 0.2, "above", True))
+            features.append(
+                FeatureResult(name, "categorical", "psi", 0.25, None, 0.2, "above", True)
+            )
             quality.append(ColumnQuality(name, 0.0, 0.01, 0.1))
         else:
             name = f"numeric_feature_{i}"
@@ -582,7 +590,9 @@ def test_25_feature_report_is_small_and_fast(lineage, capsys):
     seconds = (time.perf_counter() - start) / runs
     size = len(html.encode("utf-8"))
     with capsys.disabled():
-        print(f"\n25 features × 2 methods, 30-window trends: {size / 1024:.0f} KiB, {seconds * 1000:.0f} ms")
+        print(
+            f"\n25 features × 2 methods, 30-window trends: {size / 1024:.0f} KiB, {seconds * 1000:.0f} ms"
+        )
     assert size <= 3 * 1024 * 1024
     assert len(parse(html).tables["Feature findings"]) == 51
 
@@ -592,6 +602,8 @@ def test_25_feature_report_is_small_and_fast(lineage, capsys):
 
 
 def test_no_markup_assembled_in_python():
-    tag = re.compile(r"""["'][^"'\n]*<(svg|rect|line|text|g|circle|polyline|div|td|tr|span|p|a)\b""")
+    tag = re.compile(
+        r"""["'][^"'\n]*<(svg|rect|line|text|g|circle|polyline|div|td|tr|span|p|a)\b"""
+    )
     for path in REPORTS_DIR.glob("*.py"):
         assert not tag.search(path.read_text(encoding="utf-8")), path.name

@@ -345,3 +345,12 @@ def test_healthcheck_makes_no_request(slack_receiver) -> None:
     status = api_sink(receiver.url).healthcheck()
     assert status.ok and "#ml-alerts" in status.detail
     assert receiver.received == []
+
+
+def test_share_rationale_and_action_are_shown_escaped() -> None:
+    body = make_body(share_drifted=0.4, rationale="<!here> loses money", action="Page @ml & wait")
+    message = build_message("drift.detected", body)
+    text = all_text(message.blocks)
+    assert "40% of the features checked" in text
+    assert "&lt;!here&gt; loses money" in text
+    assert "Page @ml &amp; wait" in text
