@@ -168,26 +168,27 @@ class EcdfGap:
 def ecdf_gap(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> EcdfGap:
     """One merge of two sorted samples gives both the ks statistic and the W1 distance.
 
-    The stable argsort of the concatenation is a single timsort merge of two runs (linear), and
-    counts are integers divided once, as scipy's `searchsorted(...) / n` does.
+    The stable argsort of the concatenation is a single timsort merge of two runs (linear).
+    After position i of the merge, F_ref − F_cur = c_i/n1 − (i+1−c_i)/n2 with c_i the count of
+    reference values so far; the CDFs are right-continuous, so the sup is taken only after the
+    last value of a run of ties, and W1 = Σ |F_ref − F_cur| · (next value − this value).
     """
     n1, n2 = ref_sorted.size, cur_sorted.size
     merged = np.concatenate((ref_sorted, cur_sorted))
     order = np.argsort(merged, kind="stable")
     values = merged[order]
     del merged
-    ref_count = np.cumsum(order < n1)
+    count_dtype = np.int32 if n1 + n2 < 2**31 else np.int64
+    ref_count = np.cumsum(order < n1, dtype=count_dtype)
     del order
-    cur_count = np.arange(1, n1 + n2 + 1) - ref_count
-    gap = ref_count / n1
-    gap -= cur_count / n2
-    del ref_count, cur_count
+    gap = ref_count * (1.0 / n1 + 1.0 / n2)
+    del ref_count
+    gap -= np.arange(1, n1 + n2 + 1, dtype=np.float64) * (1.0 / n2)
     np.abs(gap, out=gap)
     deltas = np.diff(values)
+    del values
     integral = float(np.dot(gap[:-1], deltas))
-    # The CDFs are right-continuous: compare them only after the last of a run of ties.
-    tie_ends = deltas != 0
-    sup = float(max(gap[:-1][tie_ends].max(initial=0.0), gap[-1]))
+    sup = float(np.max(gap[:-1], where=deltas != 0, initial=gap[-1]))
     return EcdfGap(sup=min(sup, 1.0), integral=integral)
 
 
