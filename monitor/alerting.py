@@ -220,7 +220,8 @@ class AlertManager:
                               training if event == EVENT_RETRAIN else None,
                               rationale=policy.rationale, action=policy.action)
             con.execute(
-                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL)",
+                """INSERT INTO outbox VALUES
+                   (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL)""",
                 [delivery_id, sink_name, event, outcome.model, state.episode_id,
                  json.dumps(body, separators=(",", ":")), now, now],
             )

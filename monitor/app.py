@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,11 +24,13 @@ from monitor.references import ProfileCache, register_reference
 from monitor.reporting import ReportWriter
 from monitor.runner import DetectorRunner, RunOutcome
 from monitor.store import Store
-from monitor.windows import TimeWindow, current_window
+from monitor.windows import TimeWindow, current_window, due_windows
 from sinks.prometheus import DriftdMetrics, StoredState
 from sinks.registry import build_sink
 
 log = logging.getLogger("driftd.app")
+
+STALE_WINDOWS = 48  # how far back late events re-open aligned windows
 
 
 def _utcnow() -> datetime:
@@ -62,7 +64,8 @@ class App:
             register_reference(self.store, name, model, self.loaded.resolve(model.reference))
 
     def run_model(self, model: str, window: TimeWindow | None = None, *,
-                  trigger: str = "schedule", replaces: tuple[str, ...] = ()) -> RunOutcome:
+                  trigger: str = "sliding", replaces: tuple[str, ...] = (),
+                  alert: bool = True) -> RunOutcome:
         cfg = self.config.models[model]
         window = window or current_window(self.clock(), cfg.window_seconds, cfg.window_align,
                                           cfg.allowed_lateness_seconds)
@@ -70,7 +73,7 @@ class App:
         self.metrics.detector_run_seconds.observe(outcome.duration_seconds)
         if outcome.status == "error":
             self.metrics.detector_errors.labels(model).inc()
-        if trigger != "backfill":
+        if alert and trigger != "backfill":
             self.alerts.handle(outcome)
         if outcome.result is not None:
             try:
@@ -80,14 +83,36 @@ class App:
                 log.exception("report failed", extra={"model": model, "run_id": outcome.run_id})
         return outcome
 
+    def scheduled_pass(self, model: str, *, trigger: str | None = None) -> list[RunOutcome]:
+        """What one schedule tick does for a model.
+
+        Sliding windows: score the last `window_seconds` up to now. UTC-aligned windows: score
+        each closed window not yet scored (after `allowed_lateness_seconds`), then re-score
+        windows that late events arrived for; the new run supersedes the old one.
+        """
+        cfg = self.config.models[model]
+        now = self.clock()
+        if cfg.window_align == "none":
+            return [self.run_model(model, trigger=trigger or "sliding")]
+        last_closed = current_window(now, cfg.window_seconds, "utc",
+                                     cfg.allowed_lateness_seconds)
+        outcomes = []
+        horizon = last_closed.end - timedelta(seconds=cfg.window_seconds * STALE_WINDOWS)
+        for run_id, start, end in self.store.stale_runs(model, since=horizon):
+            log.info("late events: re-evaluating window", extra={
+                "model": model, "run_id": run_id, "window_start": start.isoformat()})
+            outcomes.append(self.run_model(model, TimeWindow(start, end), trigger="aligned",
+                                           replaces=(run_id,), alert=False))
+        for window in due_windows(last_closed, self.store.last_evaluated_end(model)):
+            outcomes.append(self.run_model(model, window, trigger="aligned"))
+        return outcomes
+
     def training_data(self, outcome: RunOutcome) -> dict[str, Any]:
         """Export the drifted window (or the configured lookback) for a retrain request."""
         cfg = self.config.models[outcome.model]
         since = outcome.window.start
         lookback = self.config.export.lookback_seconds
         if lookback:
-            from datetime import timedelta
-
             since = outcome.window.end - timedelta(seconds=lookback)
         out = self.loaded.export_dir / outcome.model / f"retrain-{outcome.run_id}"
         manifest = export_training_data(self.store, outcome.model, cfg, out,
@@ -134,7 +159,7 @@ class App:
                                         "labels": stats.labels,
                                         "quarantined": stats.quarantined})
             self.ingestor.close()
-        outcomes = [self.run_model(m, trigger="once") for m in self.config.models]
+        outcomes = [o for m in self.config.models for o in self.scheduled_pass(m)]
         self.outbox.drain(max_seconds=deliver_seconds)
         self.reports.write_index()
         return 2 if any(o.status == "error" for o in outcomes) else 0
@@ -175,7 +200,7 @@ class App:
         self.register_references()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         for model, cfg in self.config.models.items():
-            self.scheduler.add_job(self.run_model, "interval", seconds=cfg.schedule_seconds,
+            self.scheduler.add_job(self.scheduled_pass, "interval", seconds=cfg.schedule_seconds,
                                    args=[model], id=f"detect:{model}", max_instances=1,
                                    coalesce=True, next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.outbox.flush, "interval", seconds=1, id="outbox",

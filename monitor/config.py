@@ -260,7 +260,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Lo
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from exc
+        issue = ConfigIssue("", f"cannot read file: {exc.strerror}")
+        raise ConfigError(str(path), [issue]) from exc
     base = path.resolve().parent
     config = parse_config(text, str(path), env=env, base_dir=base)
     return LoadedConfig(config, path.resolve(), base)

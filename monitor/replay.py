@@ -56,10 +56,8 @@ def replay_file(path: Path, kind: str, decoder: Decoder, store: Store,
     """Validate and store every record of a file; bad records are quarantined with the line."""
     source = f"replay:{path.name}"
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        messages = _parquet(path, source)
-    else:
-        messages = _jsonl(path, source)
+    reader = _parquet if suffix in (".parquet", ".pq") else _jsonl
+    messages = reader(path, source)
     totals = [0, 0, 0, 0, 0]
     chunk: list[RawMessage] = []
 

@@ -466,6 +466,25 @@ class Store:
             return None
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
+    def last_evaluated_end(self, model: str) -> datetime | None:
+        """End of the newest window with a stored (non-superseded) scheduled or once run."""
+        return self.con.execute(
+            """SELECT max(window_end) FROM runs WHERE model = ? AND superseded_by IS NULL
+               AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
+
+    def stale_runs(self, model: str, *, since: datetime) -> list[tuple[str, datetime, datetime]]:
+        """Aligned-window runs that events arrived for after the run started (late events)."""
+        if not self.has_model_table(model):
+            return []
+        return self.con.execute(
+            f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
+                WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
+                  AND r.trigger IN ('aligned', 'backfill')
+                  AND EXISTS (SELECT 1 FROM {events_table(model)} e
+                              WHERE e.ts >= r.window_start AND e.ts < r.window_end
+                                AND e.ingested_at > r.started_at)
+                ORDER BY r.window_start""", [model, since]).fetchall()
+
     def latest_findings(self) -> list[tuple]:
         """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
         return self.con.execute(

@@ -40,3 +40,24 @@ def tumbling_windows(since: datetime, until: datetime, window_seconds: int) -> l
         out.append(TimeWindow(start, start + step))
         start += step
     return out
+
+
+def due_windows(last_closed: TimeWindow, last_evaluated_end: datetime | None,
+                max_catchup: int = 24) -> list[TimeWindow]:
+    """Closed aligned windows not yet evaluated, oldest first.
+
+    After a restart the daemon catches up on the windows it missed (at most `max_catchup`);
+    a model never evaluated starts with the last closed window — history is `backfill`'s job.
+    """
+    step = last_closed.end - last_closed.start
+    if last_evaluated_end is None:
+        return [last_closed]
+    if last_evaluated_end >= last_closed.end:
+        return []
+    start = max(last_evaluated_end, last_closed.end - step * max_catchup)
+    start = floor_to(start, int(step.total_seconds()))
+    out = []
+    while start < last_closed.end:
+        out.append(TimeWindow(start, start + step))
+        start += step
+    return out

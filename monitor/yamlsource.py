@@ -63,7 +63,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise YamlError(f"{file}: the top level must be a mapping of sections (store:, models:, ...)")
+        raise YamlError(f"{file}: the top level must be a mapping of sections "
+                        "(store:, models:, ...)")
     return data, source
 
 

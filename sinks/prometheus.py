@@ -34,31 +34,41 @@ class StoredStateCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         state = self._provider()
-        stat = GaugeMetricFamily("driftd_drift_statistic",
-                                 "Latest drift statistic per model, feature and method",
-                                 labels=["model", "feature", "method"])
-        detected = GaugeMetricFamily("driftd_drift_detected",
-                                     "1 when the latest run found drift for the feature/method",
-                                     labels=["model", "feature", "method"])
+        stat = GaugeMetricFamily(
+            "driftd_drift_statistic",
+            "Latest drift statistic per model, feature and method",
+            labels=["model", "feature", "method"],
+        )
+        detected = GaugeMetricFamily(
+            "driftd_drift_detected",
+            "1 when the latest run found drift for the feature/method",
+            labels=["model", "feature", "method"],
+        )
         for model, feature, method, value, drifted in state.findings:
             if value is not None:
                 stat.add_metric([model, feature, method], float(value))
             detected.add_metric([model, feature, method], 1.0 if drifted else 0.0)
-        last = GaugeMetricFamily("driftd_last_run_timestamp_seconds",
-                                 "Unix time the model's last detector run finished",
-                                 labels=["model"])
-        wend = GaugeMetricFamily("driftd_window_end_timestamp_seconds",
-                                 "End of the newest evaluated window (event time)",
-                                 labels=["model"])
+        last = GaugeMetricFamily(
+            "driftd_last_run_timestamp_seconds",
+            "Unix time the model's last detector run finished",
+            labels=["model"],
+        )
+        wend = GaugeMetricFamily(
+            "driftd_window_end_timestamp_seconds",
+            "End of the newest evaluated window (event time)",
+            labels=["model"],
+        )
         for model, finished, window_end in state.last_runs:
             last.add_metric([model], finished)
             wend.add_metric([model], window_end)
-        pending = GaugeMetricFamily("driftd_outbox_pending", "Deliveries waiting to be sent",
-                                    labels=["sink"])
+        pending = GaugeMetricFamily(
+            "driftd_outbox_pending", "Deliveries waiting to be sent", labels=["sink"]
+        )
         for sink, n in state.outbox_pending:
             pending.add_metric([sink], float(n))
-        sched = GaugeMetricFamily("driftd_schedule_seconds", "Configured detector interval",
-                                  labels=["model"])
+        sched = GaugeMetricFamily(
+            "driftd_schedule_seconds", "Configured detector interval", labels=["model"]
+        )
         for model, seconds in state.schedules:
             sched.add_metric([model], seconds)
         return [stat, detected, last, wend, pending, sched]
@@ -70,31 +80,51 @@ class DriftdMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.events_ingested = Counter("driftd_events_ingested_total",
-                                       "Events stored (new rows)", ["model"], registry=r)
-        self.events_duplicate = Counter("driftd_events_duplicate_total",
-                                        "Events already stored (replays, redeliveries)",
-                                        registry=r)
-        self.labels_ingested = Counter("driftd_labels_ingested_total", "Labels stored",
-                                       registry=r)
-        self.events_quarantined = Counter("driftd_events_quarantined_total",
-                                          "Messages quarantined", ["model", "reason"],
-                                          registry=r)
-        self.consumer_lag = Gauge("driftd_consumer_lag", "Messages behind the log end",
-                                  ["topic", "partition"], registry=r)
+        self.events_ingested = Counter(
+            "driftd_events_ingested_total", "Events stored (new rows)", ["model"], registry=r
+        )
+        self.events_duplicate = Counter(
+            "driftd_events_duplicate_total",
+            "Events already stored (replays, redeliveries)",
+            registry=r,
+        )
+        self.labels_ingested = Counter("driftd_labels_ingested_total", "Labels stored", registry=r)
+        self.events_quarantined = Counter(
+            "driftd_events_quarantined_total",
+            "Messages quarantined",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "driftd_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r
+        )
         self.detector_run_seconds = Histogram(
-            "driftd_detector_run_seconds", "Wall time of one model's detector pass",
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
-        self.detector_errors = Counter("driftd_detector_errors_total",
-                                       "Detector runs that ended in error", ["model"],
-                                       registry=r)
-        self.alerts_sent = Counter("driftd_alerts_sent_total", "Deliveries accepted by a sink",
-                                   ["sink", "type"], registry=r)
-        self.delivery_failures = Counter("driftd_alert_delivery_failures_total",
-                                         "Failed delivery attempts", ["sink"], registry=r)
-        self.outbox_dead = Counter("driftd_outbox_dead_total",
-                                   "Deliveries given up after max_attempts or a permanent error",
-                                   ["sink"], registry=r)
+            "driftd_detector_run_seconds",
+            "Wall time of one model's detector pass",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.detector_errors = Counter(
+            "driftd_detector_errors_total",
+            "Detector runs that ended in error",
+            ["model"],
+            registry=r,
+        )
+        self.alerts_sent = Counter(
+            "driftd_alerts_sent_total",
+            "Deliveries accepted by a sink",
+            ["sink", "type"],
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "driftd_alert_delivery_failures_total", "Failed delivery attempts", ["sink"], registry=r
+        )
+        self.outbox_dead = Counter(
+            "driftd_outbox_dead_total",
+            "Deliveries given up after max_attempts or a permanent error",
+            ["sink"],
+            registry=r,
+        )
 
     def add_stored_state(self, provider: Callable[[], StoredState]) -> None:
         self.registry.register(StoredStateCollector(provider))

@@ -167,7 +167,8 @@ class WebhookSink:
                 )
             raise error from None
         except ValueError as exc:  # malformed URL (http.client.InvalidURL is a ValueError)
-            raise PermanentError(f"POST {where}: invalid request: {exc}") from None
+            # the message may quote the URL (and so a token in it): name the error type only
+            raise PermanentError(f"POST {where}: invalid request ({type(exc).__name__})") from None
         except (OSError, http.client.HTTPException) as exc:
             raise RetryableError(f"POST {where}: {self._describe(exc)}") from None
         return SendReceipt(status_code=status, external_id=None, detail=f"HTTP {status}")

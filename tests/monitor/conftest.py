@@ -12,7 +12,9 @@ from monitor.simulate import reference_frame
 
 def write_config(tmp_path: Path, *, kafka: str | None = None, sinks: str = "",
                  alert_sinks: str = "[]", extra_model: str = "", group: str = "g",
-                 topics: tuple[str, str] = ("events", "labels")) -> Path:
+                 topics: tuple[str, str] = ("events", "labels"), window_seconds: int = 3600,
+                 window_align: str = "none", min_rows: int = 100,
+                 alert_extra: str = "") -> Path:
     ref = tmp_path / "reference.parquet"
     if not ref.exists():
         reference_frame(5000, seed=1).write_parquet(ref)
@@ -36,10 +38,11 @@ models:
   credit-risk:
     reference: reference.parquet
     features: {{age: numeric, income: numeric, region: categorical}}
-    window_seconds: 3600
-    min_rows: 100
+    window_seconds: {window_seconds}
+    window_align: {window_align}
+    min_rows: {min_rows}
     schedule_seconds: 60
-    alert: {{sinks: {alert_sinks}, consecutive: 1, cooldown_seconds: 3600}}
+    alert: {{sinks: {alert_sinks}, consecutive: 1, cooldown_seconds: 3600{alert_extra}}}
 {extra_model}
 sinks: {{{sinks}}}
 """

@@ -100,9 +100,10 @@ def external_references(html: str) -> list[str]:
     page = parse(html)
     problems = []
     for e in page.elements:
-        if e.tag in {"link", "iframe", "object", "embed", "base", "form", "frame", "img", "video"}:
-            if not (e.tag == "img" and (e.attrs.get("src") or "").startswith("data:")):
-                problems.append(f"<{e.tag}> element")
+        embedded = {"link", "iframe", "object", "embed", "base", "form", "frame", "img", "video"}
+        data_img = e.tag == "img" and (e.attrs.get("src") or "").startswith("data:")
+        if e.tag in embedded and not data_img:
+            problems.append(f"<{e.tag}> element")
         if e.tag == "script" and "src" in e.attrs:
             problems.append("<script src>")
         if e.tag == "meta" and (e.attrs.get("http-equiv") or "").lower() == "refresh":
