@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from detectors.base import Score, UnivariateMethod
 from detectors.samples import NumericPair
 
 # scipy's `method="auto"` computes the exact distribution up to this size, asymptotic above it.
 EXACT_MAX_ROWS = 10_000
+# scipy's `smirnov(n, x)` sums the exact series up to this n and approximates above it.
+SMIRNOV_MAX_COMPUTE_N = 1_000_000
+
+
+def smirnov_sf(n: int, x: float) -> float:
+    """P(D⁺ₙ > x) by the Birnbaum–Tingey sum, vectorised in log space.
+
+    The same series scipy's `special.smirnov` sums term by term in double-double arithmetic
+    (about 1 s at n = 500 000); here it takes milliseconds and agrees to ~1e-9 relative.
+    """
+    j = np.arange(0, math.floor(n * (1 - x)) + 1, dtype=np.float64)
+    upper = (n - j) / n - x  # 1 − x − j/n
+    keep = upper > 0
+    j, upper = j[keep], upper[keep]
+    log_terms = special.gammaln(n + 1.0) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+    log_terms += (n - j) * np.log(upper)
+    log_terms += (j - 1) * np.log(x + j / n)
+    top = float(log_terms.max())
+    return x * math.exp(top) * float(np.exp(log_terms - top).sum())
+
+
+def kstwo_sf(d: float, n: float) -> float:
+    """`scipy.stats.kstwo.sf(d, n)`, with its slow branch computed by `smirnov_sf`.
+
+    For n > 140 and 2.2 <= n·d² < 370 scipy returns 2·smirnov(n, d) (Simard & L'Ecuyer), whose
+    exact series costs O(n) double-double steps; every other branch is fast and called as is.
+    """
+    size = int(n)
+    t = size * d
+    if 140 < size <= SMIRNOV_MAX_COMPUTE_N and 0 < d < 0.5 and 1 < t < size - 1:
+        if 2.2 <= t * d < 370.0:
+            return min(max(2 * smirnov_sf(size, d), 0.0), 1.0)
+    return float(stats.kstwo.sf(d, n))
 
 
 class KS(UnivariateMethod):
@@ -31,9 +66,8 @@ class KS(UnivariateMethod):
         n1, n2 = ref.size, cur.size
         if max(n1, n2) <= EXACT_MAX_ROWS:
             result = stats.ks_2samp(ref, cur)
-            d, p = float(result.statistic), float(result.pvalue)
-        else:
-            d = pair.gap.sup
-            m, n = sorted((float(n1), float(n2)), reverse=True)
-            p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
+            return Score(float(result.statistic), float(result.pvalue), float(result.statistic))
+        d = pair.gap.sup
+        m, n = sorted((float(n1), float(n2)), reverse=True)
+        p = kstwo_sf(d, float(np.round(m * n / (m + n))))
         return Score(statistic=d, p_value=p, effect_size=d)

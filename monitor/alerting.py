@@ -226,13 +226,14 @@ class AlertManager:
                  json.dumps(body, separators=(",", ":")), now, now],
             )
 
-    def silence(self, model: str, *, until: datetime, reason: str, by: str) -> AlertState:
+    def silence(self, model: str, *, until: datetime, reason: str, by: str,
+                now: datetime | None = None) -> AlertState:
         state = self.state(model)
         state.silenced_until, state.silence_reason, state.silenced_by = until, reason, by
         with self._store.transaction() as con:
             self._save_state(con, state)
             con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
-                        [_utcnow(), model, state.episode_id, "silenced", None,
+                        [now or _utcnow(), model, state.episode_id, "silenced", None,
                          f"until {_iso(until)} by {by}: {reason}"])
         return state
 

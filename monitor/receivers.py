@@ -50,13 +50,14 @@ class _Receiver:
         self._base_url: str | None = None
 
     # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Bind 127.0.0.1 on a free port, serve from a daemon thread, return the base URL."""
+    def start(self, port: int = 0) -> str:
+        """Bind 127.0.0.1 (on a free port unless given), serve from a daemon thread, return
+        the base URL. A fixed port lets a test bring a receiver back where a config points."""
         if self._server is not None:
             raise RuntimeError(f"{type(self).__name__} already started")
         if self.jsonl_path is not None:
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-        self._server = _Server(("127.0.0.1", 0), _make_handler(self))
+        self._server = _Server(("127.0.0.1", port), _make_handler(self))
         host, port = self._server.server_address[:2]
         self._base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(

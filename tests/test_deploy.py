@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -235,6 +236,12 @@ def _variable_query(variable: dict[str, Any]) -> str:
     return query.get("query", "") if isinstance(query, dict) else str(query or "")
 
 
+def _grafana_to_promql(expr: str, interval: str = "5m") -> str:
+    """A panel query with Grafana's variables replaced: intervals by `interval`, others by .*"""
+    expr = re.sub(r"\$__(?:rate_interval|interval|range)", interval, expr)
+    return re.sub(r"\$\{?\w+\}?", ".*", expr)
+
+
 def test_dashboard_is_importable_json_with_datasource_input_and_variables():
     dashboard = _dashboard()
     assert 36 <= dashboard["schemaVersion"] <= 41
@@ -283,11 +290,8 @@ def test_dashboard_has_the_operational_panels():
 
 def test_dashboard_queries_are_valid_promql(promtool, tmp_path):
     """promtool parses every panel query (Grafana variables replaced by plain values)."""
-    rules = []
-    for i, (_, expr) in enumerate(_dashboard_exprs(_dashboard())):
-        expr = re.sub(r"\$__(?:rate_interval|interval|range)", "5m", expr)
-        expr = re.sub(r"\$\{?\w+\}?", ".*", expr)
-        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    rules = [{"record": f"dashboard:query_{i}", "expr": _grafana_to_promql(expr)}
+             for i, (_, expr) in enumerate(_dashboard_exprs(_dashboard()))]
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = run_promtool("check", "rules", str(path))
@@ -539,17 +543,55 @@ def test_dockerignore_keeps_local_state_out_and_the_package_in():
 
 
 # --- a real Prometheus scraping a stand-in target ------------------------------------------------
-EXPOSITION = b"""\
+# What the daemon will expose, shaped like it (names and labels from CONTRACT §5): enough series
+# for every dashboard query and rule expression to return data. Counters grow with time.
+EXPOSITION_TEMPLATE = """\
 # HELP driftd_drift_statistic Latest drift statistic per model, feature and method.
 # TYPE driftd_drift_statistic gauge
-driftd_drift_statistic{model="m",feature="f",method="psi"} 0.42
+driftd_drift_statistic{{model="m",feature="f",method="psi"}} 0.42
+driftd_drift_statistic{{model="m",feature="g",method="ks"}} 0.03
 # HELP driftd_drift_detected 1 if the latest run reported drift for this feature and method.
 # TYPE driftd_drift_detected gauge
-driftd_drift_detected{model="m",feature="f",method="psi"} 1
-# HELP driftd_schedule_seconds Configured detector schedule interval.
+driftd_drift_detected{{model="m",feature="f",method="psi"}} 1
+driftd_drift_detected{{model="m",feature="g",method="ks"}} 0
+# TYPE driftd_events_ingested_total counter
+driftd_events_ingested_total{{model="m"}} {ingested}
+# TYPE driftd_events_quarantined_total counter
+driftd_events_quarantined_total{{model="m",reason="schema"}} {quarantined}
+# TYPE driftd_consumer_lag gauge
+driftd_consumer_lag{{topic="events",partition="0"}} 12
+driftd_consumer_lag{{topic="events",partition="1"}} 0
+# TYPE driftd_detector_run_seconds histogram
+driftd_detector_run_seconds_bucket{{le="0.1"}} {runs_fast}
+driftd_detector_run_seconds_bucket{{le="1.0"}} {runs}
+driftd_detector_run_seconds_bucket{{le="+Inf"}} {runs}
+driftd_detector_run_seconds_sum {runs_sum}
+driftd_detector_run_seconds_count {runs}
+# TYPE driftd_alerts_sent_total counter
+driftd_alerts_sent_total{{sink="oncall",type="drift.detected"}} {runs}
+# TYPE driftd_alert_delivery_failures_total counter
+driftd_alert_delivery_failures_total{{sink="oncall"}} 1
+# TYPE driftd_outbox_pending gauge
+driftd_outbox_pending{{sink="oncall"}} 0
+# TYPE driftd_outbox_dead_total counter
+driftd_outbox_dead_total{{sink="oncall"}} 0
+# TYPE driftd_last_run_timestamp_seconds gauge
+driftd_last_run_timestamp_seconds{{model="m"}} {last_run}
+# TYPE driftd_window_end_timestamp_seconds gauge
+driftd_window_end_timestamp_seconds{{model="m"}} {last_run}
 # TYPE driftd_schedule_seconds gauge
-driftd_schedule_seconds{model="m"} 300
+driftd_schedule_seconds{{model="m"}} 300
+# TYPE driftd_detector_errors_total counter
+driftd_detector_errors_total{{model="m"}} 0
 """
+
+
+def render_exposition(now: float) -> bytes:
+    ticks = int(now)
+    return EXPOSITION_TEMPLATE.format(
+        ingested=100 * ticks, quarantined=ticks, runs=ticks, runs_fast=ticks // 2,
+        runs_sum=0.2 * ticks, last_run=f"{now - 10:.3f}",
+    ).encode()
 
 
 class _ExpositionHandler(BaseHTTPRequestHandler):
@@ -557,11 +599,12 @@ class _ExpositionHandler(BaseHTTPRequestHandler):
         if self.path != "/metrics":
             self.send_error(404)
             return
+        body = render_exposition(time.time())
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.send_header("Content-Length", str(len(EXPOSITION)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(EXPOSITION)
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
@@ -596,3 +639,19 @@ def test_prometheus_scrapes_stand_in_target_and_evaluates_rules(prometheus_binar
         assert alerts[0]["metric"]["alertstate"] == "pending"
         assert alerts[0]["metric"]["feature"] == "f"
         assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DriftdDown"]
+
+        # Every dashboard query and rule expression runs on daemon-shaped data without a query
+        # error (e.g. many-to-many matching) and returns series once rates have two samples.
+        queries = [(title, _grafana_to_promql(expr, interval="30s"))
+                   for title, expr in _dashboard_exprs(_dashboard())]
+        queries += [(rule.get("alert", rule.get("record")), rule["expr"])
+                    for rule in _load_rules()]
+        for title, expr in queries:
+            if "absent(" in expr:
+                assert prom.query(expr) == [], title  # up{job="driftd"} exists
+                continue
+            bare = re.sub(r"\s*(?:>=?|==)\s*[0-9.]+\s*$", "", expr.strip())
+            if " and " in bare or " > " in bare:
+                prom.query(expr)  # alert conditions: only check that they evaluate
+                continue
+            prom.wait_for(bare, timeout=30)
