@@ -22,6 +22,7 @@ from monitor.ingest import KafkaIngestor
 from monitor.outbox import Outbox
 from monitor.references import ProfileCache, register_reference
 from monitor.reporting import ReportWriter
+from monitor.retention import RetentionStats, apply_retention
 from monitor.runner import DetectorRunner, RunOutcome
 from monitor.store import Store
 from monitor.windows import TimeWindow, current_window, due_windows
@@ -106,6 +107,9 @@ class App:
         for window in due_windows(last_closed, self.store.last_evaluated_end(model)):
             outcomes.append(self.run_model(model, window, trigger="aligned"))
         return outcomes
+
+    def retention(self) -> RetentionStats:
+        return apply_retention(self.store, self.config, self.clock())
 
     def training_data(self, outcome: RunOutcome) -> dict[str, Any]:
         """Export the drifted window (or the configured lookback) for a retrain request."""
@@ -205,6 +209,8 @@ class App:
                                    coalesce=True, next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.outbox.flush, "interval", seconds=1, id="outbox",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.retention, "interval", hours=1, id="retention",
+                               max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         self.start_http()
         self.scheduler.start()
         ingest_thread = None

@@ -259,6 +259,23 @@ def _json_default(value):
     return str(value)
 
 
+def cmd_compact(args) -> int:
+    from monitor.retention import apply_retention, compact
+    from monitor.store import Store
+
+    loaded = _load(args.config)
+    store = Store(loaded.store_path)
+    try:
+        stats = apply_retention(store, loaded.config, datetime.now(UTC).replace(tzinfo=None))
+        store.con.execute("CHECKPOINT")
+    finally:
+        store.close()
+    before, after = compact(loaded.store_path)
+    print(f"{loaded.store_path}: retention removed {stats.events} events, {stats.labels} labels, "
+          f"{stats.quarantine} quarantined; {before:,} -> {after:,} bytes")
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from monitor.demo import run_demo
 
@@ -369,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--for", dest="duration", type=_parse_duration, required=True)
     sp.add_argument("--reason", required=True)
     sp.add_argument("--by")
+
+    sp = add("compact", cmd_compact,
+             "apply retention and rewrite the store file smaller (daemon stopped)")
+    sp.add_argument("--config", required=True)
 
     sp = add("demo", cmd_demo, "the whole loop on this machine")
     sp.add_argument("--out", default="demo-out")

@@ -45,14 +45,15 @@ def write_evidently_report(
     The file is written atomically (temporary file + `os.replace`). Raises ValueError when the
     two frames share no usable column.
     """
+    num, cat = _columns(reference, current, categorical)
+    if not num and not cat:
+        raise ValueError("reference and current share no numeric or categorical column")
+
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     from reports.render import _atomic_write_text
 
-    num, cat = _columns(reference, current, categorical)
-    if not num and not cat:
-        raise ValueError("reference and current share no numeric or categorical column")
     columns = num + cat
 
     def frame(df: pl.DataFrame):  # -> pandas.DataFrame

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from detectors.results import DriftResult, FeatureResult
+from detectors.results import ColumnQuality, DriftResult, FeatureResult
 from reports import charts
 from reports.charts import (
     BarChart,
@@ -130,7 +130,7 @@ class FeatureCard:
     drifted: bool
     errored: bool
     chart: BarChart | None
-    quality: Any  # ColumnQuality | None
+    quality: ColumnQuality | None
     sparklines: tuple[Sparkline, ...]
 
 
@@ -224,9 +224,11 @@ def _cards(
     quality = {}
     for q in result.quality:
         quality.setdefault(q.feature, q)
+    by_feature: dict[str, list[FeatureResult]] = {}
+    for f in results:
+        by_feature.setdefault(f.feature, []).append(f)
     cards = []
-    for i, name in enumerate(_ordered_unique([f.feature for f in results])):
-        rows = [f for f in results if f.feature == name]
+    for i, (name, rows) in enumerate(by_feature.items()):
         dist = distributions.get(name)
         lines = _sparklines(rows, trends)
         shown = always_shown or dist is not None or bool(lines)

@@ -454,7 +454,7 @@ def test_index_lists_runs_newest_first_with_relative_links():
     html = render_index(runs, title="Reports <prod>")
     table = parse(html).tables["table-0"]
     assert [row[-1] for row in table[1:]] == ["r-new-rerun", "r-new", "r-mid", "r-old"]
-    assert re.findall(r'<td><a class="mono" href="([^"]+)"', html) == [
+    assert re.findall(r'<td class="nowrap"><a class="mono" href="([^"]+)"', html) == [
         "r-new-rerun.html",
         "r-new.html",
         "r-mid.html",
