@@ -26,6 +26,7 @@ from monitor.retention import RetentionStats, apply_retention
 from monitor.runner import DetectorRunner, RunOutcome
 from monitor.store import Store
 from monitor.windows import TimeWindow, current_window, due_windows
+from sinks.base import EVENT_TYPES
 from sinks.prometheus import DriftdMetrics, StoredState
 from sinks.registry import build_sink
 
@@ -258,4 +259,5 @@ def build(loaded: LoadedConfig, *, clock: Callable[[], datetime] = _utcnow) -> A
     app.alerts = AlertManager(config, store, report_url=lambda rid: f"{base_url}/{rid}.html",
                               training_data=app.training_data)
     metrics.add_stored_state(app.stored_state)
+    metrics.init_sinks(config.sinks, EVENT_TYPES)
     return app

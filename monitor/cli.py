@@ -122,7 +122,8 @@ def cmd_replay(args) -> int:
 
 def cmd_report(args) -> int:
     app = _app(args.config)
-    out = app.reports.write_run(args.run, out=Path(args.out))
+    out = app.reports.write_run(args.run, out=Path(args.out),
+                                evidently=True if args.evidently else None)
     if out is None:
         raise CliError(f"no stored run {args.run!r} with results" if args.run
                        else "no stored runs with results yet")
@@ -351,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", required=True)
     sp.add_argument("--run")
     sp.add_argument("--out", required=True)
+    sp.add_argument("--evidently", action="store_true",
+                    help="also write Evidently's DataDriftPreset report beside it, linked")
 
     sp = add("export", cmd_export, "export logged features joined with labels to Parquet")
     sp.add_argument("--config", required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,21 +77,55 @@ class ReportWriter:
         self._store = store
         self.directory = directory
 
-    def write_run(self, run_id: str | None = None, out: Path | None = None) -> Path | None:
+    def write_run(self, run_id: str | None = None, out: Path | None = None, *,
+                  evidently: bool | None = None) -> Path | None:
+        """Render a stored run (latest if no id) to `reports.dir/<run_id>.html` or `out`.
+
+        With `evidently` (default: the `reports.evidently` switch) Evidently's DataDriftPreset
+        report of the same reference and window is written beside it and linked.
+        """
         run = self._store.run(run_id)
         if run is None:
             return None
         result = DriftResult.from_dict(json.loads(run["result"])) if run["result"] else None
         if result is None:
             return None
-        html = render_run(lineage_of(run, self._config), result,
+        directory = out.parent if out is not None else self.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        lineage = lineage_of(run, self._config)
+        if evidently if evidently is not None else self._config.reports.evidently:
+            name = self._evidently(run, directory)
+            if name:
+                lineage = replace(lineage, evidently_report=name)
+        html = render_run(lineage, result,
                           trends=trends_for(self._store, run["model"], run["window_end"]))
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(html, encoding="utf-8")
             return out
-        self.directory.mkdir(parents=True, exist_ok=True)
         return write_report(self.directory, f"{run['run_id']}.html", html)
+
+    def _evidently(self, run: dict[str, Any], directory: Path) -> str | None:
+        """Evidently's report for the run's reference and window; None if it cannot be made."""
+        from monitor.references import read_table, reference_frame
+        from reports.evidently_appendix import write_evidently_report
+
+        cfg = self._config.models.get(run["model"])
+        if cfg is None:
+            return None
+        name = f"{run['run_id']}-evidently.html"
+        try:
+            ref = self._store.reference(run["model"], run["reference_version"])
+            reference = reference_frame(read_table(Path(ref.path)), cfg, ref.path)
+            window = self._store.load_window(run["model"], cfg.features, run["window_start"],
+                                             run["window_end"]).frame
+            categorical = [f for f, kind in cfg.features.items() if kind == "categorical"]
+            features = list(cfg.features)
+            write_evidently_report(reference.select(features), window.select(features),
+                                   directory / name, categorical=categorical)
+        except Exception:  # the appendix is optional; our report must still be written
+            log.exception("evidently appendix failed", extra={"run_id": run["run_id"]})
+            return None
+        return name
 
     def write_index(self) -> Path:
         runs = [

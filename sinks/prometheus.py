@@ -126,5 +126,14 @@ class DriftdMetrics:
             registry=r,
         )
 
+    def init_sinks(self, names: Iterable[str], event_types: Iterable[str]) -> None:
+        """Create per-sink series at 0 so the first failure is an increase, not a new series."""
+        types = list(event_types)
+        for name in names:
+            self.delivery_failures.labels(name)
+            self.outbox_dead.labels(name)
+            for event_type in types:
+                self.alerts_sent.labels(name, event_type)
+
     def add_stored_state(self, provider: Callable[[], StoredState]) -> None:
         self.registry.register(StoredStateCollector(provider))

@@ -1,0 +1,48 @@
+"""`driftd report`: regenerate a stored run's report, optionally with the Evidently appendix."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from monitor.app import build
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.replay import replay_file
+from monitor.simulate import event_messages, sample
+from tests.monitor.conftest import write_config
+
+
+def _stored_run(tmp_path):
+    path = write_config(tmp_path)
+    app = build(load_config(path))
+    frame = sample(800, np.random.default_rng(8), drifted=True)
+    with (tmp_path / "ev.jsonl").open("w") as fh:
+        for _, event, _ in event_messages(frame, model="credit-risk", start_id=0,
+                                          ts=datetime.now(UTC)):
+            fh.write(event.decode() + "\n")
+    replay_file(tmp_path / "ev.jsonl", "events", app.decoder, app.store)
+    app.run_once()
+    run_id = app.store.run()["run_id"]
+    app.store.close()
+    return path, run_id
+
+
+def test_report_regenerates_a_stored_run_with_evidently_appendix(tmp_path, capsys):
+    path, run_id = _stored_run(tmp_path)
+    out = tmp_path / "audit" / "run.html"
+    assert main(["report", "--config", str(path), "--run", run_id, "--out", str(out),
+                 "--evidently"]) == 0
+    html = out.read_text()
+    assert run_id in html
+    appendix = tmp_path / "audit" / f"{run_id}-evidently.html"
+    assert appendix.exists() and appendix.stat().st_size > 10_000
+    assert f'href="{run_id}-evidently.html"' in html
+
+
+def test_report_latest_and_unknown_run(tmp_path, capsys):
+    path, run_id = _stored_run(tmp_path)
+    assert main(["report", "--config", str(path), "--out", str(tmp_path / "l.html")]) == 0
+    assert run_id in (tmp_path / "l.html").read_text()
+    assert main(["report", "--config", str(path), "--run", "nope",
+                 "--out", str(tmp_path / "x.html")]) == 2
+    assert "no stored run 'nope'" in capsys.readouterr().err
