@@ -85,13 +85,10 @@ def compare_files(
     if label_column is not None and prediction_column is None:
         raise ValueError("--label-column needs --prediction-column")
 
+    # One file in memory at a time: the reference is dropped once it is profiled.
     ref = read_table(reference)
-    cur = read_table(current)
     special = [c for c in (prediction_column, label_column) if c is not None]
-    for frame, path in ((ref, reference), (cur, current)):
-        absent = [c for c in special if c not in frame.columns]
-        if absent:
-            raise ValueError(f"{path}: no column(s) {', '.join(map(repr, absent))}")
+    _require_columns(ref, special, reference)
     unknown = [c for c in categorical if c not in ref.columns]
     if unknown:
         raise ValueError(
@@ -124,7 +121,8 @@ def compare_files(
         task=infer_task(ref, label_column),
     )
     del ref  # the profile holds what the comparison needs
-
+    cur = read_table(current)
+    _require_columns(cur, special, current)
     observed = {
         name: "null" if cur.height and s.null_count() == cur.height else json_type(s.dtype)
         for s in cur.iter_columns()
@@ -137,6 +135,12 @@ def compare_files(
     )
     del cur
     return evaluate(profile, window, policy, observed_types=observed)
+
+
+def _require_columns(frame: pl.DataFrame, names: Sequence[str], path: str | Path) -> None:
+    absent = [c for c in names if c not in frame.columns]
+    if absent:
+        raise ValueError(f"{path}: no column(s) {', '.join(map(repr, absent))}")
 
 
 def _number(value: float | None) -> float | None:

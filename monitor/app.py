@@ -7,14 +7,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerting import AlertManager
-from monitor.config import LoadedConfig
+from monitor.config import ConfigError, LoadedConfig, load_config
 from monitor.decode import Decoder
 from monitor.export import export_training_data
 from monitor.http import DriftdHTTPServer
@@ -39,20 +38,34 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@dataclass
 class App:
-    loaded: LoadedConfig
-    store: Store
-    metrics: DriftdMetrics
-    decoder: Decoder
-    ingestor: KafkaIngestor | None
-    runner: DetectorRunner
-    alerts: AlertManager
-    outbox: Outbox
-    reports: ReportWriter
-    clock: Callable[[], datetime] = _utcnow
-    http: DriftdHTTPServer | None = None
-    scheduler: BackgroundScheduler | None = None
+    """The daemon's components, wired from one validated config (see `build`)."""
+
+    def __init__(self, loaded: LoadedConfig, store: Store, metrics: DriftdMetrics, *,
+                 clock: Callable[[], datetime] = _utcnow):
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.http: DriftdHTTPServer | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self._apply(loaded)
+
+    def _apply(self, loaded: LoadedConfig) -> None:
+        """(Re)build every config-dependent component around the same store and registry."""
+        config = loaded.config
+        self.loaded = loaded
+        self.decoder = Decoder(config)
+        self.ingestor = (KafkaIngestor(config.kafka, self.decoder, self.store, self.metrics)
+                         if config.kafka is not None else None)
+        self.runner = DetectorRunner(config, self.store, ProfileCache(self.store))
+        sinks = {name: build_sink(name, cfg) for name, cfg in config.sinks.items()}
+        self.outbox = Outbox(config, self.store, sinks, self.metrics)
+        self.reports = ReportWriter(config, self.store, loaded.reports_dir)
+        base_url = config.reports.base_url.rstrip("/")
+        self.alerts = AlertManager(config, self.store,
+                                   report_url=lambda rid: f"{base_url}/{rid}.html",
+                                   training_data=self.training_data)
+        self.metrics.init_sinks(config.sinks, EVENT_TYPES)
 
     @property
     def config(self):
@@ -195,14 +208,7 @@ class App:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 
-    def run_forever(self, *, grace_seconds: float = 30.0,
-                    stop: threading.Event | None = None) -> int:
-        """The daemon: consume, schedule detectors, deliver, serve HTTP until SIGTERM/SIGINT."""
-        stop = stop or threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
-        self.register_references()
+    def _start_workers(self, stop: threading.Event) -> threading.Thread | None:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         for model, cfg in self.config.models.items():
             self.scheduler.add_job(self.scheduled_pass, "interval", seconds=cfg.schedule_seconds,
@@ -212,21 +218,80 @@ class App:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.retention, "interval", hours=1, id="retention",
                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
-        self.start_http()
         self.scheduler.start()
-        ingest_thread = None
-        if self.ingestor is not None:
-            ingest_thread = threading.Thread(target=self._ingest_loop, args=(stop,),
-                                             name="driftd-ingest", daemon=True)
-            ingest_thread.start()
-        log.info("driftd running", extra={"models": list(self.config.models)})
-        stop.wait()
-        log.info("stopping", extra={"grace_seconds": grace_seconds})
-        deadline = time.monotonic() + grace_seconds
-        if ingest_thread is not None:
-            ingest_thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self.ingestor is None:
+            return None
+        thread = threading.Thread(target=self._ingest_loop, args=(stop,), name="driftd-ingest",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _stop_workers(self, stop: threading.Event, thread: threading.Thread | None,
+                      deadline: float) -> None:
+        """Stop consuming (the batch in flight is written and committed), then let running
+        jobs — a detector pass, a delivery attempt — finish."""
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
             self.ingestor.close()
         self.scheduler.shutdown(wait=True)
+
+    def _reloaded_config(self) -> LoadedConfig | None:
+        """The config file re-read and validated, or None (errors logged) to keep the old one."""
+        try:
+            loaded = load_config(self.loaded.path)
+        except ConfigError as exc:
+            errors = [str(i) for i in exc.issues]
+        else:
+            errors = [f"{name}: changing it needs a restart"
+                      for name in ("store", "server")
+                      if getattr(self.config, name) != getattr(loaded.config, name)]
+            if not errors:
+                return loaded
+        log.error("config reload rejected; keeping the running config: %s", "; ".join(errors),
+                  extra={"errors": errors})
+        return None
+
+    def reload(self) -> bool:
+        """Re-read the config file. A broken config is rejected and the running one kept."""
+        loaded = self._reloaded_config()
+        if loaded is None:
+            return False
+        self._apply(loaded)
+        self.register_references()
+        log.info("config reloaded", extra={"models": list(loaded.config.models)})
+        return True
+
+    def run_forever(self, *, grace_seconds: float = 30.0, stop: threading.Event | None = None,
+                    reload: threading.Event | None = None) -> int:
+        """The daemon: consume, schedule detectors, deliver, serve HTTP until SIGTERM/SIGINT.
+        SIGHUP re-reads the config; a broken one is rejected with its errors logged."""
+        stop = stop or threading.Event()
+        reload = reload or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            signal.signal(signal.SIGHUP, lambda *_: reload.set())
+        self.register_references()
+        self.start_http()
+        workers_stop = threading.Event()
+        thread = self._start_workers(workers_stop)
+        log.info("driftd running", extra={"models": list(self.config.models)})
+        while not stop.is_set():
+            stop.wait(0.2)
+            if reload.is_set() and not stop.is_set():
+                reload.clear()
+                loaded = self._reloaded_config()
+                if loaded is None:
+                    continue  # the running workers never stopped
+                self._stop_workers(workers_stop, thread, time.monotonic() + grace_seconds)
+                self._apply(loaded)
+                self.register_references()
+                log.info("config reloaded", extra={"models": list(loaded.config.models)})
+                workers_stop = threading.Event()
+                thread = self._start_workers(workers_stop)
+        log.info("stopping", extra={"grace_seconds": grace_seconds})
+        self._stop_workers(workers_stop, thread, time.monotonic() + grace_seconds)
         self.http.stop()
         self.store.close()
         log.info("stopped")
@@ -239,25 +304,7 @@ def _epoch(ts: datetime | None) -> float:
 
 def build(loaded: LoadedConfig, *, clock: Callable[[], datetime] = _utcnow) -> App:
     """Assemble the app from a validated config. Opens the store; does no network I/O."""
-    config = loaded.config
-    store = Store(loaded.store_path)
     metrics = DriftdMetrics()
-    decoder = Decoder(config)
-    ingestor = (KafkaIngestor(config.kafka, decoder, store, metrics)
-                if config.kafka is not None else None)
-    runner = DetectorRunner(config, store, ProfileCache(store))
-    sinks = {name: build_sink(name, cfg) for name, cfg in config.sinks.items()}
-    base_url = config.reports.base_url.rstrip("/")
-    app = App(
-        loaded=loaded, store=store, metrics=metrics, decoder=decoder, ingestor=ingestor,
-        runner=runner,
-        alerts=None,  # type: ignore[arg-type] - set below (needs the app for training data)
-        outbox=Outbox(config, store, sinks, metrics),
-        reports=ReportWriter(config, store, loaded.reports_dir),
-        clock=clock,
-    )
-    app.alerts = AlertManager(config, store, report_url=lambda rid: f"{base_url}/{rid}.html",
-                              training_data=app.training_data)
+    app = App(loaded, Store(loaded.store_path), metrics, clock=clock)
     metrics.add_stored_state(app.stored_state)
-    metrics.init_sinks(config.sinks, EVENT_TYPES)
     return app

@@ -178,8 +178,32 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
 _UNION_TAGS = {"webhook", "slack"}
 
 
+# Options driftd sets itself: overriding them would break commit-after-durable or decoding.
+RESERVED_CONSUMER_OPTIONS = frozenset({"enable_auto_commit", "group_id", "bootstrap_servers",
+                                       "value_deserializer", "key_deserializer"})
+
+
+def _check_consumer_options(config: Config, source: SourceMap) -> list[ConfigIssue]:
+    """`kafka.consumer` keys must be KafkaConsumer options (a typo is an error, not a no-op)."""
+    if config.kafka is None:
+        return []
+    from kafka import KafkaConsumer
+
+    issues = []
+    for key in config.kafka.consumer:
+        path = ("kafka", "consumer", key)
+        if key in RESERVED_CONSUMER_OPTIONS:
+            issues.append(ConfigIssue(_dotted(path), "set by driftd; remove it (offsets are "
+                                      "committed only after rows are durable)",
+                                      source.line_of(path)))
+        elif key not in KafkaConsumer.DEFAULT_CONFIG:
+            issues.append(ConfigIssue(_dotted(path), "unknown kafka-python consumer option",
+                                      source.line_of(path)))
+    return issues
+
+
 def _check_references(config: Config, base: Path, source: SourceMap) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _check_consumer_options(config, source)
     for name, model in config.models.items():
         for i, sink in enumerate(model.alert.sinks):
             if sink not in config.sinks:

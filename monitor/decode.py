@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from monitor.config import Config
-from monitor.events import Event, Label, to_utc
+from monitor.events import Event, Label, TimestampOutOfRange, to_utc
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,11 @@ class Decoder:
             except (RecursionError, ValueError) as exc:
                 self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
                 continue
-            ts = to_utc(event.timestamp)
+            try:
+                ts = to_utc(event.timestamp)
+            except TimestampOutOfRange as exc:
+                self._quarantine(batch, msg, "bad_timestamp", str(exc))
+                continue
             if not self._check_common(batch, msg, event.event_id, event.model, ts):
                 continue
             rows = batch.events.get(event.model)
@@ -284,7 +288,11 @@ class Decoder:
             except (RecursionError, ValueError) as exc:
                 self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
                 continue
-            ts = None if label.timestamp is None else to_utc(label.timestamp)
+            try:
+                ts = None if label.timestamp is None else to_utc(label.timestamp)
+            except TimestampOutOfRange as exc:
+                self._quarantine(batch, msg, "bad_timestamp", str(exc))
+                continue
             if not self._check_common(batch, msg, label.event_id, label.model, None):
                 continue
             value = label.label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,7 +17,10 @@ from pydantic import (
     StrictStr,
 )
 
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+# JSON integers beyond the float range cannot become a DOUBLE (float() would raise): invalid.
+_FLOAT_MAX_INT = int(sys.float_info.max)
+Int = Annotated[StrictInt, Field(ge=-_FLOAT_MAX_INT, le=_FLOAT_MAX_INT)]
+Scalar = StrictBool | Int | StrictFloat | StrictStr | None
 Timestamp = StrictInt | AwareDatetime
 
 
@@ -30,7 +34,7 @@ class Event(BaseModel):
     model_version: StrictStr | StrictInt | None = None
     timestamp: Timestamp
     features: dict[str, Scalar] = Field(default_factory=dict)
-    prediction: StrictInt | StrictFloat | StrictStr | StrictBool | None = None
+    prediction: Int | StrictFloat | StrictStr | StrictBool | None = None
 
 
 class Label(BaseModel):
@@ -40,12 +44,23 @@ class Label(BaseModel):
 
     event_id: Annotated[StrictStr, Field(min_length=1)]
     model: Annotated[StrictStr, Field(min_length=1)]
-    label: StrictBool | StrictInt | StrictFloat | StrictStr
+    label: StrictBool | Int | StrictFloat | StrictStr
     timestamp: Timestamp | None = None
 
 
+class TimestampOutOfRange(ValueError):
+    """A valid-looking timestamp that no datetime can hold (e.g. epoch ms in year 10000)."""
+
+
 def to_utc(value: int | datetime) -> datetime:
-    """Epoch milliseconds or an aware datetime → naive UTC (how the store keeps time)."""
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, tz=UTC).replace(tzinfo=None)
-    return value.astimezone(UTC).replace(tzinfo=None)
+    """Epoch milliseconds or an aware datetime → naive UTC (how the store keeps time).
+
+    Raises TimestampOutOfRange when the instant is outside years 1..9999 in UTC.
+    """
+    try:
+        if isinstance(value, int):
+            return datetime.fromtimestamp(value / 1000, tz=UTC).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError) as exc:
+        shown = str(value) if isinstance(value, datetime) or abs(value) < 10**30 else "huge"
+        raise TimestampOutOfRange(f"timestamp: {shown} is outside years 1..9999 UTC") from exc

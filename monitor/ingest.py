@@ -2,20 +2,29 @@
 
 The consumer reads the events and labels topics as one consumer group. A poll's records are
 decoded in one pass, written (rows + quarantine + offsets) in one DuckDB transaction, and only
-then are offsets committed to Kafka. A crash between the two redelivers the batch; inserts
-are idempotent on (model, event_id), so nothing is doubled.
+then are offsets committed to Kafka. A crash between the two leaves Kafka's committed offset
+behind the store's; on the next assignment the consumer seeks to the store's offset, so the
+batch is not read again. Should it be read again anyway (a new consumer group, a rewound
+topic), inserts are idempotent on (model, event_id): nothing is doubled.
+
+Threads: one thread polls (`poll_once`, `drain`, `update_lag`). kafka-python ≥ 3 runs its own
+IO thread, which also runs the rebalance listener; the listener must not block (no consumer
+calls that wait on the network). `broker_status()` does no I/O and may be called from any
+thread (the HTTP server's readiness check).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import KafkaConfig
@@ -28,6 +37,29 @@ log = logging.getLogger("driftd.ingest")
 # Options driftd owns: overriding them would break the commit-after-durable guarantee.
 RESERVED_CONSUMER_OPTIONS = {"enable_auto_commit", "group_id", "bootstrap_servers",
                              "value_deserializer", "key_deserializer"}
+
+# Defaults driftd chooses for kafka-python (a user's `kafka.consumer` entry wins):
+# - bootstrap_timeout_ms: the constructor blocks until it has cluster metadata (30 s by
+#   default); a short wait hands a dead broker back to the ingest loop's backoff sooner.
+# - reconnect_backoff_max_ms: kafka-python's reconnect backoff grows to 30 s; capped at 5 s a
+#   broker that comes back is used again within seconds.
+# - fetch_max_bytes: the most one fetch buffers in memory (kafka-python's default is 50 MiB).
+#   The loop is synchronous (poll → write → commit), so a slow store slows consumption and
+#   the buffer bounds what waits in memory meanwhile.
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "bootstrap_timeout_ms": 5000,
+    "reconnect_backoff_max_ms": 5000,
+    "fetch_max_bytes": 16 * 1024 * 1024,
+}
+
+# Broker liveness (readiness): the ingest thread proves contact with every commit and, when
+# idle, with a bounded ListOffsets probe; without fresh proof the broker is reported down.
+PROBE_INTERVAL_SECONDS = 2.0
+PROBE_TIMEOUT_MS = 1500
+STALE_AFTER_SECONDS = 10.0
+COMMIT_TIMEOUT_MS = 10_000
+CLOSE_TIMEOUT_MS = 3000
+WRITE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -55,16 +87,34 @@ def record_metrics(metrics: DriftdMetrics | None, result: WriteResult,
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    """On assignment, skip past offsets the store already holds (a lost Kafka commit)."""
+    """On assignment, continue from the offsets the store holds (a lost Kafka commit).
+
+    Runs on kafka-python's IO thread: it may read the store and `seek` (both local), but must
+    not call consumer APIs that wait for the broker (they raise on the IO thread).
+    """
 
     def __init__(self, ingestor: KafkaIngestor):
         self._ingestor = ingestor
 
     def on_partitions_revoked(self, revoked):
+        # nothing to flush: every polled batch is stored and committed before the next poll
         pass
 
     def on_partitions_assigned(self, assigned):
         self._ingestor._on_assigned(assigned)
+
+
+def _open_connections(consumer: Any) -> int | None:
+    """How many broker connections kafka-python holds open, without I/O (None: unknown).
+
+    kafka-python drops a connection as soon as its socket closes, so a stopped broker shows
+    here within milliseconds. Reads client internals; any change there yields None.
+    """
+    try:
+        conns = list(consumer._client._manager._conns.values())
+        return sum(1 for conn in conns if conn.connected)
+    except Exception:
+        return None
 
 
 class KafkaIngestor:
@@ -79,43 +129,126 @@ class KafkaIngestor:
         self._metrics = metrics
         self._factory = consumer_factory
         self._consumer: Any = None
-        self.last_error: str | None = None
+        self._error: str | None = None
+        self._last_contact: float | None = None  # monotonic time of the last broker answer
+        self._last_failure: float | None = None
+        servers = config.bootstrap_servers
+        self._servers = servers if isinstance(servers, str) else ",".join(servers)
+
+    # --- broker state (readiness) ----------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._consumer is not None
 
+    @property
+    def last_error(self) -> str | None:
+        """The last ingest error, or why the broker counts as unreachable (None when fine)."""
+        if self._error is not None:
+            return self._error
+        ok, reason = self.broker_status()
+        return None if ok else reason
+
+    @last_error.setter
+    def last_error(self, value: str | None) -> None:
+        # the ingest loop records the error that made it drop the consumer
+        self._error = value
+        if value is not None:
+            self._last_failure = time.monotonic()
+
+    def _contact(self) -> None:
+        self._last_contact = time.monotonic()
+        self._error = None
+
+    def _failure(self, reason: str) -> None:
+        self._error = reason
+        self._last_failure = time.monotonic()
+
+    def broker_status(self) -> tuple[bool, str]:
+        """(reachable, reason). No I/O and no consumer calls: safe from any thread.
+
+        Reachable means: a consumer exists, it holds an open broker connection, and the broker
+        answered (a commit, a probe, the bootstrap) within STALE_AFTER_SECONDS with no failed
+        request since.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return False, self._error or f"connecting to {self._servers}"
+        if _open_connections(consumer) == 0:
+            return False, f"no open connection to {self._servers}"
+        contact, failure = self._last_contact, self._last_failure
+        if contact is None or (failure is not None and failure >= contact):
+            return False, self._error or f"no answer from {self._servers} yet"
+        age = time.monotonic() - contact
+        if age > STALE_AFTER_SECONDS:
+            return False, f"no answer from {self._servers} for {age:.0f} s"
+        return True, "ok"
+
+    def broker_reachable(self) -> bool:
+        return self.broker_status()[0]
+
+    # --- consumer lifecycle ----------------------------------------------------------------
+
     def connect(self) -> None:
-        """Create the consumer (raises kafka.errors.NoBrokersAvailable if none answers)."""
+        """Create the consumer; raises a KafkaError (e.g. KafkaTimeoutError: Unable to
+        bootstrap) when no broker answers within bootstrap_timeout_ms."""
         if self._consumer is not None:
             return
         cfg = self._config
         options: dict[str, Any] = {
-            "bootstrap_servers": cfg.bootstrap_servers,
-            "group_id": cfg.group_id,
-            "enable_auto_commit": False,
+            **CONSUMER_DEFAULTS,
             "auto_offset_reset": "earliest",
             "max_poll_records": cfg.max_poll_records,
             "client_id": "driftd",
         }
         options.update({k: v for k, v in cfg.consumer.items()
                         if k not in RESERVED_CONSUMER_OPTIONS})
+        options.update({
+            "bootstrap_servers": cfg.bootstrap_servers,
+            "group_id": cfg.group_id,
+            "enable_auto_commit": False,
+        })
         consumer = self._factory(**options)
-        consumer.subscribe([cfg.events_topic, cfg.labels_topic], listener=_SeekToStored(self))
-        self._consumer = consumer
-        self.last_error = None
+        self._consumer = consumer  # before subscribing: the listener uses it
+        try:
+            consumer.subscribe([cfg.events_topic, cfg.labels_topic],
+                               listener=_SeekToStored(self))
+        except Exception:
+            self.close()
+            raise
+        self._contact()  # the constructor fetched cluster metadata
 
-    def _on_assigned(self, assigned) -> None:
-        stored = self._store.stored_offsets(self._config.group_id)
-        for tp in assigned:
-            next_offset = stored.get((tp.topic, tp.partition))
-            if next_offset is None:
-                continue
-            committed = self._consumer.committed(tp)
-            if committed is None or committed < next_offset:
-                log.info("seeking past stored offset", extra={
+    def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Seek every assigned partition to the offset stored with its rows, if any.
+
+        The store's offset is never behind Kafka's committed offset (the commit follows the
+        store's transaction), so seeking to it skips exactly the batches whose Kafka commit
+        was lost. An offset beyond the log end (the topic was recreated, or a memory-only
+        broker restarted) is reset by the consumer to the earliest offset
+        (`auto_offset_reset`), and the re-read is stored once.
+        """
+        try:
+            stored = self._store.stored_offsets(self._config.group_id)
+            for tp in assigned:
+                next_offset = stored.get((tp.topic, tp.partition))
+                if next_offset is None:
+                    continue
+                log.info("continuing from stored offset", extra={
                     "topic": tp.topic, "partition": tp.partition, "offset": next_offset})
                 self._consumer.seek(tp, next_offset)
+        except Exception:  # never fail the rebalance: reading from Kafka's offset is safe
+            log.exception("seeking to stored offsets failed; continuing from Kafka's")
+
+    def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._last_contact = None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
+            except Exception:  # closing a consumer of a dead broker must not stop a restart
+                log.warning("closing the consumer failed", exc_info=True)
+
+    # --- ingest ----------------------------------------------------------------------------
 
     def poll_once(self, timeout_ms: int | None = None) -> PollStats:
         """Poll one batch, store it durably, then commit its offsets."""
@@ -124,6 +257,7 @@ class KafkaIngestor:
         records = consumer.poll(timeout_ms=timeout_ms or self._config.poll_timeout_ms,
                                 max_records=self._config.max_poll_records)
         if not records:
+            self._probe()
             return PollStats(0, 0, 0, 0, 0)
         batch = DecodedBatch()
         offsets: dict[tuple[str, int], int] = {}
@@ -136,12 +270,50 @@ class KafkaIngestor:
             else:
                 self._decoder.decode_events(raw, batch)
             offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
-        result = self._store.write_batch(batch, offsets=offsets, group_id=self._config.group_id)
-        consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                         for (t, p), o in offsets.items()})
-        record_metrics(self._metrics, result, batch)
+        result = self._write(batch, offsets)
+        record_metrics(self._metrics, result, batch)  # stored: count it whatever Kafka says
+        try:
+            consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                             for (t, p), o in offsets.items()}, timeout_ms=COMMIT_TIMEOUT_MS)
+        except CommitFailedError as exc:
+            # the group rebalanced under us; the rows and offsets are stored, and whoever owns
+            # these partitions now seeks to the stored offsets
+            log.info("commit rejected after a rebalance; stored offsets stand",
+                     extra={"error": str(exc)})
+        else:
+            self._contact()
         return PollStats(total, sum(result.inserted.values()), result.labels,
                          result.quarantined, result.duplicates)
+
+    def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int]) -> WriteResult:
+        """One transaction; retried when another writer of the same store conflicts with it
+        (the rollback leaves nothing behind and inserts are idempotent)."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return self._store.write_batch(batch, offsets=offsets,
+                                               group_id=self._config.group_id)
+            except duckdb.TransactionException as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.warning("store write conflicted; retrying",
+                            extra={"attempt": attempt, "error": str(exc)})
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _probe(self) -> None:
+        """While idle, ask the broker something cheap every PROBE_INTERVAL_SECONDS."""
+        if (self._last_contact is not None
+                and time.monotonic() - self._last_contact < PROBE_INTERVAL_SECONDS):
+            return
+        consumer = self._consumer
+        if not consumer.assignment():
+            # joining the group: nothing to ask about yet, the connection state tells
+            if _open_connections(consumer) != 0:
+                self._contact()
+            else:
+                self._failure(f"no open connection to {self._servers}")
+            return
+        self.update_lag()
 
     def drain(self, *, max_seconds: float = 60.0, join_seconds: float = 30.0) -> PollStats:
         """Ingest what is available now (for `--once`): poll until caught up with the log end
@@ -163,44 +335,40 @@ class KafkaIngestor:
                     break
                 continue
             if targets is None or set(targets) != set(assignment):
-                targets = consumer.end_offsets(list(assignment))
-            if all(consumer.position(tp) >= end for tp, end in targets.items()):
+                targets = consumer.end_offsets(list(assignment), timeout_ms=COMMIT_TIMEOUT_MS)
+            if all(consumer.position(tp, timeout_ms=COMMIT_TIMEOUT_MS) >= end
+                   for tp, end in targets.items()):
                 break
         self.update_lag()
         return PollStats(*totals)
 
     def update_lag(self) -> dict[tuple[str, int], int]:
-        """Per-partition lag (log end − position) into the consumer_lag gauge."""
+        """Per-partition lag (log end − position) into the consumer_lag gauge.
+
+        A bounded round trip to the partition leaders, so it doubles as the liveness probe:
+        an answer is contact, a timeout marks the broker unreachable (never raises for it).
+        """
         consumer = self._consumer
         if consumer is None:
             return {}
         assignment = list(consumer.assignment())
         if not assignment:
             return {}
-        ends = consumer.end_offsets(assignment)
+        try:
+            ends = consumer.end_offsets(assignment, timeout_ms=PROBE_TIMEOUT_MS)
+        except KafkaError as exc:
+            self._failure(f"no answer from {self._servers} within "
+                          f"{PROBE_TIMEOUT_MS / 1000:g} s ({type(exc).__name__})")
+            return {}
+        self._contact()
         lag = {}
         for tp in assignment:
             try:
-                lag[(tp.topic, tp.partition)] = max(0, ends[tp] - consumer.position(tp))
+                position = consumer.position(tp, timeout_ms=PROBE_TIMEOUT_MS)
+                lag[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
             except Exception:  # position unknown mid-rebalance
                 continue
         if self._metrics is not None:
             for (topic, partition), value in lag.items():
                 self._metrics.consumer_lag.labels(topic, str(partition)).set(value)
         return lag
-
-    def broker_reachable(self) -> bool:
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        try:
-            return bool(consumer.bootstrap_connected()) or bool(consumer.topics())
-        except Exception:
-            return False
-
-    def close(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            finally:
-                self._consumer = None

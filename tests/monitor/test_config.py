@@ -115,3 +115,18 @@ def test_fingerprint_is_stable_and_changes_with_config():
     c = parse_config(MINIMAL + "    window_seconds: 60\n", env={}, check_files=False)
     assert a.model_fingerprint("credit-risk") == b.model_fingerprint("credit-risk")
     assert a.model_fingerprint("credit-risk") != c.model_fingerprint("credit-risk")
+
+
+def test_kafka_consumer_options_are_checked(tmp_path):
+    (tmp_path / "ref.parquet").write_bytes(b"")
+    text = MINIMAL + """kafka:
+  bootstrap_servers: "127.0.0.1:9092"
+  consumer: {security_protocol: SASL_SSL, enable_auto_commit: true, max_pol_records: 5}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={}, base_dir=tmp_path)
+    errors = [str(i) for i in info.value.issues]
+    assert any(e.startswith("kafka.consumer.enable_auto_commit (line 9): set by driftd")
+               for e in errors), errors
+    assert "kafka.consumer.max_pol_records (line 9): unknown kafka-python consumer option" in errors
+    assert len(errors) == 2
