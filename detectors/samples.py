@@ -187,7 +187,7 @@ class EcdfGap:
     integral: float
 
 
-MERGE_CHUNK = 1 << 18  # elements per pass after the merge: temporaries stay a few MB
+MERGE_CHUNK = 1 << 15  # elements per pass after the merge: temporaries stay small, reused
 
 
 def ecdf_gap(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> EcdfGap:

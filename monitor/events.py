@@ -62,5 +62,5 @@ def to_utc(value: int | datetime) -> datetime:
             return datetime.fromtimestamp(value / 1000, tz=UTC).replace(tzinfo=None)
         return value.astimezone(UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError) as exc:
-        shown = str(value) if isinstance(value, datetime) or abs(value) < 10**30 else "huge"
+        shown = value.isoformat() if isinstance(value, datetime) else "epoch milliseconds"
         raise TimestampOutOfRange(f"timestamp: {shown} is outside years 1..9999 UTC") from exc

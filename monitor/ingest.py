@@ -16,6 +16,7 @@ thread (the HTTP server's readiness check).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,16 @@ def _open_connections(consumer: Any) -> int | None:
         return None
 
 
+def _topic_id(consumer: Any, topic: str) -> str | None:
+    """The topic's id in the client's cached metadata (no I/O); a recreated topic, or one a
+    memory-only broker lost in a restart, gets a new id. None when unknown."""
+    try:
+        value = consumer._client.cluster.topic_id(topic)
+    except Exception:
+        return None
+    return None if value is None else str(value)
+
+
 class KafkaIngestor:
     """Owns one KafkaConsumer. Not thread-safe: one thread polls."""
 
@@ -132,6 +143,11 @@ class KafkaIngestor:
         self._error: str | None = None
         self._last_contact: float | None = None  # monotonic time of the last broker answer
         self._last_failure: float | None = None
+        # topic -> the id this process last saw it with; stored offsets known to describe an
+        # earlier incarnation of their topic (never sought to). Shared with the IO thread.
+        self._topic_ids: dict[str, str] = {}
+        self._stale: dict[tuple[str, int], int] = {}
+        self._ids_lock = threading.Lock()
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
 
@@ -223,21 +239,46 @@ class KafkaIngestor:
 
         The store's offset is never behind Kafka's committed offset (the commit follows the
         store's transaction), so seeking to it skips exactly the batches whose Kafka commit
-        was lost. An offset beyond the log end (the topic was recreated, or a memory-only
-        broker restarted) is reset by the consumer to the earliest offset
-        (`auto_offset_reset`), and the re-read is stored once.
+        was lost. Stored offsets of an earlier incarnation of the topic (its id changed while
+        this process ran: recreated, or lost by a memory-only broker) are not sought to: the
+        partition is read from Kafka's committed offset or the earliest one, and what was
+        already stored is stored once. An offset beyond the log end is reset by the consumer
+        to the earliest offset (`auto_offset_reset`).
         """
         try:
+            consumer = self._consumer
+            self._check_topic_ids(consumer)
             stored = self._store.stored_offsets(self._config.group_id)
             for tp in assigned:
-                next_offset = stored.get((tp.topic, tp.partition))
-                if next_offset is None:
+                key = (tp.topic, tp.partition)
+                next_offset = stored.get(key)
+                if next_offset is None or self._stale.get(key) == next_offset:
                     continue
                 log.info("continuing from stored offset", extra={
                     "topic": tp.topic, "partition": tp.partition, "offset": next_offset})
-                self._consumer.seek(tp, next_offset)
+                consumer.seek(tp, next_offset)
         except Exception:  # never fail the rebalance: reading from Kafka's offset is safe
             log.exception("seeking to stored offsets failed; continuing from Kafka's")
+
+    def _check_topic_ids(self, consumer: Any) -> set[str]:
+        """Topics whose id changed since this process last saw them (recreated, or lost by a
+        memory-only broker). Their stored offsets are marked stale: they index another log."""
+        changed = set()
+        with self._ids_lock:
+            for topic in (self._config.events_topic, self._config.labels_topic):
+                current = _topic_id(consumer, topic)
+                if current is None:
+                    continue
+                seen = self._topic_ids.get(topic)
+                self._topic_ids[topic] = current
+                if seen is not None and seen != current:
+                    changed.add(topic)
+            if changed:
+                log.warning("topic recreated (new topic id): reading it from the beginning, "
+                            "not from stored offsets", extra={"topics": sorted(changed)})
+                stored = self._store.stored_offsets(self._config.group_id)
+                self._stale.update({key: o for key, o in stored.items() if key[0] in changed})
+        return changed
 
     def close(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -256,6 +297,12 @@ class KafkaIngestor:
         consumer = self._consumer
         records = consumer.poll(timeout_ms=timeout_ms or self._config.poll_timeout_ms,
                                 max_records=self._config.max_poll_records)
+        recreated = self._check_topic_ids(consumer)
+        if recreated:
+            # positions held over from the old log mean nothing in the new one
+            stale = [tp for tp in consumer.assignment() if tp.topic in recreated]
+            if stale:
+                consumer.seek_to_beginning(*stale)
         if not records:
             self._probe()
             return PollStats(0, 0, 0, 0, 0)
@@ -270,11 +317,14 @@ class KafkaIngestor:
             else:
                 self._decoder.decode_events(raw, batch)
             offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
+        # rows read across a topic's recreation are stored (idempotently), their offsets not
+        offsets = {key: o for key, o in offsets.items() if key[0] not in recreated}
         result = self._write(batch, offsets)
         record_metrics(self._metrics, result, batch)  # stored: count it whatever Kafka says
         try:
-            consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                             for (t, p), o in offsets.items()}, timeout_ms=COMMIT_TIMEOUT_MS)
+            if offsets:
+                consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                 for (t, p), o in offsets.items()}, timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:
             # the group rebalanced under us; the rows and offsets are stored, and whoever owns
             # these partitions now seeks to the stored offsets

@@ -187,6 +187,7 @@ def test_no_builtin_retry_on_connection_errors(closing_server: ClosingServer) ->
 
 def test_token_never_in_repr_dump_errors_or_debug_logs(slack_receiver, caplog) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="slack_sdk")  # driftd's log setup quiets it
     receiver = slack_receiver(valid_tokens={"xoxb-other"})
     sink = api_sink(receiver.url)
     with pytest.raises(PermanentError) as info:

@@ -1,0 +1,84 @@
+"""Independent re-statements of the contract's §2 definitions, for oracle tests.
+
+Each one follows the contract text literally with numpy/scipy on whole samples; the detectors
+compute the same numbers from presorted profiles, merged CDFs and cached bins.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+from scipy import spatial, stats
+
+from detectors.policy import DetectionPolicy
+from detectors.profile import build_profile
+from detectors.results import FeatureResult
+from detectors.suite import evaluate
+
+DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def finite(values: Sequence[float | None]) -> np.ndarray:
+    arr = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+def present(values: Sequence[str | None]) -> list[str]:
+    return [v for v in values if v is not None]
+
+
+def numeric_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.unique(np.quantile(ref, DECILES))
+    k = edges.size + 1
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k) / ref.size
+    c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=k) / cur.size
+    return r, c
+
+
+def category_bins(ref: list[str], cur: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rc, cc = Counter(ref), Counter(cur)
+    cats = sorted(set(rc) | set(cc))
+    r = np.array([rc[c] for c in cats], dtype=float)
+    c = np.array([cc[c] for c in cats], dtype=float)
+    return r / r.sum(), c / c.sum()
+
+
+def psi(r: np.ndarray, c: np.ndarray) -> float:
+    r, c = np.maximum(r, 1e-4), np.maximum(c, 1e-4)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def jensenshannon(r: np.ndarray, c: np.ndarray) -> float:
+    return float(spatial.distance.jensenshannon(r, c))
+
+
+def wasserstein(ref: np.ndarray, cur: np.ndarray) -> float:
+    return float(stats.wasserstein_distance(ref, cur) / max(np.std(ref), 0.001))
+
+
+def chisquare(ref: list[str], cur: list[str]) -> tuple[float, float]:
+    rc, cc = Counter(ref), Counter(cur)
+    cats = sorted(set(rc) | set(cc))
+    table = np.array([[rc[c] for c in cats], [cc[c] for c in cats]])
+    result = stats.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def run_method(
+    method: str,
+    reference: Sequence,
+    current: Sequence,
+    kind: str = "numeric",
+    policy: DetectionPolicy | None = None,
+) -> FeatureResult:
+    """One feature, one method, through build_profile + evaluate (the real path)."""
+    dtype = pl.Float64 if kind == "numeric" else pl.Utf8
+    ref = pl.DataFrame({"x": pl.Series(list(reference), dtype=dtype)})
+    cur = pl.DataFrame({"x": pl.Series(list(current), dtype=dtype)})
+    profile = build_profile(ref, {"x": kind}, prediction=None, label=None, task="regression")
+    result = evaluate(profile, cur, policy or DetectionPolicy(methods=[method]))
+    (found,) = [f for f in result.features if f.method == method]
+    return found
