@@ -321,10 +321,16 @@ class KafkaIngestor:
         offsets = {key: o for key, o in offsets.items() if key[0] not in recreated}
         result = self._write(batch, offsets)
         record_metrics(self._metrics, result, batch)  # stored: count it whatever Kafka says
+        if offsets:
+            self._commit(offsets)
+        return PollStats(total, sum(result.inserted.values()), result.labels,
+                         result.quarantined, result.duplicates)
+
+    def _commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         try:
-            if offsets:
-                consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                                 for (t, p), o in offsets.items()}, timeout_ms=COMMIT_TIMEOUT_MS)
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                   for (t, p), o in offsets.items()},
+                                  timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:
             # the group rebalanced under us; the rows and offsets are stored, and whoever owns
             # these partitions now seeks to the stored offsets
@@ -332,8 +338,6 @@ class KafkaIngestor:
                      extra={"error": str(exc)})
         else:
             self._contact()
-        return PollStats(total, sum(result.inserted.values()), result.labels,
-                         result.quarantined, result.duplicates)
 
     def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int]) -> WriteResult:
         """One transaction; retried when another writer of the same store conflicts with it

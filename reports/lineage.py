@@ -7,13 +7,18 @@ are plain frozen values: `monitor/` builds them from its stored run rows, `repor
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 RUN_STATUSES = ("ok", "drift", "error", "skipped")
+FINDING_STATUSES = ("ok", "error", "skipped")
 _MAX_NAME = 255
+MODEL_SLUG_CHARS = 50
+_UNSAFE_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def validate_report_name(name: str) -> str:
@@ -34,6 +39,29 @@ def validate_report_name(name: str) -> str:
     if name.startswith("."):
         raise ValueError(f"report name must not start with a dot: {name!r}")
     return name
+
+
+def model_slug(model: str) -> str:
+    """A stable file-name-safe id for a model name: only ``[A-Za-z0-9_-]``, at most 57 chars.
+
+    A name that is already safe and at most 50 characters is used as it is. Otherwise runs of
+    other characters become ``-``, the result is cut to 50 characters and a short hash of the
+    full name is appended, so two names that reduce to the same text still get different slugs
+    and the same name always gets the same one.
+    """
+    base = _UNSAFE_SLUG.sub("-", model)[:MODEL_SLUG_CHARS]
+    if base == model and base:
+        return base
+    digest = hashlib.sha256(model.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    return f"{base}-{digest}" if base else digest
+
+
+def model_page_name(model: str) -> str:
+    """File name of a model's overview page, ``model-<slug>.html`` (at most 68 characters).
+
+    It matches the HTTP server's report-name pattern ``^[A-Za-z0-9_-]{1,64}\\.html$``.
+    """
+    return f"model-{model_slug(model)}.html"
 
 
 def _check_status(status: str) -> None:
@@ -113,4 +141,104 @@ class TrendPoint:
     drifted: bool
 
 
-__all__ = ["RUN_STATUSES", "RunLineage", "RunSummary", "TrendPoint", "validate_report_name"]
+@dataclass(frozen=True)
+class ModelWindow:
+    """One stored (non-superseded) run of a model, as a column of its drift timeline.
+
+    `report` is the file name of the run's HTML report beside the overview page, or None when
+    there is none (skipped and failed runs have no report).
+    """
+
+    run_id: str
+    window_start: datetime
+    window_end: datetime
+    status: str  # "ok" | "drift" | "error" | "skipped"
+    rows: int
+    share_drifted: float | None = None
+    severity: str | None = None
+    status_reason: str | None = None
+    report: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_status(self.status)
+        if self.report is not None:
+            validate_report_name(self.report)
+
+
+@dataclass(frozen=True)
+class WindowFinding:
+    """One feature × method in one window, as stored.
+
+    `statistic` and `p_value` are the stored values; which one the decision compared with
+    `threshold` is given by the series' direction ("below": the p-value).
+    """
+
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    drifted: bool
+    status: str = "ok"  # "ok" | "error" | "skipped"
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FINDING_STATUSES:
+            raise ValueError(
+                f"finding status must be one of {', '.join(FINDING_STATUSES)}; got {self.status!r}"
+            )
+
+
+@dataclass(frozen=True)
+class FindingSeries:
+    """One feature × method across a model's windows: `findings[i]` belongs to `windows[i]` of
+    the `ModelHistory`, None where that window has no finding for it (not tested, run skipped).
+    """
+
+    feature: str
+    method: str
+    direction: str  # "above" | "below"
+    findings: tuple[WindowFinding | None, ...]
+    prediction: bool = False  # the model's output rather than an input feature
+
+
+@dataclass(frozen=True)
+class ModelHistory:
+    """A model's most recent windows, oldest first, with every feature × method across them.
+
+    `drift_share` is the share of drifted features at which the model drifts (the threshold line
+    of the share-drifted sparkline); None when unknown.
+    """
+
+    model: str
+    windows: tuple[ModelWindow, ...]
+    series: tuple[FindingSeries, ...]
+    drift_share: float | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.windows)
+        for s in self.series:
+            if len(s.findings) != n:
+                raise ValueError(
+                    f"series {s.feature!r}/{s.method!r} has {len(s.findings)} findings "
+                    f"for {n} windows"
+                )
+
+    @property
+    def page(self) -> str:
+        """File name of the overview page (see `model_page_name`)."""
+        return model_page_name(self.model)
+
+
+__all__ = [
+    "FINDING_STATUSES",
+    "RUN_STATUSES",
+    "FindingSeries",
+    "ModelHistory",
+    "ModelWindow",
+    "RunLineage",
+    "RunSummary",
+    "TrendPoint",
+    "WindowFinding",
+    "model_page_name",
+    "model_slug",
+    "validate_report_name",
+]

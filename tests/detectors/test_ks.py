@@ -14,7 +14,7 @@ from tests.detectors.oracles import finite, run_method
 small_values = st.lists(st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.5]), min_size=1, max_size=40)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(small_values, small_values)
 def test_small_samples_with_ties_match_scipy(ref, cur):
     found = run_method("ks", ref, cur)

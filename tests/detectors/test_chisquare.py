@@ -1,0 +1,51 @@
+"""chisquare is scipy's chi2_contingency (no correction) on the 2×k table; effect = Cramér's V."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.policy import DetectionPolicy
+from tests.detectors import oracles
+from tests.detectors.oracles import run_method
+
+labels = st.lists(st.sampled_from(["a", "b", "c", "ü", "x,y"]), min_size=1, max_size=80)
+
+
+@settings(max_examples=80, deadline=None)
+@given(labels, labels)
+def test_matches_scipy_on_the_union_of_categories(ref, cur):
+    found = run_method("chisquare", ref, cur, kind="categorical")
+    statistic, p_value = oracles.chisquare(ref, cur)
+    assert found.statistic == pytest.approx(statistic, abs=1e-6)
+    assert found.p_value == pytest.approx(p_value, abs=1e-6)
+
+
+def test_unseen_and_vanished_categories_are_columns_of_the_table():
+    ref = ["a"] * 40 + ["b"] * 40 + ["old"] * 20
+    cur = ["a"] * 40 + ["b"] * 35 + ["new"] * 25
+    found = run_method("chisquare", ref, cur, kind="categorical")
+    statistic, p_value = oracles.chisquare(ref, cur)
+    assert found.statistic == pytest.approx(statistic, abs=1e-9)
+    assert found.p_value == pytest.approx(p_value, abs=1e-12)
+    assert found.effect_size == pytest.approx(math.sqrt(statistic / 200), abs=1e-12)
+    assert found.drifted
+
+
+def test_a_single_shared_category_is_no_evidence():
+    found = run_method("chisquare", ["a"] * 10, ["a"] * 3, kind="categorical")
+    assert (found.statistic, found.p_value, found.effect_size) == (0.0, 1.0, 0.0)
+    assert not found.drifted
+
+
+def test_significant_but_tiny_effect_is_held_back_by_the_cramers_v_floor():
+    ref = ["a"] * 100_000 + ["b"] * 100_000
+    cur = ["a"] * 102_000 + ["b"] * 98_000  # 1-point move: p ~ 3e-10, V ~ 0.01
+    found = run_method("chisquare", ref, cur, kind="categorical")
+    assert found.p_value < 1e-6 and found.effect_size < 0.1
+    assert not found.drifted and "effect floor" in found.reason
+    no_floor = DetectionPolicy(methods=["chisquare"], effect_floors={})
+    assert run_method("chisquare", ref, cur, kind="categorical", policy=no_floor).drifted
