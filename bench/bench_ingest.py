@@ -317,37 +317,81 @@ def decode_alone(polled: list, config) -> tuple[dict[str, Clock], list]:
     return out, list(zip(batches, offsets, strict=True))
 
 
-def write_alone(decoded: list, workdir: Path) -> dict[str, Clock]:
-    """`write_batch` into a fresh DuckDB file, a replay of it, and the PK's price."""
+def _prefilled_store(workdir: Path, template: Path | None, features: dict[str, str]):
+    """A fresh store, a copy of `template` when given (a table already holding many events)."""
+    import shutil
+
+    from monitor.store import Store
+
+    db = workdir / f"write-{uuid.uuid4().hex[:8]}.duckdb"
+    if template is not None:
+        shutil.copyfile(template, db)
+    store = Store(db)
+    store.ensure_model_table(MODEL, features)
+    return store, db
+
+
+def _make_template(workdir: Path, rows: int, features: dict[str, str]) -> Path:
+    """A store whose table already holds `rows` events with random (UUID-like) ids."""
+    from monitor.sql import events_table
+
+    store, db = _prefilled_store(workdir, None, features)
+    store.con.execute(
+        f"""INSERT INTO {events_table(MODEL)} (event_id, ts, ingested_at, prediction)
+            SELECT md5(i::VARCHAR), TIMESTAMP '2026-01-01' + to_microseconds(i),
+                   TIMESTAMP '2026-01-01', random() FROM range({rows}) r(i)""")
+    store.con.execute("CHECKPOINT")
+    store.close()
+    return db
+
+
+def write_alone(decoded: list, workdir: Path, prefill: int) -> dict[str, Clock]:
+    """`write_batch` as the ingestor calls it, into an empty table and into one already holding
+    `prefill` events; the old always-ON-CONFLICT path; a replay; the PK's price."""
     from datetime import datetime
 
     from monitor.sql import events_table
     from monitor.store import Store
 
+    features = feature_names()
     out: dict[str, Clock] = {}
-    db = workdir / f"write-{uuid.uuid4().hex[:8]}.duckdb"
-    store = Store(db)
-    gc.collect()
-    with Clock() as out["write_batch alone (PK, ON CONFLICT DO NOTHING)"]:
-        for batch, offsets in decoded:
-            store.write_batch(batch, offsets=offsets, group_id="bench")
-    with Clock() as out["  replay: every event a duplicate"]:
-        for batch, offsets in decoded:
-            store.write_batch(batch, offsets=offsets, group_id="bench")
-    stamp = datetime.now()
+    sizes = [0, prefill] if prefill else [0]
+    for stored in sizes:
+        template = _make_template(workdir, stored, features) if stored else None
+        held = f"{stored / 1e6:g}M" if stored else "0"
+        store, db = _prefilled_store(workdir, template, features)
+        gc.collect()
+        with Clock() as out[f"write_batch alone, table holds {held}"]:
+            for batch, offsets in decoded:
+                store.write_batch(batch, offsets=offsets, group_id="bench")
+        with Clock() as out[f"  replay, every id stored: fallback [{held}]"]:
+            for batch, offsets in decoded:
+                store.write_batch(batch, offsets=offsets, group_id="bench")
+        store.close()
+        db.unlink(missing_ok=True)
+        store, db = _prefilled_store(workdir, template, features)
+        gc.collect()
+        with Clock() as out[f"  old path, always ON CONFLICT DO NOTHING [{held}]"]:
+            for batch, offsets in decoded:
+                store._write_batch(batch, offsets, "bench", datetime.now(), on_conflict=True)
+        store.close()
+        db.unlink(missing_ok=True)
+        if template is not None:
+            template.unlink(missing_ok=True)
+    store, db = _prefilled_store(workdir, None, features)
     with Clock() as out["  Arrow tables from the column lists"]:
-        tables = [Store._arrow(b.events[MODEL], stamp) for b, _ in decoded]
+        tables = [Store._arrow(b.events[MODEL]) for b, _ in decoded]
+    names = {f"__f{i}": f"f:{n}" for i, n in enumerate(features)}
+    tables = [t.rename_columns([names.get(c, c) for c in t.column_names]) for t in tables]
     con = store.con
-    src = events_table(MODEL)
-    con.execute(f"CREATE TABLE nopk AS SELECT * FROM {src} LIMIT 0")
-    con.execute(f"CREATE TABLE pk_plain AS SELECT * FROM {src} LIMIT 0")
-    con.execute("ALTER TABLE pk_plain ADD PRIMARY KEY (event_id)")
-    for label, table in (("  same tables: plain INSERT, with PK", "pk_plain"),
-                         ("  same tables: plain INSERT, no PK", "nopk")):
+    con.execute(f"CREATE TABLE nopk AS SELECT * FROM {events_table(MODEL)} LIMIT 0")
+    for label, table in (("  same tables, empty table: plain INSERT, PK", events_table(MODEL)),
+                         ("  same tables, empty table: plain INSERT, no PK", "nopk")):
         with Clock() as out[label]:
             for t in tables:
                 con.register("__t", t)
-                con.execute(f"INSERT INTO {table} SELECT * FROM __t")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT *, now()::TIMESTAMP AS "
+                            "ingested_at FROM __t")
                 con.unregister("__t")
     store.close()
     db.unlink(missing_ok=True)
@@ -376,6 +420,9 @@ def main() -> None:
                         help="default: the config default (kafka.max_poll_records)")
     parser.add_argument("--default-session", action="store_true",
                         help="kafka-python's default session timeout (slow tansu group join)")
+    parser.add_argument("--prefill", type=int, default=1_000_000,
+                        help="also time write_batch into a table already holding this many "
+                             "events (0: skip)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.events
@@ -427,7 +474,7 @@ def main() -> None:
                                           "g"), check_files=False)
         decode_clocks, decoded = decode_alone(polled, config)
         del polled
-        write_clocks = write_alone(decoded, workdir)
+        write_clocks = write_alone(decoded, workdir, args.prefill)
 
     def median(runs: list[Timing]) -> Timing:
         return sorted(runs, key=lambda t: t.steady_seconds)[len(runs) // 2]

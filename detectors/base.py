@@ -79,6 +79,7 @@ class Trial:
 def failed_trial(
     feature: str, kind: str, method: UnivariateMethod, threshold: float, reason: str, **rows: int
 ) -> Trial:
+    """A trial that could not be scored; it becomes a `status="error"` result with `reason`."""
     return Trial(feature, kind, method, threshold, None, reason, **rows)
 
 

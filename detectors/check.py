@@ -30,10 +30,13 @@ def read_table(path: str | Path) -> pl.DataFrame:
     """Parquet or CSV, chosen by the file extension."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        return pl.read_parquet(path)
-    if suffix in CSV_SUFFIXES:
-        return pl.read_csv(path, infer_schema_length=CSV_SCHEMA_ROWS)
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return pl.read_parquet(path)
+        if suffix in CSV_SUFFIXES:
+            return pl.read_csv(path, infer_schema_length=CSV_SCHEMA_ROWS)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ValueError(f"{path}: cannot read: {exc}") from exc
     raise ValueError(
         f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv"
     )
@@ -214,22 +217,28 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _verdict(result: FeatureResult) -> str:
+    if result.status == "error":
+        return f"error: {result.reason}"
+    return "DRIFT" if result.drifted else "ok"
+
+
 def format_table(result: DriftResult) -> str:
     """A plain-text table of every feature × method, then the run's conclusions."""
     header = ("feature", "kind", "method", "statistic", "p_value", "threshold", "result")
+    labelled = [(r, r.feature) for r in result.features]
+    labelled += [(r, f"{r.feature} (prediction)") for r in result.prediction]
     rows = [
         (
-            r.feature,
+            name,
             r.kind,
             r.method,
             _fmt(r.statistic),
             _fmt(r.p_value),
             f"{'<' if r.direction == 'below' else '>='} {r.threshold:g}",
-            "DRIFT"
-            if r.drifted
-            else ("error: " + (r.reason or "") if r.status == "error" else "ok"),
+            _verdict(r),
         )
-        for r in result.features + result.prediction
+        for r, name in labelled
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     widths[-1] = 0  # the last column is not padded

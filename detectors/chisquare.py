@@ -17,6 +17,7 @@ from detectors.samples import CategoricalPair
 
 
 def cramers_v(chi2: float, total: int, columns: int) -> float:
+    """Effect size of a 2×k table; 0 when there is only one category (no freedom to differ)."""
     dof = min(2, columns) - 1
     if dof <= 0 or total <= 0:
         return 0.0

@@ -166,6 +166,7 @@ def json_type(dtype: pl.DataType) -> str:
 
 
 def summarize_column(series: pl.Series, kind: str) -> ColumnReference:
+    """The reference side of one column, by kind."""
     if kind == "numeric":
         return NumericReference.from_series(series)
     return CategoricalReference.from_series(series)

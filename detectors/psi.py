@@ -16,6 +16,7 @@ PROPORTION_FLOOR = 1e-4
 
 
 def proportions(counts: np.ndarray) -> np.ndarray:
+    """Counts to shares of the non-missing rows (the bins never include missing values)."""
     return counts / counts.sum()
 
 

@@ -85,6 +85,7 @@ class Calibration:
     bins_reference: tuple[ReliabilityBin, ...] = ()
     bins_current: tuple[ReliabilityBin, ...] = ()
     rows_labelled: int = 0
+    reason: str | None = None  # why the window side could not be computed, if it failed
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Performance:
     rows_labelled: int
     metrics: tuple[MetricValue, ...]
     degraded: bool
+    reason: str | None = None  # why the window side could not be computed, if it failed
 
 
 @dataclass(frozen=True)

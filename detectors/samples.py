@@ -34,7 +34,9 @@ def finite_values(series: pl.Series) -> tuple[np.ndarray, int]:
 def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int]:
     """Distinct non-null categories (sorted), their counts, and the null count."""
     strings = series.cast(pl.Utf8, strict=False).rename("category")
-    counts = strings.to_frame().drop_nulls().group_by("category").len().sort("category")
+    counts = (
+        strings.to_frame().lazy().drop_nulls().group_by("category").len().sort("category")
+    ).collect()
     cats = counts.get_column("category").to_list()
     return tuple(cats), counts.get_column("len").to_numpy().astype(np.int64), strings.null_count()
 
@@ -197,22 +199,24 @@ def ecdf_gap(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> EcdfGap:
     After position i of the merge, F_ref − F_cur = c_i/n1 − (i+1−c_i)/n2 with c_i the count of
     reference values so far; the CDFs are right-continuous, so the sup is taken only after the
     last value of a run of ties, and W1 = Σ |F_ref − F_cur| · (next value − this value).
-    The sums run in chunks so that a 2M-row merge does not allocate a dozen 16 MB arrays.
+    The sums run in cache-sized chunks so that a 2M-row merge does not allocate a dozen 16 MB
+    temporaries (page faults cost more than the arithmetic).
     """
     n1, n2 = ref_sorted.size, cur_sorted.size
     total = n1 + n2
     merged = np.concatenate((ref_sorted, cur_sorted))
     order = np.argsort(merged, kind="stable")
     per_ref, per_cur = 1.0 / n1 + 1.0 / n2, 1.0 / n2
+    ramp = np.arange(1, min(MERGE_CHUNK, total) + 1, dtype=np.float64) * per_cur
     integral, sup, seen_ref = 0.0, 0.0, 0
     for start in range(0, total, MERGE_CHUNK):
         stop = min(start + MERGE_CHUNK, total)
         ref_count = np.cumsum(order[start:stop] < n1)
-        ref_count += seen_ref
-        seen_ref = int(ref_count[-1])
         gap = ref_count * per_ref
-        gap -= np.arange(start + 1, stop + 1, dtype=np.float64) * per_cur
+        gap += seen_ref * per_ref - start * per_cur
+        gap -= ramp[: stop - start]
         np.abs(gap, out=gap)
+        seen_ref += int(ref_count[-1])
         deltas = np.diff(merged[order[start : min(stop + 1, total)]])
         gap = gap[: deltas.size]  # the last position has no next value (and a gap of 0)
         integral += float(np.einsum("i,i->", gap, deltas))  # not BLAS: no spinning threads

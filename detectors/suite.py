@@ -12,7 +12,7 @@ reported in `DriftResult.schema` but does not by itself set `drift`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -106,15 +106,25 @@ def evaluate(
     calibration = performance = None
     if profile.scoring is not None:
         absent = pl.Series([None] * current.height, dtype=pl.Float64)
-        cal, metrics, labelled = score_predictions(
-            profile.scoring,
-            _column(current, PREDICTION) if PREDICTION in current.columns else absent,
-            _column(current, LABEL) if LABEL in current.columns else absent,
-        )
+        reason = None
+        try:
+            cal, metrics, labelled = score_predictions(
+                profile.scoring,
+                _column(current, PREDICTION) if PREDICTION in current.columns else absent,
+                _column(current, LABEL) if LABEL in current.columns else absent,
+            )
+        except Exception as exc:  # a broken label column must not stop feature drift
+            cal, metrics, labelled = None, {}, 0
+            reason = f"cannot score predictions against labels: {type(exc).__name__}: {exc}"
         if profile.scoring == "probability":
-            calibration = compare_calibration(profile.calibration, cal, policy.ece_margin)
-        performance = compare_performance(
-            profile.task, profile.performance, metrics, labelled, policy.performance_max_drop
+            calibration = replace(
+                compare_calibration(profile.calibration, cal, policy.ece_margin), reason=reason
+            )
+        performance = replace(
+            compare_performance(
+                profile.task, profile.performance, metrics, labelled, policy.performance_max_drop
+            ),
+            reason=reason,
         )
 
     drift = (
@@ -156,23 +166,15 @@ def _score(target: _Target, policy: DetectionPolicy) -> _Outcome:
     ref = target.reference
     ref_missing = _rate(ref.missing, ref.rows)
     if target.series is None:
-        methods, _ = policy.methods_for(target.name, target.kind, ref.size, 0)
-        reason = f"column {target.name!r} is missing from the window"
-        trials = [
-            failed_trial(
-                target.name,
-                target.kind,
-                METHODS[m],
-                policy.threshold_for(target.name, m),
-                reason,
-                rows_reference=ref.size,
-            )
-            for m in methods
-        ]
-        missing_current = 1.0 if target.window_rows else 0.0
-        return _Outcome(trials, ColumnQuality(target.name, ref_missing, missing_current), None)
-
-    pair = _pair(target)
+        return _failed(target, policy, f"column {target.name!r} is missing from the window")
+    try:
+        pair = _pair(target)
+    except Exception as exc:  # e.g. a list column where a number was configured
+        return _failed(
+            target,
+            policy,
+            f"column {target.name!r} cannot be read as {target.kind}: {type(exc).__name__}: {exc}",
+        )
     methods, _ = policy.methods_for(target.name, target.kind, ref.size, pair.current.size)
     trials = [run_trial(METHODS[m], pair, policy.threshold_for(target.name, m)) for m in methods]
     unseen_share = None
@@ -184,6 +186,27 @@ def _score(target: _Target, policy: DetectionPolicy) -> _Outcome:
         target.name, ref_missing, _rate(pair.current.missing, pair.current.rows), unseen_share
     )
     return _Outcome(trials, quality, _distribution(pair))
+
+
+def _failed(target: _Target, policy: DetectionPolicy, reason: str) -> _Outcome:
+    """Error results for every method the column would have had; all its values missing."""
+    ref = target.reference
+    methods, _ = policy.methods_for(target.name, target.kind, ref.size, 0)
+    threshold = policy.threshold_for
+    trials = [
+        failed_trial(
+            target.name,
+            target.kind,
+            METHODS[m],
+            threshold(target.name, m),
+            reason,
+            rows_reference=ref.size,
+        )
+        for m in methods
+    ]
+    missing_current = 1.0 if target.window_rows else 0.0
+    quality = ColumnQuality(target.name, _rate(ref.missing, ref.rows), missing_current)
+    return _Outcome(trials, quality, None)
 
 
 def _pair(target: _Target) -> Pair:

@@ -17,10 +17,17 @@ R = TypeVar("R")
 MAX_WORKERS = 8
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity, e.g. a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def map_columns(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """`[fn(x) for x in items]`, in order, on up to min(cpus, 8) threads."""
     items = list(items)
-    workers = min(len(items), os.cpu_count() or 1, MAX_WORKERS)
+    workers = min(len(items), usable_cpus(), MAX_WORKERS)
     if workers <= 1:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="driftd-detect") as pool:

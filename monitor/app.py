@@ -80,7 +80,7 @@ class App:
 
     def run_model(self, model: str, window: TimeWindow | None = None, *,
                   trigger: str = "sliding", replaces: tuple[str, ...] = (),
-                  alert: bool = True) -> RunOutcome:
+                  alert: bool = True, index: bool = True) -> RunOutcome:
         cfg = self.config.models[model]
         window = window or current_window(self.clock(), cfg.window_seconds, cfg.window_align,
                                           cfg.allowed_lateness_seconds)
@@ -93,7 +93,8 @@ class App:
         if outcome.result is not None:
             try:
                 self.reports.write_run(outcome.run_id)
-                self.reports.write_index()
+                if index:
+                    self.reports.write_index()
             except Exception:  # a report failure must not lose the run or its alert
                 log.exception("report failed", extra={"model": model, "run_id": outcome.run_id})
         return outcome
@@ -155,7 +156,7 @@ class App:
     def readiness(self) -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
         try:
-            self.store.con.execute("CHECKPOINT")
+            self.store.touch()
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"not writable: {exc}"

@@ -23,13 +23,15 @@ def backfill(app, model: str, since: datetime, until: datetime, *,
         previous = tuple(r[0] for r in app.store.con.execute(
             """SELECT run_id FROM runs WHERE model = ? AND window_start = ? AND window_end = ?
                AND superseded_by IS NULL""", [model, window.start, window.end]).fetchall())
-        outcomes.append(app.run_model(model, window, trigger="backfill", replaces=previous))
+        outcomes.append(app.run_model(model, window, trigger="backfill", replaces=previous,
+                                      index=False))
         if progress:
             bar = "#" * (30 * i // len(windows))
             sys.stderr.write(f"\r[{bar:<30}] {i}/{len(windows)} {window.start:%Y-%m-%d %H:%M}")
             sys.stderr.flush()
     if progress:
         sys.stderr.write("\n")
+    app.reports.write_index()  # once, not per window
     return outcomes
 
 

@@ -1,7 +1,8 @@
 """Bytes → validated, column-shaped batches, or quarantine rows with the reason.
 
-This is the only per-message Python on the ingest path: one pydantic parse per message, then
-values are appended to per-model column lists that become one Arrow table per batch.
+This is the only per-message Python on the ingest path: one pydantic parse per message and a
+few checks; accepted events are then split into per-model column lists in one pass per column
+(`ModelRows.flush`), and those lists become one Arrow table per batch.
 """
 
 from __future__ import annotations
@@ -10,12 +11,28 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from monitor.config import Config
-from monitor.events import Event, Label, TimestampOutOfRange, to_utc
+from monitor.events import Event, Label, Scalar, TimestampOutOfRange, to_utc
+
+_NONE = type(None)
+_FLOAT_OR_NONE = frozenset({float, _NONE})
+_STR_OR_NONE = frozenset({str, _NONE})
+
+
+class _WireEvent(Event):
+    """`Event`, with each feature value's union tried left to right instead of pydantic's
+    default "smart" mode, which tries every member to rank them (about a third of the parse).
+
+    Same result: the members are strict and disjoint (a JSON bool only fits StrictBool, an integer
+    reaches Int before StrictFloat, a float fails Int), and the error locations are the same.
+    """
+
+    features: dict[str, Annotated[Scalar, Field(union_mode="left_to_right")]] = Field(
+        default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,12 +78,70 @@ class ModelRows:
     partition: list[int | None] = field(default_factory=list)
     offset: list[int | None] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    # accepted events' raw parts, not yet in the columns (`Decoder.decode_events` appends and
+    # flushes before it returns); only these parts are kept, so the Event objects die young
+    pending_versions: list[str | int | None] = field(default_factory=list)
+    pending_predictions: list[Any] = field(default_factory=list)
+    pending_features: list[dict[str, Any]] = field(default_factory=list)
+    pending_messages: list[RawMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.values = {name: [] for name in self.features}
 
     def __len__(self) -> int:
         return len(self.event_id)
+
+    def add(self, event: Event, ts: datetime, msg: RawMessage) -> None:
+        """Accept one event (its columns are filled by `flush`)."""
+        self.event_id.append(event.event_id)
+        self.ts.append(ts)
+        self.pending_versions.append(event.model_version)
+        self.pending_predictions.append(event.prediction)
+        self.pending_features.append(event.features)
+        self.pending_messages.append(msg)
+
+    def flush(self) -> None:
+        """Move pending events into the column lists: one comprehension per column, with a
+        per-value path only for columns whose values need converting (ints, bools, strings in a
+        numeric feature, numbers in a categorical one)."""
+        feats, msgs = self.pending_features, self.pending_messages
+        if not feats:
+            return
+        versions, preds = self.pending_versions, self.pending_predictions
+        self.pending_versions, self.pending_predictions = [], []
+        self.pending_features, self.pending_messages = [], []
+        if not set(map(type, versions)) <= _STR_OR_NONE:
+            versions = [None if v is None else str(v) for v in versions]
+        self.model_version.extend(versions)
+        if set(map(type, preds)) <= _FLOAT_OR_NONE:
+            self.prediction.extend(preds)
+            self.prediction_class.extend([None] * len(preds))
+        else:
+            for pred in preds:
+                value, label = _prediction(pred)
+                self.prediction.append(value)
+                self.prediction_class.append(label)
+        issues: dict[int, dict[str, str]] = {}
+        for name, kind in self.features.items():
+            column = [f.get(name) for f in feats]
+            kinds = set(map(type, column))
+            if kind == "numeric":
+                if not kinds <= _FLOAT_OR_NONE:
+                    column = _numeric_column(column, name, issues)
+            elif not kinds <= _STR_OR_NONE:
+                column = [_category(v) for v in column]
+            self.values[name].extend(column)
+        names = self.features.keys()
+        self.extras.extend([None if f.keys() <= names else _extras(f, names) for f in feats])
+        if issues:
+            self.type_issues.extend([json.dumps(issues[i]) if i in issues else None
+                                     for i in range(len(feats))])
+        else:
+            self.type_issues.extend([None] * len(feats))
+        self.source.extend([m.source for m in msgs])
+        self.topic.extend([m.topic for m in msgs])
+        self.partition.extend([m.partition for m in msgs])
+        self.offset.extend([m.offset for m in msgs])
 
 
 @dataclass
@@ -115,7 +190,8 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
         msg = "value must be a number, string, boolean or null"
     elif loc.startswith("timestamp"):
         loc = "timestamp"
-        msg = "must be RFC 3339 with a zone (e.g. 2026-11-22T07:00:00Z) or integer epoch milliseconds"
+        msg = ("must be RFC 3339 with a zone (e.g. 2026-11-22T07:00:00Z) or integer epoch "
+               "milliseconds")
     count = exc.error_count()
     more = f" (+{count - 1} more)" if count > 1 else ""
     return code, f"{loc}: {msg}{more}"
@@ -167,7 +243,8 @@ class Decoder:
         return True
 
     def _check_common(self, batch: DecodedBatch, msg: RawMessage, event_id: str, model: str,
-                      ts: datetime | None) -> bool:
+                      ts: datetime | None,
+                      window: tuple[datetime, datetime] | None = None) -> bool:
         if len(event_id) > self._limits.max_id_length:
             self._quarantine(batch, msg, "bad_id",
                              f"event_id: {len(event_id)} characters; limit is "
@@ -179,7 +256,7 @@ class Decoder:
                              f"model: {model[:100]!r} is not configured (known: {known})")
             return False
         if ts is not None:
-            lo, hi = self._time_window()
+            lo, hi = window or self._time_window()
             if not lo <= ts <= hi:
                 self._quarantine(batch, msg, "bad_timestamp",
                                  f"timestamp: {ts.isoformat()}Z is outside the accepted range "
@@ -193,11 +270,12 @@ class Decoder:
         """Validate event messages into per-model column lists; quarantine the rest."""
         batch = batch or DecodedBatch()
         models = self._config.models
+        window = self._time_window()  # once per call, not per message
         for msg in messages:
             if not self._precheck(batch, msg):
                 continue
             try:
-                event = Event.model_validate_json(msg.value)
+                event = _WireEvent.model_validate_json(msg.value)
             except ValidationError as exc:
                 code, reason = _describe(exc)
                 self._quarantine(batch, msg, code, reason)
@@ -210,7 +288,7 @@ class Decoder:
             except TimestampOutOfRange as exc:
                 self._quarantine(batch, msg, "bad_timestamp", str(exc))
                 continue
-            if not self._check_common(batch, msg, event.event_id, event.model, ts):
+            if not self._check_common(batch, msg, event.event_id, event.model, ts, window):
                 continue
             rows = batch.events.get(event.model)
             if rows is None:
@@ -219,57 +297,10 @@ class Decoder:
                 batch.duplicates_in_batch += 1
                 continue
             rows.seen.add(event.event_id)
-            self._append_event(rows, event, ts, msg)
+            rows.add(event, ts, msg)
+        for rows in batch.events.values():
+            rows.flush()
         return batch
-
-    @staticmethod
-    def _append_event(rows: ModelRows, event: Event, ts: datetime, msg: RawMessage) -> None:
-        rows.event_id.append(event.event_id)
-        mv = event.model_version
-        rows.model_version.append(None if mv is None else str(mv))
-        rows.ts.append(ts)
-        pred = event.prediction
-        if isinstance(pred, bool):
-            rows.prediction.append(float(pred))
-            rows.prediction_class.append(str(pred).lower())
-        elif isinstance(pred, (int, float)):
-            rows.prediction.append(float(pred))
-            rows.prediction_class.append(None)
-        else:
-            rows.prediction.append(None)
-            rows.prediction_class.append(pred)
-        feats = event.features
-        issues = None
-        for name, kind in rows.features.items():
-            value = feats.get(name)
-            column = rows.values[name]
-            if value is None:
-                column.append(None)
-            elif kind == "numeric":
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    column.append(float(value))
-                elif isinstance(value, bool):
-                    column.append(float(value))
-                else:
-                    column.append(None)
-                    issues = issues or {}
-                    issues[name] = _value_type(value)
-            else:
-                if isinstance(value, str):
-                    column.append(value)
-                elif isinstance(value, bool):
-                    column.append(str(value).lower())
-                else:
-                    column.append(_format_category(value))
-        extras = None
-        if len(feats) > len(rows.features) or any(k not in rows.features for k in feats):
-            extras = {k: v for k, v in feats.items() if k not in rows.features}
-        rows.extras.append(json.dumps(extras) if extras else None)
-        rows.type_issues.append(json.dumps(issues) if issues else None)
-        rows.source.append(msg.source)
-        rows.topic.append(msg.topic)
-        rows.partition.append(msg.partition)
-        rows.offset.append(msg.offset)
 
     def decode_labels(self, messages: Iterable[RawMessage],
                       batch: DecodedBatch | None = None) -> DecodedBatch:
@@ -307,6 +338,42 @@ class Decoder:
             labels.ts.append(ts)
             labels.source.append(msg.source)
         return batch
+
+
+def _prediction(pred: Any) -> tuple[float | None, str | None]:
+    """A prediction as (score, class): numbers are scores, strings classes, bools both."""
+    if isinstance(pred, bool):
+        return float(pred), str(pred).lower()
+    if isinstance(pred, (int, float)):
+        return float(pred), None
+    return None, pred
+
+
+def _numeric_column(column: list[Any], name: str, issues: dict[int, dict[str, str]]) -> list:
+    """Numbers and bools as floats; anything else is a missing value and a type issue."""
+    out: list[float | None] = []
+    for i, value in enumerate(column):
+        if value is None:
+            out.append(None)
+        elif isinstance(value, (int, float)):  # bools included: True -> 1.0
+            out.append(float(value))
+        else:
+            out.append(None)
+            issues.setdefault(i, {})[name] = _value_type(value)
+    return out
+
+
+def _category(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _format_category(value)
+
+
+def _extras(features: Mapping[str, Any], configured: Iterable[str]) -> str:
+    """The unconfigured features of one event as JSON (schema drift is reported from it)."""
+    return json.dumps({k: v for k, v in features.items() if k not in configured})
 
 
 def _format_category(value: Any) -> str:

@@ -148,6 +148,9 @@ class KafkaIngestor:
         self._topic_ids: dict[str, str] = {}
         self._stale: dict[tuple[str, int], int] = {}
         self._ids_lock = threading.Lock()
+        # stored offsets sought to on assignment, to be committed to Kafka by the polling
+        # thread (the listener may not block), so Kafka's view of the group catches up too
+        self._realign: dict[tuple[str, int], int] = {}
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
 
@@ -224,6 +227,8 @@ class KafkaIngestor:
             "group_id": cfg.group_id,
             "enable_auto_commit": False,
         })
+        self._store.stored_offsets(cfg.group_id)  # a store's first query can take a second:
+        # pay it here, not in the rebalance listener, which holds up heartbeats meanwhile
         consumer = self._factory(**options)
         self._consumer = consumer  # before subscribing: the listener uses it
         try:
@@ -257,6 +262,8 @@ class KafkaIngestor:
                 log.info("continuing from stored offset", extra={
                     "topic": tp.topic, "partition": tp.partition, "offset": next_offset})
                 consumer.seek(tp, next_offset)
+                with self._ids_lock:
+                    self._realign[key] = next_offset
         except Exception:  # never fail the rebalance: reading from Kafka's offset is safe
             log.exception("seeking to stored offsets failed; continuing from Kafka's")
 
@@ -303,7 +310,12 @@ class KafkaIngestor:
             stale = [tp for tp in consumer.assignment() if tp.topic in recreated]
             if stale:
                 consumer.seek_to_beginning(*stale)
+        with self._ids_lock:
+            realign, self._realign = self._realign, {}
+        realign = {key: o for key, o in realign.items() if key[0] not in recreated}
         if not records:
+            if realign:
+                self._commit(realign)
             self._probe()
             return PollStats(0, 0, 0, 0, 0)
         batch = DecodedBatch()
@@ -321,8 +333,8 @@ class KafkaIngestor:
         offsets = {key: o for key, o in offsets.items() if key[0] not in recreated}
         result = self._write(batch, offsets)
         record_metrics(self._metrics, result, batch)  # stored: count it whatever Kafka says
-        if offsets:
-            self._commit(offsets)
+        if offsets or realign:
+            self._commit({**realign, **offsets})
         return PollStats(total, sum(result.inserted.values()), result.labels,
                          result.quarantined, result.duplicates)
 
@@ -377,7 +389,9 @@ class KafkaIngestor:
         deadline = time.monotonic() + max_seconds
         join_deadline = time.monotonic() + join_seconds
         totals = [0, 0, 0, 0, 0]
-        targets: dict[TopicPartition, int] | None = None
+        ends: dict[TopicPartition, int] | None = None
+        targets: dict[TopicPartition, int] = {}
+        settled = 0.0
         while time.monotonic() < deadline:
             stats = self.poll_once()
             for i, v in enumerate((stats.records, stats.events, stats.labels, stats.quarantined,
@@ -388,10 +402,23 @@ class KafkaIngestor:
                 if time.monotonic() > join_deadline:
                     break
                 continue
-            if targets is None or set(targets) != set(assignment):
-                targets = consumer.end_offsets(list(assignment), timeout_ms=COMMIT_TIMEOUT_MS)
-            if all(consumer.position(tp, timeout_ms=COMMIT_TIMEOUT_MS) >= end
-                   for tp, end in targets.items()):
+            if ends is None or set(ends) != set(assignment):
+                ends = consumer.end_offsets(list(assignment), timeout_ms=COMMIT_TIMEOUT_MS)
+                targets = {}
+                settled = time.monotonic() + 2.0
+            for tp in assignment:
+                if tp not in targets:
+                    # the log end is the larger of ListOffsets' answer and the first fetch
+                    # high-watermark (some brokers, tansu among them, answer ListOffsets with
+                    # less); frozen once known, so a busy topic cannot keep the drain going
+                    hw = consumer.highwater(tp)
+                    if hw is not None:
+                        targets[tp] = max(ends[tp], hw)
+                    elif time.monotonic() > settled:
+                        targets[tp] = ends[tp]
+            if len(targets) == len(assignment) and all(
+                    consumer.position(tp, timeout_ms=COMMIT_TIMEOUT_MS) >= end
+                    for tp, end in targets.items()):
                 break
         self.update_lag()
         return PollStats(*totals)
@@ -419,7 +446,8 @@ class KafkaIngestor:
         for tp in assignment:
             try:
                 position = consumer.position(tp, timeout_ms=PROBE_TIMEOUT_MS)
-                lag[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
+                end = max(ends[tp], consumer.highwater(tp) or 0)  # see drain()
+                lag[(tp.topic, tp.partition)] = max(0, end - position)
             except Exception:  # position unknown mid-rebalance
                 continue
         if self._metrics is not None:

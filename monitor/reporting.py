@@ -1,4 +1,5 @@
-"""Stored runs → HTML reports on disk (per run, plus the index), via `reports/`."""
+"""Stored runs → HTML reports on disk (per run, per model over time, and the index), via
+`reports/`."""
 
 from __future__ import annotations
 
@@ -10,12 +11,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from detectors.policy import DetectionPolicy
+from detectors.registry import METHODS
 from detectors.results import DriftResult
+from detectors.suite import PREDICTION
 from monitor import __version__
 from monitor.config import Config
 from monitor.store import Store
-from reports.lineage import RunLineage, RunSummary, TrendPoint
-from reports.render import render_index, render_run, write_report
+from reports.lineage import (
+    FindingSeries,
+    ModelHistory,
+    ModelWindow,
+    RunLineage,
+    RunSummary,
+    TrendPoint,
+    WindowFinding,
+    validate_report_name,
+)
+from reports.render import (
+    render_index,
+    render_model_overview,
+    render_run,
+    write_report,
+    write_report_file,
+)
 
 log = logging.getLogger("driftd.reporting")
 
@@ -47,6 +66,85 @@ def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
     )
 
 
+def _direction(method: str) -> str:
+    """What the method's decision compares with its threshold: "below" = the p-value."""
+    spec = METHODS.get(method)
+    return spec.direction if spec is not None else "above"
+
+
+# each model's last N non-superseded runs by window end (a re-scored window replaces its run)
+_RECENT_RUNS = """WITH recent AS (
+    SELECT * EXCLUDE (k) FROM (
+        SELECT model, run_id, status, share_drifted, severity, window_start, window_end, rows,
+               error, started_at,
+               row_number() OVER (PARTITION BY model
+                                  ORDER BY window_end DESC, started_at DESC) AS k
+        FROM runs WHERE superseded_by IS NULL)
+    WHERE k <= ?)"""
+
+
+def model_histories(store: Store, config: Config | None, directory: Path | None = None,
+                    limit: int = TREND_WINDOWS) -> list[ModelHistory]:
+    """Every model's last `limit` non-superseded windows (by window end) with their findings.
+
+    A window links to `<run_id>.html` only when that file exists in `directory` (skipped and
+    failed runs have none). Findings keep the order they were stored in, prediction last.
+    """
+    runs = store.con.execute(
+        f"""{_RECENT_RUNS}
+           SELECT model, run_id, status, share_drifted, severity, window_start, window_end,
+                  rows, error
+           FROM recent ORDER BY model, window_end, started_at""",
+        [limit],
+    ).fetchall()
+    findings = store.con.execute(
+        f"""{_RECENT_RUNS}
+           SELECT f.run_id, f.feature, f.method, f.statistic, f.p_value, f.threshold, f.drifted,
+                  f.status, f.reason
+           FROM findings f JOIN recent r USING (run_id) ORDER BY f.rowid""",
+        [limit],
+    ).fetchall()
+    by_run: dict[str, list[tuple]] = defaultdict(list)
+    for row in findings:
+        by_run[row[0]].append(row[1:])
+
+    windows: dict[str, list[ModelWindow]] = defaultdict(list)
+    for model, run_id, status, share, severity, start, end, rows, error in runs:
+        report = f"{run_id}.html"
+        try:
+            validate_report_name(report)
+            exists = directory is not None and (directory / report).is_file()
+        except ValueError:
+            exists = False
+        windows[model].append(ModelWindow(
+            run_id=run_id, window_start=_aware(start), window_end=_aware(end), status=status,
+            rows=int(rows), share_drifted=share, severity=severity, status_reason=error,
+            report=report if exists else None))
+
+    histories = []
+    for model, model_windows in windows.items():
+        model_cfg = config.models.get(model) if config else None
+        features = model_cfg.features if model_cfg else {}
+        cells: dict[tuple[str, str], dict[int, WindowFinding]] = {}
+        for i, w in enumerate(model_windows):
+            for feature, method, stat, p_value, threshold, drifted, status, reason in \
+                    by_run.get(w.run_id, ()):
+                cells.setdefault((feature, method), {})[i] = WindowFinding(
+                    statistic=stat, p_value=p_value, threshold=threshold,
+                    drifted=bool(drifted), status=status, reason=reason)
+        series = [
+            FindingSeries(feature=feature, method=method, direction=_direction(method),
+                          findings=tuple(found.get(i) for i in range(len(model_windows))),
+                          prediction=feature == PREDICTION and feature not in features)
+            for (feature, method), found in cells.items()
+        ]
+        series.sort(key=lambda s: s.prediction)  # stable: stored order, prediction last
+        policy = model_cfg.detection if model_cfg else DetectionPolicy()
+        histories.append(ModelHistory(model=model, windows=tuple(model_windows),
+                                      series=tuple(series), drift_share=policy.drift_share))
+    return histories
+
+
 def trends_for(store: Store, model: str, until: datetime,
                limit: int = TREND_WINDOWS) -> dict[tuple[str, str], list[TrendPoint]]:
     """Each feature × method statistic over the model's last `limit` windows up to `until`."""
@@ -62,7 +160,7 @@ def trends_for(store: Store, model: str, until: datetime,
     ).fetchall()
     out: dict[tuple[str, str], list[TrendPoint]] = defaultdict(list)
     for feature, method, end, stat, p_value, threshold, drifted, status in rows:
-        value = p_value if p_value is not None and method in ("ks", "chisquare") else stat
+        value = p_value if p_value is not None and _direction(method) == "below" else stat
         out[(feature, method)].append(
             TrendPoint(window_end=_aware(end), statistic=value if status != "error" else None,
                        threshold=threshold, drifted=bool(drifted)))
@@ -70,12 +168,15 @@ def trends_for(store: Store, model: str, until: datetime,
 
 
 class ReportWriter:
-    """Writes `<run_id>.html` and refreshes `index.html` in the reports directory."""
+    """Writes `<run_id>.html`, and refreshes `index.html` and each model's overview page
+    (`model-<slug>.html`, the last `trend_windows` windows) in the reports directory."""
 
-    def __init__(self, config: Config, store: Store, directory: Path):
+    def __init__(self, config: Config, store: Store, directory: Path,
+                 trend_windows: int = TREND_WINDOWS):
         self._config = config
         self._store = store
         self.directory = directory
+        self.trend_windows = trend_windows
 
     def write_run(self, run_id: str | None = None, out: Path | None = None, *,
                   evidently: bool | None = None) -> Path | None:
@@ -98,10 +199,10 @@ class ReportWriter:
             if name:
                 lineage = replace(lineage, evidently_report=name)
         html = render_run(lineage, result,
-                          trends=trends_for(self._store, run["model"], run["window_end"]))
+                          trends=trends_for(self._store, run["model"], run["window_end"],
+                                            self.trend_windows))
         if out is not None:
-            out.write_text(html, encoding="utf-8")
-            return out
+            return write_report_file(out, html)
         return write_report(self.directory, f"{run['run_id']}.html", html)
 
     def _evidently(self, run: dict[str, Any], directory: Path) -> str | None:
@@ -127,7 +228,29 @@ class ReportWriter:
             return None
         return name
 
+    def write_overviews(self) -> list[ModelHistory]:
+        """(Re)write every model's overview page; returns the histories drawn. A model whose
+        page fails is logged and left out, the others are still written."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            histories = model_histories(self._store, self._config, self.directory,
+                                        self.trend_windows)
+        except Exception:  # the index must still be written
+            log.exception("model histories failed")
+            return []
+        written = []
+        for history in histories:
+            try:
+                write_report(self.directory, history.page, render_model_overview(history))
+            except Exception:  # one model's page must not cost the others or the index
+                log.exception("model overview failed", extra={"model": history.model})
+                continue
+            written.append(history)
+        return written
+
     def write_index(self) -> Path:
+        """Rewrite each model's overview page, then `index.html` linking to them."""
+        histories = self.write_overviews()
         runs = [
             RunSummary(run_id=r["run_id"], model=r["model"],
                        window_start=_aware(r["window_start"]),
@@ -138,5 +261,5 @@ class ReportWriter:
             for r in self._store.runs(limit=500)
             if r["status"] in ("ok", "drift")
         ]
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return write_report(self.directory, "index.html", render_index(runs))
+        return write_report(self.directory, "index.html",
+                            render_index(runs, models=histories))

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR
 );
+CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
     statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
@@ -136,6 +137,10 @@ class Store:
             raise
         con.execute("COMMIT")
 
+    def touch(self) -> None:
+        """A tiny committed write: proves the store is open and writable (readiness)."""
+        self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
+
     # --- event log -------------------------------------------------------------------------
 
     def ensure_model_table(self, model: str, features: Mapping[str, str]) -> None:
@@ -167,8 +172,7 @@ class Store:
             self._known_tables[model] = key
 
     @staticmethod
-    def _arrow(rows: ModelRows, now: datetime) -> pa.Table:
-        n = len(rows)
+    def _arrow(rows: ModelRows) -> pa.Table:
         columns: dict[str, pa.Array] = {
             "event_id": pa.array(rows.event_id, pa.string()),
             "model_version": pa.array(rows.model_version, pa.string()),
@@ -181,7 +185,6 @@ class Store:
             "topic": pa.array(rows.topic, pa.string()),
             "partition": pa.array(rows.partition, pa.int32()),
             "offset": pa.array(rows.offset, pa.int64()),
-            "ingested_at": pa.array([now] * n, pa.timestamp("us")),
         }
         for i, (name, kind) in enumerate(rows.features.items()):
             typ = pa.float64() if kind == "numeric" else pa.string()
@@ -199,17 +202,37 @@ class Store:
 
         Events already stored (same model and event_id) are skipped, so replays and
         redeliveries are stored once. Returns how many rows were new.
+
+        The primary keys make this exactly-once. The usual batch has no stored ids, so it is
+        first written with plain INSERTs, which check each key against the PK index. If any key
+        exists (a redelivery, a replay, a label update) the transaction rolls back and the batch
+        is written again with ON CONFLICT, which DuckDB resolves by joining the batch against a
+        scan of the table's keys: right, but its cost grows with the table.
         """
         now = _utcnow()
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
+        try:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=False)
+        except duckdb.ConstraintException:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=True)
+
+    def _write_batch(
+        self,
+        batch: DecodedBatch,
+        offsets: Mapping[tuple[str, int], int] | None,
+        group_id: str | None,
+        now: datetime,
+        *,
+        on_conflict: bool,
+    ) -> WriteResult:
         inserted: dict[str, int] = {}
         duplicates = batch.duplicates_in_batch
         with self.transaction() as con:
             for model, rows in batch.events.items():
                 if not len(rows):
                     continue
-                table = self._arrow(rows, now)
+                table = self._arrow(rows)
                 con.register("__batch", table)
                 try:
                     feature_cols = ", ".join(feature_column(n) for n in rows.features)
@@ -220,9 +243,10 @@ class Store:
                          type_issues, source, topic, "partition", "offset", ingested_at,
                          {feature_cols})
                         SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                         type_issues, source, topic, "partition", "offset", ingested_at,
+                         type_issues, source, topic, "partition", "offset", ?::TIMESTAMP,
                          {feature_src}
-                        FROM __batch ON CONFLICT DO NOTHING"""
+                        FROM __batch {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
+                        [now],
                     )
                     new = cur.fetchone()[0]
                 finally:
@@ -231,7 +255,7 @@ class Store:
                 duplicates += len(rows) - new
             labels = batch.labels
             if len(labels):
-                self._write_labels(con, labels, now)
+                self._write_labels(con, labels, now, on_conflict=on_conflict)
             if batch.quarantine:
                 con.executemany(
                     """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
@@ -252,7 +276,8 @@ class Store:
         return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine))
 
     @staticmethod
-    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime) -> None:
+    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
+                      on_conflict: bool) -> None:
         # last write wins within the batch too: keep the final occurrence of each id
         last: dict[tuple[str, str], int] = {}
         for i, key in enumerate(zip(labels.model, labels.event_id, strict=True)):
@@ -268,16 +293,17 @@ class Store:
                 "source": pa.array([labels.source[i] for i in idx], pa.string()),
             }
         )
+        upsert = """ON CONFLICT DO UPDATE SET label = excluded.label,
+                     label_class = excluded.label_class, ts = excluded.ts,
+                     received_at = excluded.received_at, updates = labels.updates + 1,
+                     source = excluded.source"""
         con.register("__labels", table)
         try:
             con.execute(
-                """INSERT INTO labels (model, event_id, label, label_class, ts, received_at,
+                f"""INSERT INTO labels (model, event_id, label, label_class, ts, received_at,
                    updates, source)
                    SELECT model, event_id, label, label_class, ts, ?, 1, source FROM __labels
-                   ON CONFLICT DO UPDATE SET label = excluded.label,
-                     label_class = excluded.label_class, ts = excluded.ts,
-                     received_at = excluded.received_at, updates = labels.updates + 1,
-                     source = excluded.source""",
+                   {upsert if on_conflict else ""}""",
                 [now],
             )
         finally:

@@ -1,21 +1,48 @@
 """HTML drift reports: the record an auditor keeps of what driftd concluded and from what.
 
-`render_run` / `render_check` / `render_index` return self-contained HTML; `write_report`
-writes it atomically. `write_evidently_report` (optional appendix) imports Evidently lazily.
+`render_run` / `render_check` / `render_index` / `render_model_overview` return self-contained
+HTML; `write_report` and `write_report_file` write it atomically. `write_evidently_report`
+(optional appendix) imports Evidently lazily.
 """
 
 from reports.evidently_appendix import write_evidently_report
-from reports.lineage import RunLineage, RunSummary, TrendPoint, validate_report_name
-from reports.render import render_check, render_index, render_run, write_report
+from reports.lineage import (
+    FindingSeries,
+    ModelHistory,
+    ModelWindow,
+    RunLineage,
+    RunSummary,
+    TrendPoint,
+    WindowFinding,
+    model_page_name,
+    model_slug,
+    validate_report_name,
+)
+from reports.render import (
+    render_check,
+    render_index,
+    render_model_overview,
+    render_run,
+    write_report,
+    write_report_file,
+)
 
 __all__ = [
+    "FindingSeries",
+    "ModelHistory",
+    "ModelWindow",
     "RunLineage",
     "RunSummary",
     "TrendPoint",
+    "WindowFinding",
+    "model_page_name",
+    "model_slug",
     "render_check",
     "render_index",
+    "render_model_overview",
     "render_run",
     "validate_report_name",
     "write_evidently_report",
     "write_report",
+    "write_report_file",
 ]

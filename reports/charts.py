@@ -11,12 +11,12 @@ print the same value the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from detectors.results import Distribution, ReliabilityBin
-from reports.lineage import TrendPoint
+from reports.lineage import FindingSeries, ModelHistory, ModelWindow, TrendPoint, WindowFinding
 
 MAX_BARS = 30  # categorical charts fold the smallest categories into one "other" bar
 MAX_TREND_POINTS = 60  # sparklines keep the most recent windows
@@ -82,6 +82,12 @@ def format_datetime(value: datetime | None) -> str:
 
 def _r(value: float) -> float:
     return round(value, 2)
+
+
+def _px(value: float) -> float | int:
+    """Like `_r`, printed without a trailing ``.0`` (the timeline repeats these per cell)."""
+    rounded = round(value, 2)
+    return int(rounded) if rounded.is_integer() else rounded
 
 
 def _finite(value: float | None) -> float:
@@ -310,6 +316,7 @@ class Sparkline:
     last_text: str
     windows: int
     drifted_windows: int
+    show_threshold: bool = True
 
 
 def sparkline(
@@ -320,11 +327,14 @@ def sparkline(
     direction: str = "above",
     width: float = 200,
     height: float = 44,
+    value_label: str | None = None,
+    value_format: Callable[[float | None], str] = format_number,
 ) -> Sparkline | None:
     """The statistic over past windows with its threshold line; None when there is no history.
 
     For methods that decide on a p-value ("below"), values are drawn as -log10(p) so that, for
-    every method, drift is *above* the threshold line.
+    every method, drift is *above* the threshold line. `value_label` / `value_format` name and
+    format the value in tooltips (default "statistic" or "p", four significant digits).
     """
     ordered = sorted(points, key=lambda p: as_utc(p.window_end))[-MAX_TREND_POINTS:]
     if not ordered:
@@ -341,7 +351,8 @@ def sparkline(
         for p in ordered
     ]
     threshold = ordered[-1].threshold
-    thr = scaled(threshold) if math.isfinite(threshold) else 0.0
+    has_threshold = math.isfinite(threshold)
+    thr = scaled(threshold) if has_threshold else 0.0
     known = [v for v in values if v is not None]
     lo = min(known + [thr, 0.0])
     hi = max(known + [thr])
@@ -367,9 +378,9 @@ def sparkline(
                 segments.append(tuple(current))
                 current = []
             continue
-        label = "p" if below else "statistic"
+        label = value_label or ("p" if below else "statistic")
         title = (
-            f"{format_datetime(p.window_end)}: {label} {format_number(p.statistic)}"
+            f"{format_datetime(p.window_end)}: {label} {value_format(p.statistic)}"
             f"{' — drift' if p.drifted else ''}"
         )
         sp = SparkPoint(x=_r(x_at(i)), y=_r(y_at(v)), drifted=p.drifted, title=title)
@@ -387,11 +398,313 @@ def sparkline(
         points=tuple(drawn),
         missing=sum(1 for v in values if v is None),
         threshold_y=_r(y_at(thr)),
-        threshold_text=f"threshold {format_number(threshold)}",
+        threshold_text=f"threshold {value_format(threshold)}" if has_threshold else "no threshold",
         scale="-log10 p" if below else "statistic",
-        last_text=format_number(last.statistic),
+        last_text=value_format(last.statistic),
         windows=n,
         drifted_windows=sum(1 for p in ordered if p.drifted),
+        show_threshold=has_threshold,
+    )
+
+
+_SCORED = ("ok", "drift")  # finding statuses of a pair that was scored; `drifted` decides
+
+
+def decision_value(finding: WindowFinding, direction: str) -> float | None:
+    """The value a stored finding's decision compared with its threshold (None: not scored)."""
+    if finding.status not in _SCORED:
+        return None
+    if direction == "below" and finding.p_value is not None:
+        return finding.p_value
+    return finding.statistic
+
+
+def series_sparkline(series: FindingSeries, windows: Sequence[ModelWindow]) -> Sparkline | None:
+    """A feature × method's sparkline over a model's windows; windows it was not scored in are
+    gaps. None when no window has a threshold for it."""
+    thresholds = [f.threshold for f in series.findings if f is not None and f.threshold is not None]
+    if not thresholds:
+        return None
+    threshold = thresholds[-1]
+    points = []
+    for window, f in zip(windows, series.findings, strict=True):
+        if f is None:
+            points.append(TrendPoint(window.window_end, None, threshold, False))
+        else:
+            points.append(
+                TrendPoint(
+                    window.window_end,
+                    decision_value(f, series.direction),
+                    threshold if f.threshold is None else f.threshold,
+                    f.drifted,
+                )
+            )
+    return sparkline(series.feature, series.method, points, direction=series.direction)
+
+
+def share_sparkline(
+    history: ModelHistory, *, width: float = 200, height: float = 44
+) -> Sparkline | None:
+    """Share of drifted features per window, with the model's drift share as threshold;
+    drifted windows (the run's verdict) are marked. None when the model has no windows."""
+    threshold = history.drift_share if history.drift_share is not None else math.nan
+    points = [
+        TrendPoint(
+            w.window_end,
+            w.share_drifted if w.status in ("ok", "drift") else None,
+            threshold,
+            w.status == "drift",
+        )
+        for w in history.windows
+    ]
+    return sparkline(
+        history.model,
+        "share of features drifted",
+        points,
+        width=width,
+        height=height,
+        value_label="share drifted",
+        value_format=format_percent,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# drift timeline: a features × windows heat strip
+
+TIMELINE_WIDTH = 1100.0  # widest drawing; fewer windows make it narrower, never wider cells
+_FEATURE_CHARS = 22
+_METHOD_CHARS = 13
+_METHOD_X = 156.0
+_CELLS_X = 250.0
+_COUNT_W = 48.0
+_MAX_PITCH = 44.0
+_ROW_PITCH = 18.0
+_CELL_H = 15.0
+_VERDICT_H = 10.0
+_GROUP_GAP = 4.0
+_PREDICTION_GAP = 10.0
+_CHAR_W = 6.0
+_DAY = 86400
+
+
+@dataclass(frozen=True)
+class TimelineCell:
+    y: float
+    decision: str  # "drift" | "ok" | "error" | "skipped" | "none" (not tested in this window)
+    title: str
+
+
+@dataclass(frozen=True)
+class TimelineColumn:
+    x: float
+    label_x: float
+    run_id: str
+    report: str | None  # the run's report file name (the whole column links to it), or None
+    verdict: str  # the run's status: "drift" | "ok" | "error" | "skipped"
+    verdict_title: str
+    label: str  # axis label; "" where left out so that labels do not overlap
+    cells: tuple[TimelineCell, ...]  # one per row, in row order
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    y: float
+    text_y: float
+    feature: str
+    feature_label: str  # shortened; "" on the second and later methods of the same feature
+    method: str
+    method_label: str
+    prediction: bool
+    drifted: int
+    tested: int
+    count_title: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    width: float
+    height: float
+    method_x: float
+    cells_x: float
+    count_x: float
+    cell_width: float
+    cell_height: float
+    verdict_y: float
+    verdict_height: float
+    verdict_text_y: float
+    axis_y: float
+    columns: tuple[TimelineColumn, ...]
+    rows: tuple[TimelineRow, ...]
+    axis_caption: str
+
+
+def window_text(window: ModelWindow) -> str:
+    start, end = as_utc(window.window_start), as_utc(window.window_end)
+    return f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
+
+
+def _label_times(windows: Sequence[ModelWindow]) -> tuple[list[datetime], str, str]:
+    """Axis label times, their strftime format and the axis caption.
+
+    Windows aligned to their own length (daily windows starting at midnight, hourly ones on the
+    hour) are labelled by their start; sliding windows by their end.
+    """
+    aligned = True
+    for w in windows:
+        seconds = (as_utc(w.window_end) - as_utc(w.window_start)).total_seconds()
+        if seconds <= 0 or as_utc(w.window_start).timestamp() % seconds:
+            aligned = False
+            break
+    times = [as_utc(w.window_start if aligned else w.window_end) for w in windows]
+    days = all(
+        t.hour == t.minute == t.second == 0
+        and (as_utc(w.window_end) - as_utc(w.window_start)).total_seconds() % _DAY == 0
+        for t, w in zip(times, windows, strict=True)
+    )
+    one_day = len({t.date() for t in times}) <= 1
+    fmt = "%m-%d" if days else ("%H:%M" if one_day else "%m-%d %H:%M")
+    if one_day and not days:
+        when = f"{times[0]:%Y-%m-%d}"
+    else:
+        years = sorted({t.year for t in times})
+        when = f"{years[0]}" if len(years) == 1 else f"{years[0]}–{years[-1]}"
+    which = "start" if aligned else "end"
+    return times, fmt, f"window {which} ({when}, UTC), oldest → newest"
+
+
+def _decision(f: WindowFinding) -> str:
+    if f.status not in _SCORED:
+        return f.status
+    return "drift" if f.drifted else "ok"
+
+
+def _finding_text(f: WindowFinding, direction: str) -> str:
+    if direction == "below" and f.p_value is not None:
+        text = f"p {format_number(f.p_value)} vs threshold {format_number(f.threshold)}"
+        return f"{text} (statistic {format_number(f.statistic)})"
+    return f"statistic {format_number(f.statistic)} vs threshold {format_number(f.threshold)}"
+
+
+_DECISION_WORDS = {"drift": "drift", "ok": "no drift", "error": "error", "skipped": "skipped"}
+_RUN_WORDS = {"drift": "drift", "ok": "no drift", "error": "run failed", "skipped": "skipped"}
+
+
+def _cell(series: FindingSeries, window: ModelWindow, f: WindowFinding | None, y: float):
+    lines = [f"{series.feature} · {series.method}", window_text(window)]
+    if window.status in ("error", "skipped") and f is None:
+        decision = window.status
+        lines.append(f"{_RUN_WORDS[decision]}: {window.status_reason or 'no reason recorded'}")
+    elif f is None:
+        decision = "none"
+        lines.append("not tested in this window")
+    else:
+        decision = _decision(f)
+        if f.status in _SCORED:
+            lines.append(_finding_text(f, series.direction))
+        word = _DECISION_WORDS[decision]
+        lines.append(f"{word}: {f.reason}" if f.reason and f.status not in _SCORED else word)
+    return TimelineCell(y=_px(y), decision=decision, title="\n".join(lines))
+
+
+def _verdict_title(window: ModelWindow) -> str:
+    lines = [window_text(window), f"run verdict: {_RUN_WORDS[window.status]}"]
+    if window.status in ("ok", "drift"):
+        lines.append(
+            f"{format_percent(window.share_drifted)} of features drifted · "
+            f"{format_number(window.rows)} rows"
+        )
+    elif window.status_reason:
+        lines.append(window.status_reason)
+    lines.append(f"run id {window.run_id}" + (" · click for its report" if window.report else ""))
+    return "\n".join(lines)
+
+
+def timeline(history: ModelHistory, *, max_width: float = TIMELINE_WIDTH) -> Timeline | None:
+    """Rows = feature × method (prediction last), columns = windows oldest → newest, one cell per
+    pair coloured by its decision. A verdict strip on top shows each run's own status. None when
+    the model has no windows."""
+    windows = history.windows
+    n = len(windows)
+    if n == 0:
+        return None
+    pitch = min(_MAX_PITCH, (max_width - _CELLS_X - _COUNT_W) / n)
+    cell_w = max(pitch - 2.0, 1.0)
+    verdict_y = 2.0
+    y = verdict_y + _VERDICT_H + 8.0
+
+    ordered = [s for s in history.series if not s.prediction]
+    ordered += [s for s in history.series if s.prediction]
+    rows: list[TimelineRow] = []
+    row_series: list[tuple[FindingSeries, float]] = []
+    previous: FindingSeries | None = None
+    for s in ordered:
+        if previous is not None:
+            if s.prediction and not previous.prediction:
+                y += _PREDICTION_GAP
+            elif s.feature != previous.feature:
+                y += _GROUP_GAP
+        same = previous is not None and previous.feature == s.feature
+        same = same and previous.prediction == s.prediction
+        tested = sum(1 for f in s.findings if f is not None and f.status in _SCORED)
+        drifted = sum(1 for f in s.findings if f is not None and f.drifted)
+        rows.append(
+            TimelineRow(
+                y=_px(y),
+                text_y=_px(y + _CELL_H / 2 + 3.5),
+                feature=s.feature,
+                feature_label="" if same else _shorten(s.feature, _FEATURE_CHARS),
+                method=s.method,
+                method_label=_shorten(s.method, _METHOD_CHARS),
+                prediction=s.prediction,
+                drifted=drifted,
+                tested=tested,
+                count_title=(
+                    f"{s.feature} · {s.method}: drifted in {drifted} of the {tested} "
+                    f"windows it was scored in (of {n} shown)"
+                ),
+            )
+        )
+        row_series.append((s, y))
+        y += _ROW_PITCH
+        previous = s
+    bottom = y - (_ROW_PITCH - _CELL_H)
+
+    times, fmt, caption = _label_times(windows)
+    label_chars = max(len(t.strftime(fmt)) for t in times)
+    step = max(1, math.ceil((label_chars * _CHAR_W + 8) / pitch))
+    columns = []
+    for i, w in enumerate(windows):
+        x = _CELLS_X + i * pitch
+        cells = tuple(_cell(s, w, s.findings[i], cy) for s, cy in row_series)
+        columns.append(
+            TimelineColumn(
+                x=_px(x),
+                label_x=_px(x + cell_w / 2),
+                run_id=w.run_id,
+                report=w.report,
+                verdict=w.status,
+                verdict_title=_verdict_title(w),
+                label=times[i].strftime(fmt) if (n - 1 - i) % step == 0 else "",
+                cells=cells,
+            )
+        )
+    count_x = _CELLS_X + n * pitch + 6.0
+    axis_y = bottom + 14.0
+    return Timeline(
+        width=_px(count_x + _COUNT_W - 6.0),
+        height=_px(axis_y + 16.0),
+        method_x=_px(_METHOD_X),
+        cells_x=_px(_CELLS_X),
+        count_x=_px(count_x),
+        cell_width=_px(cell_w),
+        cell_height=_px(_CELL_H),
+        verdict_y=_px(verdict_y),
+        verdict_height=_px(_VERDICT_H),
+        verdict_text_y=_px(verdict_y + _VERDICT_H / 2 + 3.5),
+        axis_y=_px(axis_y),
+        columns=tuple(columns),
+        rows=tuple(rows),
+        axis_caption=caption,
     )
 
 

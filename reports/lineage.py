@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 RUN_STATUSES = ("ok", "drift", "error", "skipped")
-FINDING_STATUSES = ("ok", "error", "skipped")
+FINDING_STATUSES = ("ok", "drift", "error", "skipped")
 _MAX_NAME = 255
 MODEL_SLUG_CHARS = 50
 _UNSAFE_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -45,13 +45,13 @@ def model_slug(model: str) -> str:
     """A stable file-name-safe id for a model name: only ``[A-Za-z0-9_-]``, at most 57 chars.
 
     A name that is already safe and at most 50 characters is used as it is. Otherwise runs of
-    other characters become ``-``, the result is cut to 50 characters and a short hash of the
-    full name is appended, so two names that reduce to the same text still get different slugs
-    and the same name always gets the same one.
+    other characters become ``-`` (none at either end), the result is cut to 50 characters and
+    a short hash of the full name is appended: two names that reduce to the same text still get
+    different slugs, and the same name always gets the same one.
     """
-    base = _UNSAFE_SLUG.sub("-", model)[:MODEL_SLUG_CHARS]
-    if base == model and base:
-        return base
+    if model and len(model) <= MODEL_SLUG_CHARS and not _UNSAFE_SLUG.search(model):
+        return model
+    base = _UNSAFE_SLUG.sub("-", model).strip("-")[:MODEL_SLUG_CHARS].rstrip("-")
     digest = hashlib.sha256(model.encode("utf-8", "surrogatepass")).hexdigest()[:6]
     return f"{base}-{digest}" if base else digest
 
@@ -177,7 +177,7 @@ class WindowFinding:
     p_value: float | None
     threshold: float | None
     drifted: bool
-    status: str = "ok"  # "ok" | "error" | "skipped"
+    status: str = "ok"  # "ok" | "drift" (both: scored; `drifted` decides) | "error" | "skipped"
     reason: str | None = None
 
     def __post_init__(self) -> None:

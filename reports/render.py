@@ -40,7 +40,14 @@ from reports.charts import (
     format_number,
     format_percent,
 )
-from reports.lineage import RunLineage, RunSummary, TrendPoint, validate_report_name
+from reports.lineage import (
+    ModelHistory,
+    ModelWindow,
+    RunLineage,
+    RunSummary,
+    TrendPoint,
+    validate_report_name,
+)
 
 TrendMap = Mapping[tuple[str, str], Sequence[TrendPoint]]
 
@@ -421,22 +428,173 @@ def _index_key(run: RunSummary) -> tuple[datetime, datetime, str]:
     return (at(run.window_end), at(run.started_at), run.run_id)
 
 
-def render_index(runs: Sequence[RunSummary], *, title: str = "driftd reports") -> str:
+def render_index(
+    runs: Sequence[RunSummary],
+    *,
+    title: str = "driftd reports",
+    models: Sequence[ModelHistory] | None = None,
+) -> str:
     """The list of runs, newest window first, each linking to `<run_id>.html` beside it.
 
     Ordered by window end, then start time of the run (so a backfilled old window sorts by the
-    window it scored, not by when it was computed).
+    window it scored, not by when it was computed). With `models`, the page starts with one row
+    per model: its latest verdict, a sparkline of the share of drifted features over its recent
+    windows, and a link to its overview page (`ModelHistory.page`, see `render_model_overview`).
     """
     ordered = sorted(runs, key=_index_key, reverse=True)
     latest: dict[str, RunSummary] = {}
     for run in ordered:
         latest.setdefault(run.model, run)
+    overviews = None
+    if models is not None:
+        overviews = tuple(
+            o
+            for o in (
+                _model_overview(h, spark_width=160, spark_height=32)
+                for h in sorted(models, key=lambda h: h.model)
+            )
+            if o is not None
+        )
     return _render(
         "index.html.j2",
         title=title,
         runs=tuple(ordered),
         latest=tuple(sorted(latest.values(), key=lambda r: r.model)),
+        models=overviews,
         generated_at=datetime.now(UTC),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# model overview: drift over time
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    """What the overview page and the index row say about a model's recent windows."""
+
+    model: str
+    page: str
+    status: str  # the latest window's run status
+    headline: str
+    latest: ModelWindow
+    first: ModelWindow
+    windows: int
+    scored: int  # windows with status ok or drift
+    drifted: int  # windows whose run verdict is drift
+    first_drifted: ModelWindow | None
+    streak: int  # consecutive drifted windows up to and including the latest
+    drifting_features: tuple[str, ...]  # features drifted in the latest window
+    share: Sparkline | None
+
+
+@dataclass(frozen=True)
+class FeatureTrend:
+    """One card of the trends section: a feature's sparklines, one per method."""
+
+    name: str
+    prediction: bool
+    drifted_now: bool
+    drifted_windows: int
+    sparklines: tuple[Sparkline, ...]
+
+
+_OVERVIEW_HEADLINES = {
+    "drift": "Drift in the latest window",
+    "ok": "No drift in the latest window",
+    "error": "Latest run failed",
+    "skipped": "Latest window skipped — not scored",
+}
+
+
+def _model_overview(
+    history: ModelHistory, *, spark_width: float = 200, spark_height: float = 44
+) -> ModelOverview | None:
+    windows = history.windows
+    if not windows:
+        return None
+    latest = windows[-1]
+    streak = 0
+    for w in reversed(windows):
+        if w.status != "drift":
+            break
+        streak += 1
+    drifting = _ordered_unique(
+        [
+            s.feature
+            for s in history.series
+            if not s.prediction and s.findings[-1] is not None and s.findings[-1].drifted
+        ]
+    )
+    return ModelOverview(
+        model=history.model,
+        page=history.page,
+        status=latest.status,
+        headline=_OVERVIEW_HEADLINES[latest.status],
+        latest=latest,
+        first=windows[0],
+        windows=len(windows),
+        scored=sum(1 for w in windows if w.status in ("ok", "drift")),
+        drifted=sum(1 for w in windows if w.status == "drift"),
+        first_drifted=next((w for w in windows if w.status == "drift"), None),
+        streak=streak,
+        drifting_features=tuple(drifting),
+        share=charts.share_sparkline(history, width=spark_width, height=spark_height),
+    )
+
+
+def _feature_trends(history: ModelHistory) -> tuple[FeatureTrend, ...]:
+    groups: dict[tuple[bool, str], list] = {}
+    for s in history.series:
+        groups.setdefault((s.prediction, s.feature), []).append(s)
+    trends = []
+    for (prediction, name), series in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        lines = tuple(
+            line
+            for line in (charts.series_sparkline(s, history.windows) for s in series)
+            if line is not None
+        )
+        drifted_windows = sum(
+            1
+            for i in range(len(history.windows))
+            if any(s.findings[i] is not None and s.findings[i].drifted for s in series)
+        )
+        last = [s.findings[-1] for s in series if s.findings]
+        trends.append(
+            FeatureTrend(
+                name=name,
+                prediction=prediction,
+                drifted_now=any(f is not None and f.drifted for f in last),
+                drifted_windows=drifted_windows,
+                sparklines=lines,
+            )
+        )
+    return tuple(trends)
+
+
+def render_model_overview(
+    history: ModelHistory,
+    *,
+    generated_at: datetime | None = None,
+    index: str = "index.html",
+) -> str:
+    """A model's drift over time: summary, the features × windows heat strip, a sparkline per
+    feature × method, and the windows with links to their reports.
+
+    Written beside the run reports as `history.page`; `index` is the file name of the reports
+    index it links back to.
+    """
+    validate_report_name(index)
+    return _render(
+        "overview.html.j2",
+        title=f"Drift over time — {history.model}",
+        generated_at=generated_at or datetime.now(UTC),
+        history=history,
+        overview=_model_overview(history),
+        timeline=charts.timeline(history),
+        trends=_feature_trends(history),
+        windows=tuple(reversed(history.windows)),
+        index=index,
     )
 
 
@@ -457,6 +615,18 @@ def write_report(directory: Path, name: str, html: str) -> Path:
     target = directory / name
     if target.resolve().parent != directory.resolve():
         raise ValueError(f"report name escapes the report directory: {name!r}")
+    _atomic_write_text(target, html)
+    return target
+
+
+def write_report_file(path: Path, html: str) -> Path:
+    """Atomically write `html` to an arbitrary `path` (e.g. ``driftd report --out``).
+
+    Same temporary-file-and-`os.replace` dance as `write_report`, without the bare-name rule:
+    the caller chose the path. The parent directory is created when missing.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(target, html)
     return target
 

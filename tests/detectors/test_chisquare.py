@@ -35,6 +35,15 @@ def test_unseen_and_vanished_categories_are_columns_of_the_table():
     assert found.drifted
 
 
+def test_two_by_two_tables_have_no_continuity_correction():
+    ref, cur = ["a"] * 12 + ["b"] * 8, ["a"] * 5 + ["b"] * 15
+    found = run_method("chisquare", ref, cur, kind="categorical")
+    statistic, p_value = oracles.chisquare(ref, cur)
+    assert found.statistic == pytest.approx(statistic, abs=1e-12)
+    assert found.p_value == pytest.approx(p_value, abs=1e-12)
+    assert found.statistic == pytest.approx(40 * (12 * 15 - 8 * 5) ** 2 / (20 * 20 * 17 * 23))
+
+
 def test_a_single_shared_category_is_no_evidence():
     found = run_method("chisquare", ["a"] * 10, ["a"] * 3, kind="categorical")
     assert (found.statistic, found.p_value, found.effect_size) == (0.0, 1.0, 0.0)

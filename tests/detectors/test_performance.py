@@ -17,15 +17,17 @@ from detectors.performance import (
 
 
 def test_binary_metrics_by_hand():
-    p = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.6])
-    y = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    p = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.6, 0.5])
+    y = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     m = binary_metrics(p, y)
-    assert m["roc_auc"] == pytest.approx(8.5 / 9)  # one tied positive/negative pair counts 1/2
-    assert m["accuracy"] == pytest.approx(5 / 6)
-    assert m["precision"] == pytest.approx(3 / 4)
+    # positives {.9, .8, .6} vs negatives {.3, .6, .2, .5}: 11 wins and one tie of 12 pairs
+    assert m["roc_auc"] == pytest.approx(11.5 / 12)
+    # at the 0.5 cut (p >= 0.5 is positive): tp 3, fp 2 (.6 and .5), fn 0, tn 2
+    assert m["accuracy"] == pytest.approx(5 / 7)
+    assert m["precision"] == pytest.approx(3 / 5)
     assert m["recall"] == pytest.approx(1.0)
-    assert m["f1"] == pytest.approx(6 / 7)
-    expected = -np.mean(np.log([0.9, 0.8, 0.7, 0.4, 0.8, 0.6]))
+    assert m["f1"] == pytest.approx(6 / 8)
+    expected = -np.mean(np.log([0.9, 0.8, 0.7, 0.4, 0.8, 0.6, 0.5]))
     assert m["log_loss"] == pytest.approx(expected)
 
 

@@ -32,7 +32,9 @@ def test_round_trips_through_yaml():
     )
     text = yaml.safe_dump(policy.model_dump())
     assert DetectionPolicy.model_validate(yaml.safe_load(text)) == policy
-    assert DetectionPolicy.model_validate(yaml.safe_load(text)).fingerprint() == policy.fingerprint()
+    assert (
+        DetectionPolicy.model_validate(yaml.safe_load(text)).fingerprint() == policy.fingerprint()
+    )
     assert DetectionPolicy().fingerprint() != policy.fingerprint()
 
 

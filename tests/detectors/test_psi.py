@@ -46,7 +46,7 @@ def test_duplicate_deciles_collapse_and_constant_reference_is_finite():
 
 def test_categorical_psi_with_unseen_and_vanished_categories():
     ref = ["a"] * 50 + ["b"] * 30 + ["gone"] * 20
-    cur = ["a"] * 40 + ["b"] * 30 + ["new"] * 25 + ["ünïcødé, \"quoted\"\n"] * 5
+    cur = ["a"] * 40 + ["b"] * 30 + ["new"] * 25 + ['ünïcødé, "quoted"\n'] * 5
     r, c = oracles.category_bins(ref, cur)
     found = run_method("psi", ref, cur, kind="categorical")
     assert found.statistic == pytest.approx(oracles.psi(r, c), abs=1e-9)

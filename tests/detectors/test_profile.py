@@ -1,0 +1,110 @@
+"""The reference profile holds what windows need and survives bytes without pickle."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import polars as pl
+import pytest
+
+from detectors.policy import DetectionPolicy
+from detectors.profile import PROFILE_VERSION, ReferenceProfile, build_profile
+from detectors.samples import CategoricalReference, NumericReference
+from detectors.suite import evaluate
+
+
+@pytest.fixture
+def reference() -> pl.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 2000
+    age = rng.normal(40, 10, size=n)
+    age[:5] = np.nan
+    age[5] = np.inf
+    p = rng.random(n)
+    return pl.DataFrame(
+        {
+            "age": pl.Series(age).fill_nan(None).fill_null(float("nan")),
+            "region": rng.choice(["EU", "US", 'ä, "x"'], size=n),
+            "score": p,
+            "y": (rng.random(n) < p).astype(int),
+        }
+    )
+
+
+FEATURES = {"age": "numeric", "region": "categorical"}
+
+
+def test_numeric_and_categorical_summaries(reference):
+    profile = build_profile(
+        reference, FEATURES, prediction="score", label="y", task="binary_classification"
+    )
+    age = profile.columns["age"]
+    assert isinstance(age, NumericReference)
+    finite = reference["age"].to_numpy()[np.isfinite(reference["age"].to_numpy())]
+    assert np.array_equal(age.sorted_values, np.sort(finite))
+    assert age.missing == 6 and age.rows == 2000
+    assert np.array_equal(age.edges, np.unique(np.quantile(finite, np.arange(1, 10) / 10)))
+    assert age.bin_counts.sum() == finite.size
+    assert age.std == pytest.approx(np.std(finite))
+    region = profile.columns["region"]
+    assert isinstance(region, CategoricalReference)
+    assert set(region.categories) == {"EU", "US", 'ä, "x"'} and region.counts.sum() == 2000
+    assert profile.source_types == {"age": "number", "region": "string"}
+    assert profile.prediction_kind == "numeric" and profile.scoring == "probability"
+    assert profile.calibration is not None and profile.calibration.rows == 2000
+    assert set(profile.performance) >= {"roc_auc", "accuracy", "log_loss"}
+    assert profile.profile_version == PROFILE_VERSION
+
+
+def test_bytes_round_trip_without_pickle(reference):
+    profile = build_profile(
+        reference, FEATURES, prediction="score", label="y", task="binary_classification"
+    )
+    blob = profile.to_bytes()
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        assert "meta" in npz.files
+    loaded = ReferenceProfile.from_bytes(blob)
+    assert loaded.features == profile.features and loaded.rows == profile.rows
+    assert loaded.calibration == profile.calibration
+    assert loaded.performance == profile.performance
+    assert np.array_equal(loaded.columns["age"].sorted_values, profile.columns["age"].sorted_values)
+    window = reference.rename({"score": "prediction", "y": "label"})
+    policy = DetectionPolicy()
+    assert evaluate(loaded, window, policy).to_dict() == evaluate(profile, window, policy).to_dict()
+
+
+def test_unknown_profile_version_is_refused(reference):
+    profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
+    from dataclasses import replace
+
+    blob = replace(profile, profile_version=PROFILE_VERSION + 1).to_bytes()
+    with pytest.raises(ValueError, match="unsupported profile_version"):
+        ReferenceProfile.from_bytes(blob)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "ranking"}, "unknown task 'ranking'"),
+        ({"features": {"age": "text"}}, "unknown kind 'text'"),
+        ({"features": {"height": "numeric"}}, "no column(s) 'height'"),
+        ({"label": "y"}, "needs a prediction column"),
+        ({"prediction": "region", "task": "regression"}, "regression needs a numeric prediction"),
+    ],
+)
+def test_invalid_profiles_say_why(reference, kwargs, message):
+    args = {"features": FEATURES, "prediction": None, "label": None, "task": "regression"}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_profile(reference, **{**args, **kwargs})
+
+
+def test_class_predictions_are_profiled_as_categories(reference):
+    frame = reference.with_columns(
+        pl.when(pl.col("score") > 0.5).then(pl.lit("1")).otherwise(pl.lit("0")).alias("cls")
+    )
+    profile = build_profile(
+        frame, FEATURES, prediction="cls", label="y", task="binary_classification"
+    )
+    assert profile.prediction_kind == "categorical" and profile.scoring == "class"
+    assert profile.calibration is None and set(profile.performance) == {"accuracy"}
