@@ -88,9 +88,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from kafka.errors import KafkaError
+
     app = _app(args.config)
     if args.once:
-        return app.run_once()
+        try:
+            return app.run_once()
+        except KafkaError as exc:
+            raise CliError(f"kafka: {type(exc).__name__}: {exc}") from exc
     return app.run_forever()
 
 

@@ -169,10 +169,15 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
         message = f"unknown type {err.get('input', {}).get('type')!r}; {err['msg']}"
     else:
         message = err["msg"]
-        if "input" in err and not isinstance(err["input"], (dict, list)):
+        secret = any(isinstance(p, str) and p in _SECRET_KEYS for p in loc)
+        if "input" in err and not isinstance(err["input"], (dict, list)) and not secret:
             message += f" (got {err['input']!r})"
     return ConfigIssue(_dotted(loc), message, source.line_of(loc))
 
+
+# values under these keys are never echoed back in an error message
+_SECRET_KEYS = frozenset({"token", "webhook_url", "secret", "headers", "sasl_plain_password",
+                          "ssl_password"})
 
 # pydantic inserts the discriminator tag into error paths; users never wrote it.
 _UNION_TAGS = {"webhook", "slack"}

@@ -28,16 +28,12 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from monitor.config import KafkaConfig
+from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
 
 log = logging.getLogger("driftd.ingest")
-
-# Options driftd owns: overriding them would break the commit-after-durable guarantee.
-RESERVED_CONSUMER_OPTIONS = {"enable_auto_commit", "group_id", "bootstrap_servers",
-                             "value_deserializer", "key_deserializer"}
 
 # Defaults driftd chooses for kafka-python (a user's `kafka.consumer` entry wins):
 # - bootstrap_timeout_ms: the constructor blocks until it has cluster metadata (30 s by

