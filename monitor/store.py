@@ -342,25 +342,34 @@ class Store:
         """Events with start <= ts < end joined with their labels, as typed columns."""
         self.ensure_model_table(model, features)
         table = events_table(model)
+        con = self.con
         cols = ", ".join(f"e.{feature_column(n)} AS {ident(n)}" for n in features)
-        frame = self.con.execute(
-            f"""SELECT {cols}, coalesce(e.prediction_class, CAST(e.prediction AS VARCHAR))
-                   AS __pred_any, e.prediction AS prediction, e.prediction_class,
-                   l.label AS label, l.label_class
-                FROM {table} e LEFT JOIN labels l ON l.model = ? AND l.event_id = e.event_id
+        # the join is a third of the load; a model whose labels never arrive skips it
+        if con.execute("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
+                       [model]).fetchone()[0]:
+            label_cols = "l.label AS label, l.label_class"
+            join = "LEFT JOIN labels l ON l.model = ? AND l.event_id = e.event_id"
+            params: list[Any] = [model, start, end]
+        else:
+            label_cols = "NULL::DOUBLE AS label, NULL::VARCHAR AS label_class"
+            join = ""
+            params = [start, end]
+        frame = con.execute(
+            f"""SELECT {cols}, e.prediction AS prediction, e.prediction_class, {label_cols}
+                FROM {table} e {join}
                 WHERE e.ts >= ? AND e.ts < ?""",
-            [model, start, end],
+            params,
         ).pl()
         # a model emits either numeric scores or class strings
         if frame.height and frame["prediction"].null_count() == frame.height:
             frame = frame.with_columns(pl.col("prediction_class").alias("prediction"))
-        if frame.height and frame["label"].null_count() == frame.height:
-            if frame["label_class"].null_count() < frame.height:
-                frame = frame.with_columns(pl.col("label_class").alias("label"))
-        frame = frame.drop("__pred_any", "prediction_class", "label_class")
+        if (frame.height and frame["label"].null_count() == frame.height
+                and frame["label_class"].null_count() < frame.height):
+            frame = frame.with_columns(pl.col("label_class").alias("label"))
+        frame = frame.drop("prediction_class", "label_class")
         versions = tuple(
             r[0]
-            for r in self.con.execute(
+            for r in con.execute(
                 f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
                     WHERE ts >= ? AND ts < ? ORDER BY 1""",
                 [start, end],
