@@ -313,6 +313,7 @@ class SlackApiReceiver(_Receiver):
             "blocks": params.get("blocks"),
             "thread_ts": params.get("thread_ts"),
             "reply_broadcast": params.get("reply_broadcast"),
+            "metadata": params.get("metadata"),
             "authorized": False,
             "ts": None,
             "error": None,
@@ -408,7 +409,8 @@ def _parse_params(content_type: str, body: bytes) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     params: dict[str, Any] = dict(form)
-    if isinstance(params.get("blocks"), str):
-        with contextlib.suppress(ValueError):
-            params["blocks"] = json.loads(params["blocks"])
+    for key in ("blocks", "metadata"):
+        if isinstance(params.get(key), str):
+            with contextlib.suppress(ValueError):
+                params[key] = json.loads(params[key])
     return params

@@ -392,9 +392,10 @@ class SlackSink:
         message = build_message(delivery.event_type, delivery.body)
         if self._hook is not None:
             return self._send_incoming_webhook(message)
-        return self._post_message(message, delivery.thread_ts)
+        return self._post_message(message, delivery.thread_ts, _metadata(delivery))
 
-    def _post_message(self, message: SlackMessage, thread_ts: str | None) -> SendReceipt:
+    def _post_message(self, message: SlackMessage, thread_ts: str | None,
+                      metadata: dict[str, Any] | None = None) -> SendReceipt:
         assert self._web is not None
         kwargs: dict[str, Any] = {
             "channel": self.config.channel,
@@ -403,6 +404,8 @@ class SlackSink:
             "unfurl_links": False,
             "unfurl_media": False,
         }
+        if metadata is not None:
+            kwargs["metadata"] = metadata
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
             kwargs["reply_broadcast"] = False
@@ -468,3 +471,18 @@ def _api_error(exc: SlackApiError) -> RetryableError | PermanentError:
     if status is not None and (status == 408 or status >= 500) or code in TRANSIENT_SLACK_ERRORS:
         return RetryableError(detail, status_code=status)
     return PermanentError(detail, status_code=status)
+
+
+def _metadata(delivery: Delivery) -> dict[str, Any]:
+    """Slack message metadata: lets bots and audits tie a post to its driftd delivery."""
+    body = delivery.body
+    return {
+        "event_type": "driftd_alert",
+        "event_payload": {
+            "type": delivery.event_type,
+            "delivery_id": delivery.delivery_id,
+            "model": str(body.get("model", "")),
+            "run_id": str(body.get("run_id", "")),
+            "severity": str(body.get("severity", "")),
+        },
+    }

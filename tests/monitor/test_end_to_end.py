@@ -75,6 +75,9 @@ def test_drift_through_kafka_alerts_and_reports(tmp_path, broker, monkeypatch):
         assert post["method"] == "chat.postMessage"
         assert post["channel"] == "#ml"
         assert "income" in json.dumps(post["blocks"])
+        assert post["metadata"]["event_type"] == "driftd_alert"
+        assert post["metadata"]["event_payload"]["type"] == "drift.detected"
+        assert post["metadata"]["event_payload"]["run_id"] == run["run_id"]
 
         report = tmp_path / "reports" / f"{run['run_id']}.html"
         html = report.read_text()
@@ -102,7 +105,7 @@ def test_demo_command_leaves_captures_and_reports(tmp_path):
     webhook = (out / "received" / "webhook.jsonl").read_text()
     slack = (out / "received" / "slack.jsonl").read_text()
     assert "drift.detected" in webhook
-    assert "Drift detected" in slack
+    assert "Drift detected" in slack and "drift.detected" in slack
     assert list(out.glob("*.duckdb"))
     assert (out / "reports" / "index.html").exists()
     assert len(list((out / "reports").glob("*.html"))) >= 2
