@@ -170,6 +170,7 @@ class Timing:
     join_seconds: float = 0.0  # subscribe -> first record
     steady_seconds: float = 0.0  # first record -> last record done
     cpu_seconds: float = 0.0  # process CPU time (all threads) over the steady window
+    batches: int = 0  # polls that returned records
     parts: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -198,6 +199,7 @@ def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_reco
             if first is None:
                 first, cpu_first = time.perf_counter(), time.process_time()
             n += len(msgs)
+            timing.batches += 1
             if keep is not None:
                 keep.append((tp.topic, tp.partition, [(m.value, m.offset) for m in msgs]))
     end, cpu_end = time.perf_counter(), time.process_time()
@@ -219,6 +221,7 @@ def _timed(fn, bucket: dict[str, float], key: str):
             return fn(*args, **kwargs)
         finally:
             bucket[key] = bucket.get(key, 0.0) + time.perf_counter() - t0
+            bucket[f"{key}:calls"] = bucket.get(f"{key}:calls", 0) + 1
     return wrapper
 
 
@@ -267,10 +270,11 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     db.unlink(missing_ok=True)
     first = parts.pop("decode_events:first", end)
     cpu = cpu_end - parts.pop("decode_events:cpu", cpu_end)
-    for key in ("write_batch:first", "write_batch:cpu"):
+    for key in ("write_batch:first", "write_batch:cpu", "decode_events:calls"):
         parts.pop(key, None)
+    batches = int(parts.pop("write_batch:calls", 0))
     timing = Timing("driftd KafkaIngestor -> DuckDB", stored, first - start, end - first, cpu,
-                    parts)
+                    batches=batches, parts=parts)
     if stored != expected:
         print(f"  WARNING: stored {stored} of {expected} events", file=sys.stderr)
     if profiler:
@@ -297,24 +301,33 @@ class Clock:
 
 
 def decode_alone(polled: list, config) -> tuple[dict[str, Clock], list]:
-    """`decode_events` per polled batch; and `Event.model_validate_json` alone on every value."""
+    """`decode_events` per polled batch, each batch dropped after it is decoded as in the daemon
+    (kept batches would make the garbage collector's passes longer); `Event.model_validate_json`
+    alone on every value; then the batches again, kept for `write_alone` (not timed)."""
     from monitor.decode import Decoder, RawMessage
     from monitor.events import Event
 
     decoder = Decoder(config)
-    raws = [[RawMessage(v, "kafka", topic, part, off) for v, off in msgs]
-            for topic, part, msgs in polled]
-    out: dict[str, Clock] = {}
+    out: dict[str, Clock] = {"decode_events alone": Clock(),
+                             "  Event.model_validate_json alone": Clock()}
+    wall = cpu = 0.0
     gc.collect()
-    with Clock() as out["decode_events alone"]:
-        batches = [decoder.decode_events(raw) for raw in raws]
+    for topic, part, msgs in polled:
+        raw = [RawMessage(v, "kafka", topic, part, off) for v, off in msgs]
+        with Clock() as clock:
+            decoder.decode_events(raw)
+        wall, cpu = wall + clock.wall, cpu + clock.cpu
+    out["decode_events alone"].wall, out["decode_events alone"].cpu = wall, cpu
     validate = Event.model_validate_json
     with Clock() as out["  Event.model_validate_json alone"]:
-        for raw in raws:
-            for m in raw:
-                validate(m.value)
-    offsets = [{(topic, part): msgs[-1][1] + 1} for topic, part, msgs in polled]
-    return out, list(zip(batches, offsets, strict=True))
+        for _, _, msgs in polled:
+            for value, _ in msgs:
+                validate(value)
+    kept = []
+    for topic, part, msgs in polled:
+        raw = [RawMessage(v, "kafka", topic, part, off) for v, off in msgs]
+        kept.append((decoder.decode_events(raw), {(topic, part): msgs[-1][1] + 1}))
+    return out, kept
 
 
 def _prefilled_store(workdir: Path, template: Path | None, features: dict[str, str]):
@@ -418,6 +431,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--max-poll-records", type=int, default=None,
                         help="default: the config default (kafka.max_poll_records)")
+    parser.add_argument("--fetch-bytes", type=int, default=None,
+                        help="max_partition_fetch_bytes for both consumers (kafka-python "
+                             "default 1 MiB: a poll returns at most that much per partition)")
     parser.add_argument("--default-session", action="store_true",
                         help="kafka-python's default session timeout (slow tansu group join)")
     parser.add_argument("--prefill", type=int, default=1_000_000,
@@ -435,7 +451,9 @@ def main() -> None:
     from monitor.config import KafkaConfig, parse_config
 
     max_poll = args.max_poll_records or KafkaConfig(bootstrap_servers="x").max_poll_records
-    options = {} if args.default_session else FAST_JOIN
+    options = {} if args.default_session else dict(FAST_JOIN)
+    if args.fetch_bytes:
+        options["max_partition_fetch_bytes"] = args.fetch_bytes
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; kafka-python "
           f"{kafka.__version__}, pydantic {pydantic.VERSION}, duckdb {duckdb.__version__}; "
           f"{loop_ns():.0f} ns per empty loop iteration; load average {os.getloadavg()[0]:.1f}")
@@ -489,9 +507,9 @@ def main() -> None:
           f"stored; cpu = process CPU seconds (all threads)")
     print(f"{'stage':<48}{'wall s':>8}{'cpu s':>8}{'us/ev':>8}{'events/s':>10}{'/bare':>6}")
     print(_row("bare KafkaConsumer fetch (ceiling)", n, bare.steady_seconds, bare.cpu_seconds,
-               bare_rate))
+               bare_rate, f"{n / max(bare.batches, 1):,.0f} records/poll"))
     print(_row("driftd KafkaIngestor -> DuckDB, end to end", n, e2e, ingest.cpu_seconds,
-               bare_rate))
+               bare_rate, f"{n / max(ingest.batches, 1):,.0f} events/batch"))
     print(_row("  inside decode_events", n, dec_in, None, None, f"{dec_in / e2e:.0%} of e2e"))
     print(_row("  inside write_batch", n, wr_in, None, None, f"{wr_in / e2e:.0%} of e2e"))
     print(_row("  fetch + commit + metrics (the rest)", n, rest, None, None,

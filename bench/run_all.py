@@ -28,6 +28,7 @@ SIZES: dict[str, list[str]] = {
     "bench_detector_pass.py": ["--sizes", "100000", "1000000", "--reference-sizes",
                                "100000", "1000000", "--runs", "3"],
     "bench_check.py": ["--rows", "100000", "--runs", "3", "--no-evidently"],
+    "bench_burst.py": ["--events", "100000"],
 }
 
 
