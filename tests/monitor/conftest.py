@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.config import load_config
-from monitor.simulate import reference_frame
+from monitor.simulate import event_messages, reference_frame, sample
 
 
 def write_config(tmp_path: Path, *, kafka: str | None = None, sinks: str = "",
@@ -48,6 +50,17 @@ sinks: {{{sinks}}}
 """
     path = tmp_path / "config.yaml"
     path.write_text(text)
+    return path
+
+
+def write_events(path: Path, n: int, *, seed: int, drifted: bool = True,
+                 ts: datetime | None = None) -> Path:
+    """A JSONL file of `n` simulated credit-risk events stamped `ts` (default: now)."""
+    frame = sample(n, np.random.default_rng(seed), drifted=drifted)
+    with path.open("w") as fh:
+        for _, event, _ in event_messages(frame, model="credit-risk", start_id=0,
+                                          ts=ts or datetime.now(UTC)):
+            fh.write(event.decode() + "\n")
     return path
 
 

@@ -1,24 +1,17 @@
 """CLI commands end to end, in process: exit codes and outputs users script against."""
 
 import json
-from datetime import UTC, datetime
 
-import numpy as np
 import polars as pl
 import pytest
 
 from monitor.cli import main
-from monitor.simulate import event_messages, sample
-from tests.monitor.conftest import write_config
+from tests.monitor.conftest import write_config, write_events
 
 
-def _events_file(tmp_path, n=600, drifted=True):
-    frame = sample(n, np.random.default_rng(9), drifted=drifted)
-    path = tmp_path / "ev.jsonl"
-    with path.open("w") as fh:
-        for _, event, _ in event_messages(frame, model="credit-risk", start_id=0,
-                                          ts=datetime.now(UTC)):
-            fh.write(event.decode() + "\n")
+def _events_file(tmp_path, n=600):
+    path = write_events(tmp_path / "ev.jsonl", n, seed=9)
+    with path.open("a") as fh:
         fh.write("{broken\n")
     return path
 

@@ -3,16 +3,13 @@
 import json
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 
-import numpy as np
 import pytest
 
 from monitor.app import build
 from monitor.config import load_config
 from monitor.replay import replay_file
-from monitor.simulate import event_messages, sample
-from tests.monitor.conftest import write_config
+from tests.monitor.conftest import write_config, write_events
 from tests.prometheus_tools import PrometheusServer, find_prometheus
 
 
@@ -20,11 +17,7 @@ from tests.prometheus_tools import PrometheusServer, find_prometheus
 def served(tmp_path):
     path = write_config(tmp_path)
     app = build(load_config(path))
-    frame = sample(2000, np.random.default_rng(2), drifted=True)
-    with (tmp_path / "ev.jsonl").open("w") as fh:
-        for _, event, _ in event_messages(frame, model="credit-risk", start_id=0,
-                                          ts=datetime.now(UTC)):
-            fh.write(event.decode() + "\n")
+    write_events(tmp_path / "ev.jsonl", 2000, seed=2)
     replay_file(tmp_path / "ev.jsonl", "events", app.decoder, app.store, app.metrics)
     assert app.run_once() == 0
     app.start_http()

@@ -1,25 +1,18 @@
 """`driftd report`: regenerate a stored run's report, optionally with the Evidently appendix."""
 
-from datetime import UTC, datetime
 
-import numpy as np
 
 from monitor.app import build
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.replay import replay_file
-from monitor.simulate import event_messages, sample
-from tests.monitor.conftest import write_config
+from tests.monitor.conftest import write_config, write_events
 
 
 def _stored_run(tmp_path):
     path = write_config(tmp_path)
     app = build(load_config(path))
-    frame = sample(800, np.random.default_rng(8), drifted=True)
-    with (tmp_path / "ev.jsonl").open("w") as fh:
-        for _, event, _ in event_messages(frame, model="credit-risk", start_id=0,
-                                          ts=datetime.now(UTC)):
-            fh.write(event.decode() + "\n")
+    write_events(tmp_path / "ev.jsonl", 800, seed=8)
     replay_file(tmp_path / "ev.jsonl", "events", app.decoder, app.store)
     app.run_once()
     run_id = app.store.run()["run_id"]
