@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-NUMERIC = 20
-CATEGORICAL = 5
+from shape import CATEGORY_COUNTS, NUMERIC
+
 DRIFTED_NUMERIC = {0: ("mean", 0.5), 1: ("mean", 0.2), 2: ("scale", 1.5), 3: ("mean", 0.05)}
 DRIFTED_CATEGORICAL = {0: 0.2}  # share moved to the first category
-CATEGORY_COUNTS = (3, 8, 20, 50, 200)
 MODES = {
     "driftd-auto": None,
     "driftd-ks,psi,chisquare": ["ks", "psi", "chisquare"],

@@ -42,20 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-NUMERIC = 20
-CATEGORICAL = 5
-CATEGORY_COUNTS = (3, 8, 20, 50, 200)
+from shape import CATEGORY_COUNTS, NUMERIC, feature_kinds  # noqa: E402
+
 DRIFTED = {"num_00": 0.3, "num_01": 0.1}  # window-side mean shift, in SDs
 WINDOW_END = datetime(2026, 11, 22, 8, 0, 0)
 WINDOW_SECONDS = 3600
 CHUNK = 1_000_000
 TARGET_100K_SECONDS = 0.3
-
-
-def feature_kinds() -> dict[str, str]:
-    kinds = {f"num_{i:02d}": "numeric" for i in range(NUMERIC)}
-    kinds.update({f"cat_{j}": "categorical" for j in range(CATEGORICAL)})
-    return kinds
 
 
 def generate(n: int, seed: int, *, window: bool = False):

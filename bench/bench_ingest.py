@@ -40,18 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-NUMERIC = 20
-CATEGORICAL = 5
-CATEGORY_COUNTS = (3, 8, 20, 50, 200)
+from shape import CATEGORICAL, CATEGORY_COUNTS, NUMERIC, feature_kinds  # noqa: E402
+
 MODEL = "bench-model"
 TARGET_RATE = 50_000
 TARGET_SHARE = 0.80
-
-
-def feature_names() -> dict[str, str]:
-    names = {f"num_{i:02d}": "numeric" for i in range(NUMERIC)}
-    names.update({f"cat_{j}": "categorical" for j in range(CATEGORICAL)})
-    return names
 
 
 def make_events(n: int, seed: int = 1) -> list[bytes]:
@@ -93,7 +86,7 @@ FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: str,
                 group: str, consumer: dict | None = None,
                 max_poll_records: int | None = None) -> str:
-    feats = ", ".join(f"{k}: {v}" for k, v in feature_names().items())
+    feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
     return f"""store: {{path: {store}}}
 kafka:
@@ -366,7 +359,7 @@ def write_alone(decoded: list, workdir: Path, prefill: int) -> dict[str, Clock]:
     from monitor.sql import events_table
     from monitor.store import Store
 
-    features = feature_names()
+    features = feature_kinds()
     out: dict[str, Clock] = {}
     sizes = [0, prefill] if prefill else [0]
     for stored in sizes:
