@@ -6,12 +6,11 @@ to a fresh topic (not measured), then measures in the same run:
   bare     a plain KafkaConsumer polling the topic until every record is consumed, no decoding:
            the ceiling for one Python consumer process;
   ingest   driftd's KafkaIngestor (a real 25-feature config, a real DuckDB file in a temp dir)
-           consuming into DuckDB end to end, with the time inside `decode_events` and
-           `write_batch` taken from timing wrappers (one call per poll, not per message);
-  decode   `Decoder.decode_events` alone on the same messages, in poll-sized batches
-           (and `Event.model_validate_json` alone, the pydantic share of it);
-  write    `Store.write_batch` alone on the decoded batches into a fresh DuckDB file (and the
-           same Arrow tables into a table without the primary key, to price the PK index).
+           consuming into DuckDB end to end, with the time inside `poll` (polling thread) and
+           `write_raw_events` (store thread: SQL decode + transaction) from timing wrappers;
+  alone    the store thread's work alone on the same values in flush-sized batches, a
+           redelivery of them, and the pydantic decoder (the route for messages the SQL does
+           not accept) on them for comparison.
 
 Rates are "steady": from the first record received to the last one stored, so the consumer
 group join (the same for both consumers) is reported separately. Run from the repository root:
@@ -205,15 +204,14 @@ def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_reco
 
 
 def _timed(fn, bucket: dict[str, float], key: str):
-    """Wrap a per-poll call: accumulate its seconds; remember when it was first entered."""
+    """Wrap a per-batch call: accumulate its wall and thread-CPU seconds and its calls."""
     def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        if f"{key}:first" not in bucket:
-            bucket[f"{key}:first"], bucket[f"{key}:cpu"] = t0, time.process_time()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
             bucket[key] = bucket.get(key, 0.0) + time.perf_counter() - t0
+            bucket[f"{key}:cpu"] = bucket.get(f"{key}:cpu", 0.0) + time.thread_time() - c0
             bucket[f"{key}:calls"] = bucket.get(f"{key}:calls", 0) + 1
     return wrapper
 
@@ -223,8 +221,12 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
                      deadline_s: float = 600.0) -> Timing:
     """driftd's KafkaIngestor into a fresh DuckDB file, polled as the daemon's ingest loop does.
 
-    The steady window starts when the first polled records reach `decode_events`.
+    The steady window starts when the first poll returns records and ends when the last event
+    is stored and committed. `poll` is timed on the polling thread, `write_raw_events` (decode
+    in SQL + the transaction) on the store thread, which overlaps it.
     """
+    from kafka import KafkaConsumer
+
     from monitor.config import parse_config
     from monitor.decode import Decoder
     from monitor.ingest import KafkaIngestor
@@ -236,11 +238,23 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
                                       max_poll_records), check_files=False)
     store = Store(db)
-    decoder = Decoder(config)
     parts: dict[str, float] = {}
-    decoder.decode_events = _timed(decoder.decode_events, parts, "decode_events")
-    store.write_batch = _timed(store.write_batch, parts, "write_batch")
-    ingestor = KafkaIngestor(config.kafka, decoder, store, DriftdMetrics())
+    first: list[tuple[float, float]] = []
+
+    class TimedConsumer(KafkaConsumer):
+        def poll(self, *args, **kwargs):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            records = super().poll(*args, **kwargs)
+            if records and not first:
+                first.append((time.perf_counter(), time.process_time()))
+            if first:
+                parts["poll"] = parts.get("poll", 0.0) + time.perf_counter() - t0
+                parts["poll:cpu"] = parts.get("poll:cpu", 0.0) + time.thread_time() - c0
+            return records
+
+    store.write_raw_events = _timed(store.write_raw_events, parts, "write_raw_events")
+    ingestor = KafkaIngestor(config.kafka, Decoder(config), store, DriftdMetrics(),
+                             consumer_factory=TimedConsumer)
     profiler = None
     if profile:
         import cProfile
@@ -261,19 +275,17 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     stored = store.event_count(MODEL)
     store.close()
     db.unlink(missing_ok=True)
-    first = parts.pop("decode_events:first", end)
-    cpu = cpu_end - parts.pop("decode_events:cpu", cpu_end)
-    for key in ("write_batch:first", "write_batch:cpu", "decode_events:calls"):
-        parts.pop(key, None)
-    batches = int(parts.pop("write_batch:calls", 0))
-    timing = Timing("driftd KafkaIngestor -> DuckDB", stored, first - start, end - first, cpu,
-                    batches=batches, parts=parts)
+    t_first, cpu_first = first[0] if first else (end, cpu_end)
+    batches = int(parts.pop("write_raw_events:calls", 0))
+    parts.pop("poll:calls", None)
+    timing = Timing("driftd KafkaIngestor -> DuckDB", stored, t_first - start, end - t_first,
+                    cpu_end - cpu_first, batches=batches, parts=parts)
     if stored != expected:
         print(f"  WARNING: stored {stored} of {expected} events", file=sys.stderr)
     if profiler:
         import pstats
 
-        print("\ncProfile of one ingest round (top 30 by internal time):")
+        print("\ncProfile of one ingest round, polling thread (top 30 by internal time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return timing
 
@@ -293,114 +305,43 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
-def decode_alone(polled: list, config) -> tuple[dict[str, Clock], list]:
-    """`decode_events` per polled batch, each batch dropped after it is decoded as in the daemon
-    (kept batches would make the garbage collector's passes longer); `Event.model_validate_json`
-    alone on every value; then the batches again, kept for `write_alone` (not timed)."""
+def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
+    """The store thread's work alone on the same values, in flush-sized batches: decode in SQL
+    and write (`write_raw_events`) into a fresh store, then the same batches again (every id
+    stored: the ON CONFLICT fallback of a redelivery). For comparison, the pydantic route
+    that messages the SQL does not accept take (`Decoder.decode_events`)."""
     from monitor.decode import Decoder, RawMessage
-    from monitor.events import Event
+    from monitor.fastdecode import FastDecoder, RawEvents
+    from monitor.store import Store
 
+    flush = config.kafka.flush_max_records if config.kafka else 50_000
+    values = [v for _, _, msgs in polled for v, _ in msgs]
+    offsets = [o for _, _, msgs in polled for _, o in msgs]
+    topic = polled[0][0] if polled else "events"
+    batches = [RawEvents(topic, values[i:i + flush], [0] * len(values[i:i + flush]),
+                         offsets[i:i + flush]) for i in range(0, len(values), flush)]
     decoder = Decoder(config)
-    out: dict[str, Clock] = {"decode_events alone": Clock(),
-                             "  Event.model_validate_json alone": Clock()}
-    wall = cpu = 0.0
-    gc.collect()
-    for topic, part, msgs in polled:
-        raw = [RawMessage(v, "kafka", topic, part, off) for v, off in msgs]
-        with Clock() as clock:
-            decoder.decode_events(raw)
-        wall, cpu = wall + clock.wall, cpu + clock.cpu
-    out["decode_events alone"].wall, out["decode_events alone"].cpu = wall, cpu
-    validate = Event.model_validate_json
-    with Clock() as out["  Event.model_validate_json alone"]:
-        for _, _, msgs in polled:
-            for value, _ in msgs:
-                validate(value)
-    kept = []
-    for topic, part, msgs in polled:
-        raw = [RawMessage(v, "kafka", topic, part, off) for v, off in msgs]
-        kept.append((decoder.decode_events(raw), {(topic, part): msgs[-1][1] + 1}))
-    return out, kept
-
-
-def _prefilled_store(workdir: Path, template: Path | None, features: dict[str, str]):
-    """A fresh store, a copy of `template` when given (a table already holding many events)."""
-    import shutil
-
-    from monitor.store import Store
-
-    db = workdir / f"write-{uuid.uuid4().hex[:8]}.duckdb"
-    if template is not None:
-        shutil.copyfile(template, db)
-    store = Store(db)
-    store.ensure_model_table(MODEL, features)
-    return store, db
-
-
-def _make_template(workdir: Path, rows: int, features: dict[str, str]) -> Path:
-    """A store whose table already holds `rows` events with random (UUID-like) ids."""
-    from monitor.sql import events_table
-
-    store, db = _prefilled_store(workdir, None, features)
-    store.con.execute(
-        f"""INSERT INTO {events_table(MODEL)} (event_id, ts, ingested_at, prediction)
-            SELECT md5(i::VARCHAR), TIMESTAMP '2026-01-01' + to_microseconds(i),
-                   TIMESTAMP '2026-01-01', random() FROM range({rows}) r(i)""")
-    store.con.execute("CHECKPOINT")
-    store.close()
-    return db
-
-
-def write_alone(decoded: list, workdir: Path, prefill: int) -> dict[str, Clock]:
-    """`write_batch` as the ingestor calls it, into an empty table and into one already holding
-    `prefill` events; the old always-ON-CONFLICT path; a replay; the PK's price."""
-    from datetime import datetime
-
-    from monitor.sql import events_table
-    from monitor.store import Store
-
-    features = feature_kinds()
+    fast = FastDecoder({m: dict(c.features) for m, c in config.models.items()},
+                       max_message_bytes=config.ingest.max_message_bytes,
+                       max_id_length=config.ingest.max_id_length)
     out: dict[str, Clock] = {}
-    sizes = [0, prefill] if prefill else [0]
-    for stored in sizes:
-        template = _make_template(workdir, stored, features) if stored else None
-        held = f"{stored / 1e6:g}M" if stored else "0"
-        store, db = _prefilled_store(workdir, template, features)
-        gc.collect()
-        with Clock() as out[f"write_batch alone, table holds {held}"]:
-            for batch, offsets in decoded:
-                store.write_batch(batch, offsets=offsets, group_id="bench")
-        with Clock() as out[f"  replay, every id stored: fallback [{held}]"]:
-            for batch, offsets in decoded:
-                store.write_batch(batch, offsets=offsets, group_id="bench")
-        store.close()
-        db.unlink(missing_ok=True)
-        store, db = _prefilled_store(workdir, template, features)
-        gc.collect()
-        with Clock() as out[f"  old path, always ON CONFLICT DO NOTHING [{held}]"]:
-            for batch, offsets in decoded:
-                store._write_batch(batch, offsets, "bench", datetime.now(), on_conflict=True)
-        store.close()
-        db.unlink(missing_ok=True)
-        if template is not None:
-            template.unlink(missing_ok=True)
-    store, db = _prefilled_store(workdir, None, features)
-    with Clock() as out["  Arrow tables from the column lists"]:
-        tables = [Store._arrow(b.events[MODEL]) for b, _ in decoded]
-    names = {f"__f{i}": f"f:{n}" for i, n in enumerate(features)}
-    tables = [t.rename_columns([names.get(c, c) for c in t.column_names]) for t in tables]
-    con = store.con
-    con.execute(f"CREATE TABLE nopk AS SELECT * FROM {events_table(MODEL)} LIMIT 0")
-    for label, table in (("  same tables, empty table: plain INSERT, PK", events_table(MODEL)),
-                         ("  same tables, empty table: plain INSERT, no PK", "nopk")):
-        with Clock() as out[label]:
-            for t in tables:
-                con.register("__t", t)
-                con.execute(f"INSERT INTO {table} BY NAME SELECT *, now()::TIMESTAMP AS "
-                            "ingested_at FROM __t")
-                con.unregister("__t")
+    db = workdir / f"alone-{uuid.uuid4().hex[:8]}.duckdb"
+    store = Store(db)
+    gc.collect()
+    with Clock() as out[f"write_raw_events alone ({flush:,}/batch)"]:
+        for raw in batches:
+            store.write_raw_events(raw, fast, decoder, offsets={(topic, 0): raw.offsets[-1] + 1},
+                                   group_id="bench")
+    with Clock() as out["  again, every id stored (redelivery)"]:
+        for raw in batches:
+            store.write_raw_events(raw, fast, decoder, group_id="bench")
     store.close()
     db.unlink(missing_ok=True)
+    gc.collect()
+    with Clock() as out["pydantic Decoder.decode_events alone (slow route)"]:
+        for raw in batches:
+            decoder.decode_events([RawMessage(v, "kafka", topic, 0, o)
+                                   for v, o in zip(raw.values, raw.offsets, strict=True)])
     return out
 
 
@@ -429,9 +370,6 @@ def main() -> None:
                              "default 1 MiB: a poll returns at most that much per partition)")
     parser.add_argument("--default-session", action="store_true",
                         help="kafka-python's default session timeout (slow tansu group join)")
-    parser.add_argument("--prefill", type=int, default=1_000_000,
-                        help="also time write_batch into a table already holding this many "
-                             "events (0: skip)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.events
@@ -483,9 +421,8 @@ def main() -> None:
                       f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)
         config = parse_config(config_text("127.0.0.1:1", workdir / "unused.duckdb", "e", "l",
                                           "g"), check_files=False)
-        decode_clocks, decoded = decode_alone(polled, config)
+        stage_clocks = stages_alone(polled, config, workdir)
         del polled
-        write_clocks = write_alone(decoded, workdir, args.prefill)
 
     def median(runs: list[Timing]) -> Timing:
         return sorted(runs, key=lambda t: t.steady_seconds)[len(runs) // 2]
@@ -493,21 +430,21 @@ def main() -> None:
     bare, ingest = median(bares), median(ingests)
     bare_rate, ingest_rate = n / bare.steady_seconds, n / ingest.steady_seconds
     e2e = ingest.steady_seconds
-    dec_in = ingest.parts.get("decode_events", 0.0)
-    wr_in = ingest.parts.get("write_batch", 0.0)
-    rest = e2e - dec_in - wr_in
+    poll_s, poll_cpu = ingest.parts.get("poll", 0.0), ingest.parts.get("poll:cpu", 0.0)
+    wr_s, wr_cpu = (ingest.parts.get("write_raw_events", 0.0),
+                    ingest.parts.get("write_raw_events:cpu", 0.0))
     print(f"\nmedian of {args.rounds} round(s); consumers: first record received -> last "
           f"stored; cpu = process CPU seconds (all threads)")
     print(f"{'stage':<48}{'wall s':>8}{'cpu s':>8}{'us/ev':>8}{'events/s':>10}{'/bare':>6}")
     print(_row("bare KafkaConsumer fetch (ceiling)", n, bare.steady_seconds, bare.cpu_seconds,
                bare_rate, f"{n / max(bare.batches, 1):,.0f} records/poll"))
     print(_row("driftd KafkaIngestor -> DuckDB, end to end", n, e2e, ingest.cpu_seconds,
-               bare_rate, f"{n / max(ingest.batches, 1):,.0f} events/batch"))
-    print(_row("  inside decode_events", n, dec_in, None, None, f"{dec_in / e2e:.0%} of e2e"))
-    print(_row("  inside write_batch", n, wr_in, None, None, f"{wr_in / e2e:.0%} of e2e"))
-    print(_row("  fetch + commit + metrics (the rest)", n, rest, None, None,
-               f"{rest / e2e:.0%} of e2e"))
-    for label, clock in {**decode_clocks, **write_clocks}.items():
+               bare_rate, f"{n / max(ingest.batches, 1):,.0f} events/store transaction"))
+    print(_row("  polling thread: inside poll()", n, poll_s, poll_cpu, None,
+               f"{poll_s / e2e:.0%} of e2e; thread CPU"))
+    print(_row("  store thread: inside write_raw_events", n, wr_s, wr_cpu, None,
+               f"{wr_s / e2e:.0%} of e2e, overlapping the polls; thread CPU"))
+    for label, clock in stage_clocks.items():
         print(_row(label, n, clock.wall, clock.cpu, None))
     share = ingest_rate / bare_rate
     print(f"\ntarget >= {TARGET_RATE:,} events/s end to end: {ingest_rate:,.0f} "

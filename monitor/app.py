@@ -208,6 +208,11 @@ class App:
                 self.ingestor.close()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+        try:  # a clean stop: what was polled is stored and committed before the consumer goes
+            self.ingestor.finish()
+        except Exception as exc:
+            log.warning("storing the last batch failed; it is read again on restart",
+                        extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def _start_workers(self, stop: threading.Event) -> threading.Thread | None:
         self.scheduler = BackgroundScheduler(timezone="UTC")

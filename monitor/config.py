@@ -40,6 +40,10 @@ class KafkaConfig(_Strict):
     consumer: dict[str, Any] = Field(default_factory=dict)
     poll_timeout_ms: int = Field(default=500, ge=1)
     max_poll_records: int = Field(default=5000, ge=1)
+    # polls are gathered into one store transaction (and one Kafka commit) of up to this many
+    # records, or this old: DuckDB appends cost far less per row in large batches
+    flush_max_records: int = Field(default=50_000, ge=1)
+    flush_interval_ms: int = Field(default=1000, ge=0)
 
 
 class IngestConfig(_Strict):

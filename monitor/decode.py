@@ -207,7 +207,12 @@ class Decoder:
         self._limits = config.ingest
         self._now = now
 
-    def _time_window(self) -> tuple[datetime, datetime]:
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def time_window(self) -> tuple[datetime, datetime]:
+        """The accepted event-time range (naive UTC) as of now."""
         now = self._now or datetime.now(UTC).replace(tzinfo=None)
         return (
             now - timedelta(days=self._limits.max_age_days),
@@ -248,7 +253,7 @@ class Decoder:
                              f"model: {model[:100]!r} is not configured (known: {known})")
             return False
         if ts is not None:
-            lo, hi = window or self._time_window()
+            lo, hi = window or self.time_window()
             if not lo <= ts <= hi:
                 self._quarantine(batch, msg, "bad_timestamp",
                                  f"timestamp: {ts.isoformat()}Z is outside the accepted range "
@@ -258,11 +263,12 @@ class Decoder:
         return True
 
     def decode_events(self, messages: Iterable[RawMessage],
-                      batch: DecodedBatch | None = None) -> DecodedBatch:
+                      batch: DecodedBatch | None = None, *,
+                      window: tuple[datetime, datetime] | None = None) -> DecodedBatch:
         """Validate event messages into per-model column lists; quarantine the rest."""
         batch = batch or DecodedBatch()
         models = self._config.models
-        window = self._time_window()  # once per call, not per message
+        window = window or self.time_window()  # once per call, not per message
         for msg in messages:
             if not self._precheck(batch, msg):
                 continue

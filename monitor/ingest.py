@@ -1,16 +1,22 @@
 """Kafka → DuckDB. Offsets are committed only after the batch's transaction commits.
 
-The consumer reads the events and labels topics as one consumer group. A poll's records are
-decoded in one pass, written (rows + quarantine + offsets) in one DuckDB transaction, and only
-then are offsets committed to Kafka. A crash between the two leaves Kafka's committed offset
-behind the store's; on the next assignment the consumer seeks to the store's offset, so the
-batch is not read again. Should it be read again anyway (a new consumer group, a rewound
-topic), inserts are idempotent on (model, event_id): nothing is doubled.
+The consumer reads the events and labels topics as one consumer group. Polls are gathered
+(up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store thread,
+which decodes them (in DuckDB SQL: `monitor.fastdecode`) and writes rows + quarantine + offsets
+in one DuckDB transaction while the polling thread fetches the next records. Only once that
+transaction has committed are its offsets committed to Kafka, by the polling thread (the
+consumer is not thread-safe). One batch is in flight at a time.
 
-Threads: one thread polls (`poll_once`, `drain`, `update_lag`). kafka-python ≥ 3 runs its own
-IO thread, which also runs the rebalance listener; the listener must not block (no consumer
-calls that wait on the network). `broker_status()` does no I/O and may be called from any
-thread (the HTTP server's readiness check).
+A crash between the two commits leaves Kafka's committed offset behind the store's; on the
+next assignment the consumer seeks to the store's offset, so the batch is not read again.
+Should it be read again anyway (a new consumer group, a rewound topic), inserts are idempotent
+on (model, event_id): nothing is doubled. Records polled but not yet stored when the consumer
+is dropped are simply not committed: they are read again.
+
+Threads: one thread polls (`poll_once`, `drain`, `finish`, `update_lag`); one store thread
+writes. kafka-python ≥ 3 runs its own IO thread, which also runs the rebalance listener; the
+listener must not block (no consumer calls that wait on the network). `broker_status()` does
+no I/O and may be called from any thread (the HTTP server's readiness check).
 """
 
 from __future__ import annotations
@@ -19,17 +25,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
+from monitor.fastdecode import FastDecoder, RawEvents
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
 
@@ -67,9 +81,46 @@ class PollStats:
     quarantined: int
     duplicates: int
 
+    def __add__(self, other: PollStats) -> PollStats:
+        return PollStats(self.records + other.records, self.events + other.events,
+                         self.labels + other.labels, self.quarantined + other.quarantined,
+                         self.duplicates + other.duplicates)
 
-def record_metrics(metrics: DriftdMetrics | None, result: WriteResult,
-                   batch: DecodedBatch) -> None:
+
+@dataclass
+class _Pending:
+    """Polled records not yet handed to the store: event values column-shaped (one list per
+    field, extended per poll — no per-record objects), label messages, next offsets."""
+
+    values: list[bytes | None] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    event_offsets: list[int] = field(default_factory=list)
+    labels: list[RawMessage] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    realign: dict[tuple[str, int], int] = field(default_factory=dict)
+    records: int = 0
+    since: float | None = None  # monotonic time of the first record gathered
+
+    def add_events(self, partition: int, msgs: list[Any]) -> None:
+        self.values.extend([m.value for m in msgs])
+        self.event_offsets.extend([m.offset for m in msgs])
+        self.partitions.extend([partition] * len(msgs))
+
+    def forget_offsets(self, topics: set[str]) -> None:
+        self.offsets = {k: o for k, o in self.offsets.items() if k[0] not in topics}
+        self.realign = {k: o for k, o in self.realign.items() if k[0] not in topics}
+
+
+@dataclass
+class _Flight:
+    """The batch the store thread is writing, and the offsets to commit once it is durable."""
+
+    future: Future
+    offsets: dict[tuple[str, int], int]
+    records: int
+
+
+def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
     if metrics is None:
         return
     for model, n in result.inserted.items():
@@ -78,9 +129,9 @@ def record_metrics(metrics: DriftdMetrics | None, result: WriteResult,
         metrics.events_duplicate.inc(result.duplicates)
     if result.labels:
         metrics.labels_ingested.inc(result.labels)
-    for q in batch.quarantine:
+    for model, code in result.quarantine_codes:
         # label values are bounded: model only when configured, reason is a fixed code
-        metrics.events_quarantined.labels(q.model or "", q.reason_code).inc()
+        metrics.events_quarantined.labels(model, code).inc()
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -147,6 +198,14 @@ class KafkaIngestor:
         # stored offsets sought to on assignment, to be committed to Kafka by the polling
         # thread (the listener may not block), so Kafka's view of the group catches up too
         self._realign: dict[tuple[str, int], int] = {}
+        # polls gathered for the next store transaction, the one being written, its thread
+        self._pending = _Pending()
+        self._flight: _Flight | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        models = decoder.config.models
+        self._fast = FastDecoder({m: dict(c.features) for m, c in models.items()},
+                                 max_message_bytes=decoder.config.ingest.max_message_bytes,
+                                 max_id_length=decoder.config.ingest.max_id_length)
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
 
@@ -284,6 +343,10 @@ class KafkaIngestor:
         return changed
 
     def close(self) -> None:
+        """Drop the consumer. Records polled but not yet stored are discarded (not committed:
+        the next consumer reads them again); a write already running finishes first."""
+        self._pending = _Pending()
+        self._settle(commit=False)
         consumer, self._consumer = self._consumer, None
         self._last_contact = None
         if consumer is not None:
@@ -295,9 +358,11 @@ class KafkaIngestor:
     # --- ingest ----------------------------------------------------------------------------
 
     def poll_once(self, timeout_ms: int | None = None) -> PollStats:
-        """Poll one batch, store it durably, then commit its offsets."""
+        """Poll once; hand gathered polls to the store thread when due; commit to Kafka the
+        offsets of every batch the store has made durable. Returns what was stored."""
         self.connect()
         consumer = self._consumer
+        stats = self._settle(wait=False)
         records = consumer.poll(timeout_ms=timeout_ms or self._config.poll_timeout_ms,
                                 max_records=self._config.max_poll_records)
         recreated = self._check_topic_ids(consumer)
@@ -306,61 +371,118 @@ class KafkaIngestor:
             stale = [tp for tp in consumer.assignment() if tp.topic in recreated]
             if stale:
                 consumer.seek_to_beginning(*stale)
+            # rows read across a topic's recreation are stored (idempotently), offsets not
+            self._pending.forget_offsets(recreated)
         with self._ids_lock:
             realign, self._realign = self._realign, {}
         realign = {key: o for key, o in realign.items() if key[0] not in recreated}
-        if not records:
-            if realign:
-                self._commit(realign)
-            self._probe()
-            return PollStats(0, 0, 0, 0, 0)
-        batch = DecodedBatch()
-        offsets: dict[tuple[str, int], int] = {}
-        total = 0
+        if realign:
+            self._pending.realign.update(realign)
+        pending = self._pending
         for tp, msgs in records.items():
-            raw = [RawMessage(m.value, "kafka", tp.topic, tp.partition, m.offset) for m in msgs]
-            total += len(raw)
             if tp.topic == self._config.labels_topic:
-                self._decoder.decode_labels(raw, batch)
+                pending.labels.extend(RawMessage(m.value, "kafka", tp.topic, tp.partition,
+                                                 m.offset) for m in msgs)
             else:
-                self._decoder.decode_events(raw, batch)
-            offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
-        # rows read across a topic's recreation are stored (idempotently), their offsets not
-        offsets = {key: o for key, o in offsets.items() if key[0] not in recreated}
-        result = self._write(batch, offsets)
-        record_metrics(self._metrics, result, batch)  # stored: count it whatever Kafka says
-        if offsets or realign:
-            self._commit({**realign, **offsets})
-        return PollStats(total, sum(result.inserted.values()), result.labels,
+                pending.add_events(tp.partition, msgs)
+            pending.records += len(msgs)
+            if tp.topic not in recreated:
+                pending.offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
+        if pending.records and pending.since is None:
+            pending.since = time.monotonic()
+        if not records and not pending.records:
+            if pending.realign and self._flight is None:
+                self._commit(pending.realign)
+                pending.realign = {}
+            self._probe()
+            return stats
+        if self._due(idle=not records):
+            stats = stats + self._flush()
+        return stats
+
+    def _due(self, *, idle: bool) -> bool:
+        pending, cfg = self._pending, self._config
+        if not pending.records:
+            return False
+        if self._flight is not None and pending.records < 2 * cfg.flush_max_records:
+            return False  # the store is busy: keep gathering (bounded) rather than wait
+        age_ms = (time.monotonic() - (pending.since or time.monotonic())) * 1000
+        return idle or pending.records >= cfg.flush_max_records or (
+            age_ms >= cfg.flush_interval_ms)
+
+    def _flush(self) -> PollStats:
+        """Hand the gathered polls to the store thread (after the one in flight is done)."""
+        stats = self._settle(wait=True)
+        pending, self._pending = self._pending, _Pending()
+        if pending.records or pending.realign:
+            self._flight = _Flight(self._executor().submit(self._store_pending, pending),
+                                   {**pending.realign, **pending.offsets}, pending.records)
+        return stats
+
+    def finish(self) -> PollStats:
+        """Store and commit everything polled so far (a clean stop, the end of a drain)."""
+        stats = self._flush()
+        return stats + self._settle(wait=True)
+
+    def _settle(self, *, wait: bool = True, commit: bool = True) -> PollStats:
+        """Collect the write in flight: when it is done (or `wait`), count it and commit its
+        offsets to Kafka. A failed write raises here, on the polling thread."""
+        flight = self._flight
+        if flight is None or (not wait and not flight.future.done()):
+            return PollStats(0, 0, 0, 0, 0)
+        self._flight = None
+        result = flight.future.result()  # raises the store's error
+        record_metrics(self._metrics, result)  # stored: count it whatever Kafka says
+        if commit and flight.offsets and self._consumer is not None:
+            self._commit(flight.offsets)
+        return PollStats(flight.records, sum(result.inserted.values()), result.labels,
                          result.quarantined, result.duplicates)
 
-    def _commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        try:
-            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                                   for (t, p), o in offsets.items()},
-                                  timeout_ms=COMMIT_TIMEOUT_MS)
-        except CommitFailedError as exc:
-            # the group rebalanced under us; the rows and offsets are stored, and whoever owns
-            # these partitions now seeks to the stored offsets
-            log.info("commit rejected after a rebalance; stored offsets stand",
-                     extra={"error": str(exc)})
-        else:
-            self._contact()
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftd-store")
+        return self._pool
 
-    def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int]) -> WriteResult:
-        """One transaction; retried when another writer of the same store conflicts with it
-        (the rollback leaves nothing behind and inserts are idempotent)."""
+    def _store_pending(self, pending: _Pending) -> WriteResult:
+        """On the store thread: labels through pydantic, events through the SQL decoder
+        (pydantic for what it does not accept), all in one transaction with the offsets."""
+        batch = DecodedBatch()
+        if pending.labels:
+            self._decoder.decode_labels(pending.labels, batch)
+        offsets = {**pending.realign, **pending.offsets}
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
+                if pending.values:
+                    raw = RawEvents(self._config.events_topic, pending.values,
+                                    pending.partitions, pending.event_offsets)
+                    return self._store.write_raw_events(
+                        raw, self._fast, self._decoder, batch=batch, offsets=offsets,
+                        group_id=self._config.group_id)
                 return self._store.write_batch(batch, offsets=offsets,
                                                group_id=self._config.group_id)
             except duckdb.TransactionException as exc:
+                # another writer of the same store conflicted: the rollback left nothing
+                # behind and inserts are idempotent
                 if attempt == WRITE_ATTEMPTS:
                     raise
                 log.warning("store write conflicted; retrying",
                             extra={"attempt": attempt, "error": str(exc)})
                 time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
+
+    def _commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        try:
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                   for (t, p), o in offsets.items()},
+                                  timeout_ms=COMMIT_TIMEOUT_MS)
+        except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError,
+                UnknownMemberIdError) as exc:
+            # the group rebalanced (or is rebalancing) under us; the rows and offsets are
+            # stored, and whoever owns these partitions next seeks to the stored offsets
+            log.info("commit rejected after a rebalance; stored offsets stand",
+                     extra={"error": str(exc)})
+        else:
+            self._contact()
 
     def _probe(self) -> None:
         """While idle, ask the broker something cheap every PROBE_INTERVAL_SECONDS."""
@@ -384,15 +506,12 @@ class KafkaIngestor:
         consumer = self._consumer
         deadline = time.monotonic() + max_seconds
         join_deadline = time.monotonic() + join_seconds
-        totals = [0, 0, 0, 0, 0]
+        totals = PollStats(0, 0, 0, 0, 0)
         ends: dict[TopicPartition, int] | None = None
         targets: dict[TopicPartition, int] = {}
         settled = 0.0
         while time.monotonic() < deadline:
-            stats = self.poll_once()
-            for i, v in enumerate((stats.records, stats.events, stats.labels, stats.quarantined,
-                                   stats.duplicates)):
-                totals[i] += v
+            totals = totals + self.poll_once()
             assignment = consumer.assignment()
             if not assignment:
                 if time.monotonic() > join_deadline:
@@ -416,8 +535,9 @@ class KafkaIngestor:
                     consumer.position(tp, timeout_ms=COMMIT_TIMEOUT_MS) >= end
                     for tp, end in targets.items()):
                 break
+        totals = totals + self.finish()
         self.update_lag()
-        return PollStats(*totals)
+        return totals
 
     def update_lag(self) -> dict[tuple[str, int], int]:
         """Per-partition lag (log end − position) into the consumer_lag gauge.

@@ -20,7 +20,8 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from monitor.decode import DecodedBatch, ModelRows
+from monitor.decode import DecodedBatch, Decoder, ModelRows, RawMessage
+from monitor.fastdecode import FastDecoder, FastPlan, RawEvents, raw_table
 from monitor.sql import events_table, feature_column, ident
 
 SCHEMA = """
@@ -74,6 +75,7 @@ class WriteResult:
     duplicates: int  # events already stored or repeated in the batch (replays, redeliveries)
     labels: int
     quarantined: int
+    quarantine_codes: tuple[tuple[str, str], ...] = ()  # (model or "", reason code) per row
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,84 @@ class Store:
         except duckdb.ConstraintException:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True)
 
+    def write_raw_events(
+        self,
+        raw: RawEvents,
+        fast: FastDecoder,
+        decoder: Decoder,
+        *,
+        batch: DecodedBatch | None = None,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        group_id: str | None = None,
+    ) -> WriteResult:
+        """Decode raw event messages in DuckDB and append them like `write_batch` does.
+
+        `fast` accepts the plainly valid messages into temp tables (one SQL statement per
+        model); the rest go through `decoder` (pydantic) and join the same temp tables, so
+        the first occurrence of an id in the batch wins whichever route it took. `batch` may
+        carry labels and quarantine rows decoded beforehand: they share the transaction.
+        """
+        # a copy: the slow route adds quarantine rows, and a retried write starts afresh
+        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
+                             duplicates_in_batch=batch.duplicates_in_batch) if batch else (
+            DecodedBatch())
+        con = self.con
+        table, _ = raw_table(raw.values, raw.partitions, raw.offsets)
+        window = decoder.time_window()
+        con.register("__raw", table)
+        plans: list[FastPlan] = []
+        try:
+            plans = fast.accept(con, *window)
+            slow = fast.rejected_ords(con, plans)
+            if slow:
+                self._stage_slow(con, raw, slow, fast, decoder, batch, plans, window)
+            staged = {p.model: p for p in plans
+                      if con.execute(f"SELECT count(*) FROM {p.table}").fetchone()[0]}
+            for model in staged:
+                self.ensure_model_table(model, dict(staged[model].features))
+            now = _utcnow()
+            try:
+                return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                         staged=staged, topic=raw.topic)
+            except duckdb.ConstraintException:
+                return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                         staged=staged, topic=raw.topic)
+        finally:
+            con.unregister("__raw")
+            fast.drop(con, plans)
+
+    def _stage_slow(self, con: duckdb.DuckDBPyConnection, raw: RawEvents, slow: list[int],
+                    fast: FastDecoder, decoder: Decoder, batch: DecodedBatch,
+                    plans: list[FastPlan], window: tuple[datetime, datetime]) -> None:
+        """Decode the messages the SQL did not accept with pydantic; move the events it
+        accepts into the temp tables (with their ordinals), leave its quarantine rows."""
+        messages = [RawMessage(raw.values[i], "kafka", raw.topic, raw.partitions[i],
+                               raw.offsets[i]) for i in slow]
+        events = decoder.decode_events(messages, DecodedBatch(), window=window)
+        batch.quarantine.extend(events.quarantine)
+        batch.duplicates_in_batch += events.duplicates_in_batch
+        ord_of = {(raw.partitions[i], raw.offsets[i]): i for i in slow}
+        by_model = {p.model: p for p in plans}
+        for model, rows in events.events.items():
+            if not len(rows):
+                continue
+            plan = by_model.get(model)
+            if plan is None:
+                plan = by_model[model] = fast.plans[model]
+                con.execute(plan.empty_sql)
+                plans.append(plan)
+            arrow = self._arrow(rows).append_column(
+                "ord", pa.array([ord_of[k] for k in zip(rows.partition, rows.offset,
+                                                         strict=True)], pa.int64()))
+            con.register("__slow", arrow)
+            try:
+                con.execute(f"""INSERT INTO {plan.table} BY NAME SELECT ord, "partition",
+                    "offset", event_id, model_version, ts, prediction, prediction_class,
+                    extras, type_issues{"".join(", " + c for c in plan.feature_sources)}
+                    FROM __slow""")
+            finally:
+                con.unregister("__slow")
+
     def _write_batch(
         self,
         batch: DecodedBatch,
@@ -225,10 +305,30 @@ class Store:
         now: datetime,
         *,
         on_conflict: bool,
+        staged: Mapping[str, FastPlan] | None = None,
+        topic: str | None = None,
     ) -> WriteResult:
         inserted: dict[str, int] = {}
         duplicates = batch.duplicates_in_batch
         with self.transaction() as con:
+            for model, plan in (staged or {}).items():
+                feature_cols = ", ".join(feature_column(n) for n, _ in plan.features)
+                new = con.execute(
+                    f"""INSERT INTO {events_table(model)}
+                    (event_id, model_version, ts, prediction, prediction_class, extras,
+                     type_issues, source, topic, "partition", "offset", ingested_at
+                     {", " + feature_cols if feature_cols else ""})
+                    SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+                     type_issues, 'kafka', ?::VARCHAR, "partition", "offset", ?::TIMESTAMP
+                     {"".join(", " + c for c in plan.feature_sources)}
+                    FROM {plan.table}
+                    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1
+                    {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
+                    [topic, now],
+                ).fetchone()[0]
+                staged_rows = con.execute(f"SELECT count(*) FROM {plan.table}").fetchone()[0]
+                inserted[model] = inserted.get(model, 0) + new
+                duplicates += staged_rows - new
             for model, rows in batch.events.items():
                 if not len(rows):
                     continue
@@ -280,7 +380,8 @@ class Store:
                     if not updated:
                         con.execute("INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)",
                                     [group_id, topic, partition, offset, now])
-        return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine))
+        return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine),
+                           tuple((q.model or "", q.reason_code) for q in batch.quarantine))
 
     @staticmethod
     def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,

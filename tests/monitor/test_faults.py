@@ -152,7 +152,8 @@ class SimulatedCrash(Exception):
 
 def test_crash_between_store_commit_and_kafka_commit(tmp_path, broker):
     n = 1000
-    loaded, cfg = _loaded(tmp_path, broker.bootstrap, max_poll_records=100)
+    loaded, cfg = _loaded(tmp_path, broker.bootstrap, max_poll_records=100,
+                          flush_max_records=100)
     produce(broker.bootstrap, cfg.events_topic, [event(i) for i in range(n)])
     store = Store(loaded.store_path)
 
@@ -217,6 +218,12 @@ class Runner:
                 continue
             self.events += stats.events
             self.duplicates += stats.duplicates
+        try:  # a clean stop, as the daemon's: what was polled is stored and committed
+            stats = self.ingestor.finish()
+            self.events += stats.events
+            self.duplicates += stats.duplicates
+        except Exception as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
         self.ingestor.close()
 
     def start(self) -> Runner:

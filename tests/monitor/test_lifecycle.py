@@ -60,7 +60,8 @@ def produce(bootstrap: str, topic: str, values: list[bytes], *, key_prefix: str 
 
 def daemon_config(tmp_path: Path, bootstrap: str, *, max_poll_records: int = 500,
                   topics: tuple[str, str] | None = None) -> tuple[Path, int, tuple[str, str]]:
-    """A config for the daemon: fresh topics and group, a fixed HTTP port on 127.0.0.1."""
+    """A config for the daemon: fresh topics and group, a fixed HTTP port on 127.0.0.1.
+    Each store transaction holds about one poll (`flush_max_records`), so there are many."""
     suffix = uuid.uuid4().hex[:8]
     topics = topics or (f"events-{suffix}", f"labels-{suffix}")
     path = write_config(tmp_path, kafka=bootstrap, group=f"g-{suffix}", topics=topics)
@@ -69,7 +70,8 @@ def daemon_config(tmp_path: Path, bootstrap: str, *, max_poll_records: int = 500
     text = text.replace("server: {host: 127.0.0.1, port: 0}",
                         f"server: {{host: 127.0.0.1, port: {port}}}")
     text = text.replace("  poll_timeout_ms: 200\n",
-                        f"  poll_timeout_ms: 200\n  max_poll_records: {max_poll_records}\n")
+                        f"  poll_timeout_ms: 200\n  max_poll_records: {max_poll_records}\n"
+                        f"  flush_max_records: {max_poll_records}\n")
     assert f"port: {port}" in text and f"max_poll_records: {max_poll_records}" in text
     path.write_text(text)
     return path, port, topics
