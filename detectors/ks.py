@@ -77,7 +77,7 @@ class KS(UnivariateMethod):
         Above `EXACT_MAX_ROWS` scipy uses Smirnov's asymptotic distribution, `kstwo.sf(d,
         round(n1·n2/(n1+n2)))`, which is reproduced here on the presorted reference.
         """
-        ref, cur = pair.reference.sorted_values, pair.current.values
+        ref, cur = pair.reference.sorted_values, pair.current.sorted_values
         n1, n2 = ref.size, cur.size
         if max(n1, n2) <= EXACT_MAX_ROWS:
             result = stats.ks_2samp(ref, cur)

@@ -1,14 +1,18 @@
 """The reference profile: everything a window needs from the reference, computed once.
 
 Built once per reference version (`build_profile`), stored as bytes (`to_bytes`, an uncompressed
-`.npz` holding one JSON metadata array and one sorted-values array per numeric column; loaded
-with `allow_pickle=False`), and read by every window, so a window costs only its own work.
+`.npz` holding one JSON metadata array and, per numeric column, its sorted values and their
+prefix sums; loaded with `allow_pickle=False`), and read by every window, so a window costs only
+its own work.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import struct
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -19,14 +23,26 @@ import polars as pl
 from detectors.calibration import Reliability, binary_pairs, reliability
 from detectors.performance import binary_metrics, class_metrics, regression_metrics
 from detectors.results import ReliabilityBin
-from detectors.samples import CategoricalReference, NumericReference
+from detectors.samples import CategoricalReference, NumericReference, PrefixSums
 from detectors.threads import map_columns
 
-PROFILE_VERSION = 1
+# 2: numeric columns carry the prefix sums of their sorted values (`PrefixSums`).
+PROFILE_VERSION = 2
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
 
 ColumnReference = NumericReference | CategoricalReference
+
+
+class ProfileVersionError(ValueError):
+    """Stored by a driftd with another profile layout: rebuild it from its reference."""
+
+    def __init__(self, version: object):
+        self.version = version
+        super().__init__(
+            f"unsupported profile_version {version!r} (this driftd reads {PROFILE_VERSION}); "
+            "rebuild the profile from its reference"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,15 +100,12 @@ class ReferenceProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        """The profile `to_bytes` wrote; its arrays are read-only views of `data`, not copies."""
+        arrays = npz_views(data)
         meta = json.loads(arrays.pop("meta").tobytes())
         version = meta.get("profile_version")
         if version != PROFILE_VERSION:
-            raise ValueError(
-                f"unsupported profile_version {version!r} (this driftd reads {PROFILE_VERSION}); "
-                "rebuild the profile from its reference"
-            )
+            raise ProfileVersionError(version)
         cal = meta["calibration"]
         return cls(
             task=meta["task"],
@@ -115,9 +128,41 @@ class ReferenceProfile:
         )
 
 
+def npz_views(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed `.npz` as read-only views of its bytes.
+
+    `np.load` copies every array out of the archive, so a profile briefly needs twice its
+    size; a stored (uncompressed) member is one `.npy` file whose data can be viewed in place.
+    Like `np.load(..., allow_pickle=False)`, object arrays are refused.
+    """
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                raise ValueError(f"profile member {info.filename!r} is not a stored .npy file")
+            local = info.header_offset
+            name_size, extra_size = struct.unpack("<HH", data[local + 26 : local + 30])
+            start = local + 30 + name_size + extra_size
+            header = io.BytesIO(data[start : start + min(info.file_size, 1 << 17)])
+            version = np.lib.format.read_magic(header)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(header)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(header)
+            if dtype.hasobject or fortran:
+                raise ValueError(f"profile member {info.filename!r}: unsupported array layout")
+            count = math.prod(shape)
+            offset = start + header.tell()
+            flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+            arrays[info.filename.removesuffix(".npy")] = flat.reshape(shape)
+    return arrays
+
+
 def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray]) -> dict:
     if isinstance(column, NumericReference):
         arrays[key] = column.sorted_values
+        arrays[f"{key}_within"] = column.prefix.within
+        arrays[f"{key}_blocks"] = column.prefix.blocks
         return {
             "kind": "numeric",
             "rows": column.rows,
@@ -126,6 +171,7 @@ def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray
             "edges": column.edges.tolist(),
             "bin_counts": column.bin_counts.tolist(),
             "std": column.std,
+            "centre": column.prefix.centre,
         }
     return {
         "kind": "categorical",
@@ -138,13 +184,19 @@ def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray
 
 def _column_from_meta(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ColumnReference:
     if meta["kind"] == "numeric":
+        key = meta["values"]
         return NumericReference(
             rows=meta["rows"],
             missing=meta["missing"],
-            sorted_values=arrays[meta["values"]],
+            sorted_values=arrays[key],
             edges=np.asarray(meta["edges"], dtype=np.float64),
             bin_counts=np.asarray(meta["bin_counts"], dtype=np.int64),
             std=meta["std"],
+            prefix=PrefixSums(
+                centre=meta["centre"],
+                within=arrays[f"{key}_within"],
+                blocks=arrays[f"{key}_blocks"],
+            ),
         )
     return CategoricalReference(
         rows=meta["rows"],
@@ -213,7 +265,8 @@ def build_profile(
     label: str | None,
     task: str,
 ) -> ReferenceProfile:
-    """Summarise a reference once: sorted values, decile bins, categories, calibration.
+    """Summarise a reference once: sorted values and their prefix sums, decile bins, categories,
+    calibration.
 
     `features` maps each configured feature to "numeric" or "categorical"; `prediction` and
     `label` name reference columns (the window calls them `prediction` and `label`).

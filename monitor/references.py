@@ -1,7 +1,9 @@
 """Registering a model's training reference: hash, rows, schema, version, profile.
 
 A changed file is a new version, never a silent overwrite; the profile (bin edges, sorted
-values, category counts) is built once here so every window only pays for its own rows.
+values and their prefix sums, category counts) is built once here so every window only pays for
+its own rows. A profile stored by a driftd with another profile layout is rebuilt from the
+reference file on first use (`ProfileCache`), in memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.profile import ReferenceProfile, build_profile
+from detectors.profile import PROFILE_VERSION, ProfileVersionError, ReferenceProfile, build_profile
 from monitor.config import ModelConfig
 from monitor.store import ReferenceRecord, Store
 
@@ -70,6 +72,17 @@ def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.
     return frame.select(exprs)
 
 
+def profile_reference(raw: pl.DataFrame, model: ModelConfig, source: str) -> ReferenceProfile:
+    """The reference profile of a model's reference file, as read by `read_table`."""
+    frame = reference_frame(raw, model, source)
+    return build_profile(
+        frame, model.features,
+        prediction="prediction" if "prediction" in frame.columns else None,
+        label="label" if "label" in frame.columns else None,
+        task=model.task,
+    )
+
+
 @dataclass(frozen=True)
 class RegisteredReference:
     record: ReferenceRecord
@@ -86,13 +99,7 @@ def register_reference(store: Store, model_name: str, model: ModelConfig,
     if current is not None and current.sha256 == sha:
         return RegisteredReference(current, False)
     raw = read_table(path)
-    frame = reference_frame(raw, model, str(path))
-    profile = build_profile(
-        frame, model.features,
-        prediction="prediction" if "prediction" in frame.columns else None,
-        label="label" if "label" in frame.columns else None,
-        task=model.task,
-    )
+    profile = profile_reference(raw, model, str(path))
     schema = {name: str(dtype) for name, dtype in raw.schema.items()}
     record, created = store.add_reference(model_name, sha, str(path), raw.height, schema,
                                           profile.to_bytes())
@@ -103,16 +110,45 @@ def register_reference(store: Store, model_name: str, model: ModelConfig,
 
 
 class ProfileCache:
-    """Profiles by (model, version): loaded from the store once, never recomputed per run."""
+    """Profiles by (model, version): loaded from the store once, never recomputed per run.
+
+    A stored profile with another `profile_version` (written by an older driftd) is rebuilt
+    from the version's reference file when its model's config is given and the file still has
+    the registered sha256; the rebuilt profile is kept in memory, the stored one is left as is.
+    """
 
     def __init__(self, store: Store):
         self._store = store
         self._cache: dict[tuple[str, int], ReferenceProfile] = {}
 
-    def get(self, record: ReferenceRecord) -> ReferenceProfile:
+    def get(self, record: ReferenceRecord, model: ModelConfig | None = None) -> ReferenceProfile:
         key = (record.model, record.version)
         profile = self._cache.get(key)
         if profile is None:
             blob = self._store.reference_profile(record.model, record.version)
-            profile = self._cache[key] = ReferenceProfile.from_bytes(blob)
+            try:
+                profile = ReferenceProfile.from_bytes(blob)
+            except ProfileVersionError as exc:
+                if model is None:
+                    raise
+                profile = rebuild_profile(record, model, exc.version)
+            self._cache[key] = profile
         return profile
+
+
+def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
+                    stored_version: object) -> ReferenceProfile:
+    """The profile of a registered reference version, built again from its file."""
+    path = Path(record.path)
+    why = (f"the stored profile of {record.model!r} reference version {record.version} has "
+           f"profile_version {stored_version!r} and this driftd reads {PROFILE_VERSION}")
+    if not path.exists():
+        raise ReferenceError(f"{why}; its file {path} is gone, so it cannot be rebuilt")
+    if file_sha256(path) != record.sha256:
+        raise ReferenceError(f"{why}; its file {path} changed since it was registered, so it "
+                             "cannot be rebuilt (register the file again)")
+    profile = profile_reference(read_table(path), model, str(path))
+    log.warning("rebuilt reference profile from its file", extra={
+        "model": record.model, "version": record.version, "stored_version": stored_version,
+        "profile_version": PROFILE_VERSION})
+    return profile

@@ -82,7 +82,7 @@ class DetectorRunner:
                 status = "skipped"
                 error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
             else:
-                profile = self._profiles.get(reference)
+                profile = self._profiles.get(reference, cfg)
                 result = evaluate(profile, loaded.frame, cfg.detection,
                                   observed_types=loaded.observed_types)
                 status = "drift" if result.drift else "ok"

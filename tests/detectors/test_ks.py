@@ -31,6 +31,7 @@ def test_small_samples_with_ties_match_scipy(ref, cur):
         (20_000, 20_000, 0.05),  # n·d² in [2.2, 370): the vectorised smirnov branch
         (30_000, 7_001, 0.0),
         (25_000, 25_000, 0.6),  # p underflows to 0
+        (200_000, 12_000, 0.02),  # window searched in the reference, not merged with it
     ],
 )
 def test_large_samples_match_scipy_asymptotic_path(n_ref, n_cur, shift):

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
 
 from detectors.policy import DetectionPolicy
-from detectors.profile import PROFILE_VERSION, ReferenceProfile, build_profile
+from detectors.profile import (
+    PROFILE_VERSION,
+    ProfileVersionError,
+    ReferenceProfile,
+    build_profile,
+    npz_views,
+)
 from detectors.samples import CategoricalReference, NumericReference
 from detectors.suite import evaluate
 
@@ -68,19 +75,46 @@ def test_bytes_round_trip_without_pickle(reference):
     assert loaded.features == profile.features and loaded.rows == profile.rows
     assert loaded.calibration == profile.calibration
     assert loaded.performance == profile.performance
-    assert np.array_equal(loaded.columns["age"].sorted_values, profile.columns["age"].sorted_values)
+    age, loaded_age = profile.columns["age"], loaded.columns["age"]
+    assert np.array_equal(loaded_age.sorted_values, age.sorted_values)
+    assert loaded_age.prefix.centre == age.prefix.centre
+    assert np.array_equal(loaded_age.prefix.within, age.prefix.within)
+    assert np.array_equal(loaded_age.prefix.blocks, age.prefix.blocks)
     window = reference.rename({"score": "prediction", "y": "label"})
     policy = DetectionPolicy()
     assert evaluate(loaded, window, policy).to_dict() == evaluate(profile, window, policy).to_dict()
 
 
-def test_unknown_profile_version_is_refused(reference):
-    profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
-    from dataclasses import replace
+def test_profile_arrays_are_views_of_the_stored_bytes_not_copies(reference):
+    profile = build_profile(reference, FEATURES, prediction="score", label="y", task="regression")
+    blob = profile.to_bytes()
+    views = npz_views(blob)
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        assert sorted(views) == sorted(npz.files)
+        for key in npz.files:
+            assert views[key].dtype == npz[key].dtype
+            assert np.array_equal(views[key], npz[key])
+    age = ReferenceProfile.from_bytes(blob).columns["age"]
+    assert not age.sorted_values.flags.writeable
+    assert np.shares_memory(age.sorted_values, np.frombuffer(blob, dtype=np.uint8))
 
-    blob = replace(profile, profile_version=PROFILE_VERSION + 1).to_bytes()
-    with pytest.raises(ValueError, match="unsupported profile_version"):
+
+def test_object_arrays_are_refused_as_np_load_would():
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="unsupported array layout"):
+        npz_views(buffer.getvalue())
+
+
+@pytest.mark.parametrize("version", [PROFILE_VERSION - 1, PROFILE_VERSION + 1])
+def test_another_profile_version_is_refused(reference, version):
+    # Version 1 profiles had no prefix sums; reading them as version 2 would fail later, and
+    # a newer layout could be misread: either is rebuilt from its reference (monitor/references).
+    profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
+    blob = replace(profile, profile_version=version).to_bytes()
+    with pytest.raises(ProfileVersionError, match="unsupported profile_version") as caught:
         ReferenceProfile.from_bytes(blob)
+    assert caught.value.version == version
 
 
 @pytest.mark.parametrize(

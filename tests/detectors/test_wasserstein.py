@@ -33,6 +33,17 @@ def test_large_unequal_samples_with_ties_match_scipy():
     assert found.statistic == pytest.approx(oracles.wasserstein(ref, cur), abs=1e-9)
 
 
+@pytest.mark.parametrize("decimals", [1, None])
+def test_small_window_against_a_large_reference_matches_scipy(decimals):
+    # Searched in the reference rather than merged with it (detectors.samples.ecdf_gap).
+    rng = np.random.default_rng(5)
+    ref, cur = rng.normal(size=300_000), rng.normal(0.05, 1.1, size=20_000)
+    if decimals is not None:
+        ref, cur = np.round(ref, decimals), np.round(cur, decimals)
+    found = run_method("wasserstein", ref, cur)
+    assert found.statistic == pytest.approx(oracles.wasserstein(ref, cur), rel=1e-9)
+
+
 def test_constant_reference_uses_the_std_floor():
     found = run_method("wasserstein", [2.0] * 30, [2.0] * 20 + [2.001] * 10)
     assert found.statistic == pytest.approx((0.001 * 10 / 30) / 0.001, abs=1e-9)
