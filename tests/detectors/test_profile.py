@@ -95,8 +95,18 @@ def test_profile_arrays_are_views_of_the_stored_bytes_not_copies(reference):
             assert views[key].dtype == npz[key].dtype
             assert np.array_equal(views[key], npz[key])
     age = ReferenceProfile.from_bytes(blob).columns["age"]
-    assert not age.sorted_values.flags.writeable
-    assert np.shares_memory(age.sorted_values, np.frombuffer(blob, dtype=np.uint8))
+    for array in (age.sorted_values, age.prefix.within, age.prefix.blocks):
+        assert not array.flags.writeable
+        assert array.flags.aligned  # misaligned float64 views search twice as slowly
+        assert np.shares_memory(array, np.frombuffer(blob, dtype=np.uint8))
+
+
+def test_misaligned_arrays_of_a_plain_npz_are_copied():
+    buffer = io.BytesIO()
+    values = np.arange(100.0)
+    np.savez(buffer, a=values, bb=values, ccc=values)  # names shift the data off alignment
+    views = npz_views(buffer.getvalue())
+    assert all(v.flags.aligned and np.array_equal(v, values) for v in views.values())
 
 
 def test_object_arrays_are_refused_as_np_load_would():
