@@ -7,10 +7,11 @@ to a fresh topic (not measured), then measures in the same run:
            the ceiling for one Python consumer process;
   ingest   driftd's KafkaIngestor (a real 25-feature config, a real DuckDB file in a temp dir)
            consuming into DuckDB end to end, with the time inside `poll` (polling thread) and
-           `write_raw_events` (store thread: SQL decode + transaction) from timing wrappers;
-  alone    the store thread's work alone on the same values in flush-sized batches, a
-           redelivery of them, and the pydantic decoder (the route for messages the SQL does
-           not accept) on them for comparison.
+           `write_raw_events` (store thread: decode in a child process + transaction) from
+           timing wrappers;
+  alone    the store thread's work alone on the same values in flush-sized batches: the
+           msgspec decoder in process and in its child process, the write, a redelivery, and
+           the pydantic decoder (the route for messages the fast one does not accept).
 
 Rates are "steady": from the first record received to the last one stored, so the consumer
 group join (the same for both consumers) is reported separately. Run from the repository root:
@@ -306,11 +307,13 @@ class Clock:
 
 
 def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
-    """The store thread's work alone on the same values, in flush-sized batches: decode in SQL
-    and write (`write_raw_events`) into a fresh store, then the same batches again (every id
-    stored: the ON CONFLICT fallback of a redelivery). For comparison, the pydantic route
-    that messages the SQL does not accept take (`Decoder.decode_events`)."""
+    """The store thread's work alone on the same values, in flush-sized batches:
+    `FastDecoder.decode` in this process (msgspec) and in the child process (`DecodePool`,
+    whose CPU is mostly not this process's); `write_raw_events` (decode + transaction) into a
+    fresh store, then the same batches again (every id stored: a redelivery). For comparison,
+    the pydantic decoder that messages the fast route does not accept take."""
     from monitor.decode import Decoder, RawMessage
+    from monitor.decodepool import DecodePool
     from monitor.fastdecode import FastDecoder, RawEvents
     from monitor.store import Store
 
@@ -321,20 +324,31 @@ def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
     batches = [RawEvents(topic, values[i:i + flush], [0] * len(values[i:i + flush]),
                          offsets[i:i + flush]) for i in range(0, len(values), flush)]
     decoder = Decoder(config)
-    fast = FastDecoder({m: dict(c.features) for m, c in config.models.items()},
-                       max_message_bytes=config.ingest.max_message_bytes,
-                       max_id_length=config.ingest.max_id_length)
+    models = {m: dict(c.features) for m, c in config.models.items()}
+    limits = {"max_message_bytes": config.ingest.max_message_bytes,
+              "max_id_length": config.ingest.max_id_length}
+    fast = FastDecoder(models, **limits)
+    pool = DecodePool(models, **limits)
+    window = decoder.time_window()
     out: dict[str, Clock] = {}
+    gc.collect()
+    with Clock() as out[f"FastDecoder.decode alone ({flush:,}/batch)"]:
+        for raw in batches:
+            fast.decode(raw, window)
+    pool.decode(batches[0], window)  # start the child (not timed)
+    with Clock() as out["  the same in the child process (DecodePool)"]:
+        for raw in batches:
+            pool.decode(raw, window)
     db = workdir / f"alone-{uuid.uuid4().hex[:8]}.duckdb"
     store = Store(db)
-    gc.collect()
-    with Clock() as out[f"write_raw_events alone ({flush:,}/batch)"]:
+    with Clock() as out["write_raw_events alone (child decodes)"]:
         for raw in batches:
-            store.write_raw_events(raw, fast, decoder, offsets={(topic, 0): raw.offsets[-1] + 1},
+            store.write_raw_events(raw, pool, decoder, offsets={(topic, 0): raw.offsets[-1] + 1},
                                    group_id="bench")
     with Clock() as out["  again, every id stored (redelivery)"]:
         for raw in batches:
-            store.write_raw_events(raw, fast, decoder, group_id="bench")
+            store.write_raw_events(raw, pool, decoder, group_id="bench")
+    pool.close()
     store.close()
     db.unlink(missing_ok=True)
     gc.collect()

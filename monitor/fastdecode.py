@@ -1,241 +1,252 @@
-"""Event messages decoded inside DuckDB: the ingest hot path.
+"""Event messages decoded a batch at a time: the ingest hot path.
 
-A whole batch of raw Kafka values is parsed and validated by one SQL statement per model
-(DuckDB's JSON functions: vectorised, and outside the GIL, so the polling thread keeps
-fetching meanwhile). The statement only ever *accepts*: it takes a message when it is plainly
-valid and plainly typed — an object with a string id, a configured model, an RFC 3339 or epoch-ms
-timestamp inside the accepted range, numbers in numeric features, strings in categorical ones,
-no unconfigured features, no duplicate keys, no escapes or tokens two JSON parsers might read
-differently. Every other message goes to the pydantic decoder (`monitor.decode.Decoder`), which
-stores it with the same conversions or quarantines it with the exact reason. So the rows and the
-quarantine are the pydantic decoder's, message for message (tests/monitor/test_fastdecode.py
-checks that differentially); the SQL is only a faster route for the common case.
+msgspec decodes each message straight into a typed struct (one C call per message, strict
+types, no intermediate dicts); the structs' fields become Arrow columns, and timestamps, ranges
+and conversions are checked on whole columns (pyarrow, numpy). The route only ever *accepts*:
+a message is taken when it is plainly valid and plainly typed — an object with a string id, a
+configured model, an RFC 3339 or epoch-ms timestamp inside the accepted range, numbers in
+numeric features, strings in categorical ones, no unconfigured features. Every other message
+goes to the pydantic decoder (`monitor.decode.Decoder`), which stores it with the same
+conversions or quarantines it with the exact reason. So the stored rows and the quarantine are
+the pydantic decoder's, message for message (tests/monitor/test_fastdecode.py checks that
+differentially); this is only a faster route for the common case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-import duckdb
+import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from monitor.sql import ident
-
-# Where the statement looks; positions are 1-based in SQL lists.
-COMMON_PATHS = ("$", "$.event_id", "$.model", "$.model_version", "$.timestamp", "$.prediction",
-                "$.features")
-ROOT, EVENT_ID, MODEL, VERSION, TIMESTAMP, PREDICTION, FEATURES = range(1, 8)
-
-# RFC 3339 with a zone, the forms pydantic and DuckDB read alike (others take the slow route).
+# RFC 3339 with a zone, in the forms pydantic and Arrow read alike (others take the slow route).
 RFC3339 = (r"^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
            r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
 
-# Text that some JSON parser reads differently from pydantic's: unicode escapes (lone
-# surrogates), NaN/Infinity tokens and trailing commas (DuckDB's parser accepts both). A message
-# containing any of it anywhere, even inside a string, takes the slow route.
-_PLAIN_TEXT = r"""NOT contains(v, '\u') AND NOT contains(v, 'NaN')
-      AND NOT contains(v, 'Infinity') AND NOT regexp_matches(v, ',\s*[\]}]')"""
-
-NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
-
-
-def json_pointer(*parts: str) -> str:
-    """RFC 6901 pointer: any feature name addresses exactly its key."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _list(items: list[str]) -> str:
-    return "[" + ", ".join(_literal(i) for i in items) + "]"
-
-
-@dataclass(frozen=True)
-class FastPlan:
-    """The SQL for one model: CREATE a temp table of the messages it accepts, typed."""
-
-    model: str
-    table: str  # temp table name
-    features: tuple[tuple[str, str], ...]  # (name, kind) in configured order
-    create_sql: str
-    empty_sql: str  # the same table, empty: for a model only the slow route accepted
-
-    @property
-    def feature_sources(self) -> list[str]:
-        return [f"__f{j}" for j in range(len(self.features))]
-
-
-def build_plan(model: str, features: Mapping[str, str], index: int) -> FastPlan:
-    """The accepting statement for `model` (parameters: max bytes, max id length, lo, hi)."""
-    names = list(features)
-    paths = list(COMMON_PATHS) + [json_pointer("features", n) for n in names]
-    checks = []
-    values = []
-    for j, kind in enumerate(features.values()):
-        pos = len(COMMON_PATHS) + 1 + j
-        t, x = f"t[{pos}]", f"x[{pos}]"
-        if kind == "numeric":
-            value = (f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN {x}::HUGEINT::DOUBLE "
-                     f"WHEN {t} = 'DOUBLE' THEN {x}::DOUBLE END")
-            checks.append(f"({t} IS NULL OR {t} = 'NULL' OR ({t} IN {NUMBER_TYPES} "
-                          f"AND isfinite(__f{j})))")
-        else:
-            value = f"CASE WHEN {t} = 'VARCHAR' THEN {x} ->> '$' END"
-            checks.append(f"({t} IS NULL OR {t} IN ('NULL', 'VARCHAR'))")
-        values.append(f"{value} AS __f{j}")
-    table = f"__fast_{index}"
-    feature_checks = "\n      AND ".join(checks) or "TRUE"
-    feature_values = ",\n    ".join(values)
-    create = f"""CREATE OR REPLACE TEMP TABLE {table} AS
-WITH plain AS (
-  SELECT ord, "partition", "offset", v FROM __raw
-  WHERE v IS NOT NULL AND strlen(v) <= $max_bytes AND {_PLAIN_TEXT} AND json_valid(v)
-),
-parsed AS (
-  SELECT ord, "partition", "offset",
-    json_type(v, {_list(paths)}) AS t,
-    json_extract(v, {_list(paths)}) AS x,
-    json_keys(v) AS top_keys
-  FROM plain
-),
-typed AS (
-  SELECT ord, "partition", "offset", t, top_keys,
-    CASE WHEN t[{FEATURES}] = 'OBJECT' THEN json_keys(x[{FEATURES}]) END AS feature_keys,
-    x[{EVENT_ID}] ->> '$' AS event_id,
-    x[{MODEL}] ->> '$' AS model,
-    CASE t[{VERSION}] WHEN 'VARCHAR' THEN x[{VERSION}] ->> '$'
-      WHEN 'BIGINT' THEN x[{VERSION}]::BIGINT::VARCHAR
-      WHEN 'UBIGINT' THEN x[{VERSION}]::UBIGINT::VARCHAR END AS model_version,
-    CASE WHEN t[{TIMESTAMP}] IN ('BIGINT', 'UBIGINT')
-      THEN try(epoch_ms(try_cast(x[{TIMESTAMP}] AS BIGINT)))
-      WHEN t[{TIMESTAMP}] = 'VARCHAR'
-        AND regexp_full_match(x[{TIMESTAMP}] ->> '$', {_literal(RFC3339)})
-      THEN timezone('UTC', try_cast(x[{TIMESTAMP}] ->> '$' AS TIMESTAMPTZ)) END AS ts,
-    CASE WHEN t[{PREDICTION}] IN ('BIGINT', 'UBIGINT') THEN x[{PREDICTION}]::HUGEINT::DOUBLE
-      WHEN t[{PREDICTION}] = 'DOUBLE' THEN x[{PREDICTION}]::DOUBLE
-      WHEN t[{PREDICTION}] = 'BOOLEAN' THEN x[{PREDICTION}]::BOOLEAN::DOUBLE END AS prediction,
-    CASE WHEN t[{PREDICTION}] = 'VARCHAR' THEN x[{PREDICTION}] ->> '$'
-      WHEN t[{PREDICTION}] = 'BOOLEAN' THEN x[{PREDICTION}]::BOOLEAN::VARCHAR
-      END AS prediction_class,
-    {feature_values}
-  FROM parsed
-)
-SELECT * EXCLUDE (t, top_keys, feature_keys, model),
-  NULL::VARCHAR AS extras, NULL::VARCHAR AS type_issues
-FROM typed
-WHERE t[{ROOT}] = 'OBJECT'
-  AND len(top_keys) = len(list_distinct(top_keys))
-  AND t[{EVENT_ID}] = 'VARCHAR' AND length(event_id) BETWEEN 1 AND $max_id
-  AND t[{MODEL}] = 'VARCHAR' AND model = {_literal(model)}
-  AND (t[{VERSION}] IS NULL OR t[{VERSION}] IN ('NULL', 'VARCHAR', 'BIGINT', 'UBIGINT'))
-  AND ts BETWEEN $lo AND $hi
-  AND (t[{PREDICTION}] IS NULL OR t[{PREDICTION}] IN ('NULL', 'VARCHAR', 'BOOLEAN')
-       OR (t[{PREDICTION}] IN {NUMBER_TYPES} AND isfinite(prediction)))
-  AND (t[{FEATURES}] IS NULL OR (t[{FEATURES}] = 'OBJECT'
-       AND len(feature_keys) = len(list_distinct(feature_keys))
-       AND list_has_all({_list(names)}::VARCHAR[], feature_keys)))
-  AND {feature_checks}"""
-    typed_features = ", ".join(
-        f"__f{j} {'DOUBLE' if kind == 'numeric' else 'VARCHAR'}"
-        for j, kind in enumerate(features.values()))
-    empty = (f"""CREATE OR REPLACE TEMP TABLE {table} (ord BIGINT, "partition" INTEGER,
-        "offset" BIGINT, event_id VARCHAR, model_version VARCHAR, ts TIMESTAMP,
-        prediction DOUBLE, prediction_class VARCHAR"""
-             + (f", {typed_features}" if typed_features else "")
-             + ", extras VARCHAR, type_issues VARCHAR)")
-    return FastPlan(model, table, tuple(features.items()), create, empty)
-
-
-class FastDecoder:
-    """Runs the accepting statements over a registered `__raw` table."""
-
-    def __init__(self, models: Mapping[str, Mapping[str, str]], *, max_message_bytes: int,
-                 max_id_length: int):
-        self._plans = {m: build_plan(m, f, i) for i, (m, f) in enumerate(models.items())}
-        self._max_bytes = max_message_bytes
-        self._max_id = max_id_length
-
-    @property
-    def plans(self) -> dict[str, FastPlan]:
-        return self._plans
-
-    def models_present(self, con: duckdb.DuckDBPyConnection) -> list[str]:
-        """The configured models the batch names (a single-model config skips the scan)."""
-        if len(self._plans) == 1:
-            return list(self._plans)
-        rows = con.execute(
-            f"""SELECT DISTINCT json_extract_string(v, '$.model') FROM __raw
-                WHERE v IS NOT NULL AND strlen(v) <= $max_bytes AND json_valid(v)
-                  AND json_type(v) = 'OBJECT'
-                  AND json_extract_string(v, '$.model') IN {_list(list(self._plans))}""",
-            {"max_bytes": self._max_bytes}).fetchall()
-        return [r[0] for r in rows]
-
-    def accept(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> list[FastPlan]:
-        """Create one temp table per model present; return their plans."""
-        plans = []
-        for model in self.models_present(con):
-            plan = self._plans[model]
-            con.execute(plan.create_sql, {"max_bytes": self._max_bytes, "max_id": self._max_id,
-                                          "lo": lo, "hi": hi})
-            plans.append(plan)
-        return plans
-
-    @staticmethod
-    def rejected_ords(con: duckdb.DuckDBPyConnection, plans: list[FastPlan]) -> list[int]:
-        """Ordinals of the messages no plan accepted (they go to the pydantic decoder)."""
-        taken = " UNION ALL ".join(f"SELECT ord FROM {p.table}" for p in plans)
-        where = f"WHERE ord NOT IN ({taken})" if plans else ""
-        return [r[0] for r in con.execute(f"SELECT ord FROM __raw {where} ORDER BY ord")
-                .fetchall()]
-
-    @staticmethod
-    def drop(con: duckdb.DuckDBPyConnection, plans: list[FastPlan]) -> None:
-        for p in plans:
-            con.execute(f"DROP TABLE IF EXISTS {ident(p.table)}")
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, TypeError)
 
 
 @dataclass(frozen=True)
 class RawEvents:
-    """One poll's event messages, column-shaped (kept as the consumer returned them)."""
+    """One batch of event messages of a topic, column-shaped as the consumer returned them."""
 
     topic: str
-    values: list[bytes | None]
-    partitions: list[int]
-    offsets: list[int]
+    values: Sequence[bytes | memoryview | None]
+    partitions: Sequence[int] | np.ndarray
+    offsets: Sequence[int] | np.ndarray
 
     def __len__(self) -> int:
         return len(self.values)
 
 
-def raw_table(values: list[bytes | None], partitions: list[int], offsets: list[int]
-              ) -> tuple[pa.Table, set[int]]:
-    """The batch as an Arrow table (ord, partition, offset, v); values that are not UTF-8 are
-    nulled (the slow route quarantines them) and their ordinals returned."""
-    binary = pa.array(values, pa.binary())
-    bad: set[int] = set()
-    try:
-        text = binary.cast(pa.string())
-    except pa.ArrowInvalid:
-        cleaned = []
-        for i, v in enumerate(values):
+@dataclass
+class FastResult:
+    """Per model, the accepted events as an Arrow table (with `ord`, the message's position
+    in the batch); and the positions of the messages left to the pydantic decoder."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejected: list[int] = field(default_factory=list)
+
+
+def _event_struct(model: str, features: Mapping[str, str], max_id: int, tagged: bool) -> type:
+    """msgspec struct for one model's events: strict types, unknown features refused.
+    `gc=False`: the structs hold only scalars, and 50 000 tracked objects per batch would make
+    the collector's passes cost more than the decoding."""
+    feature_fields = [(f"f{j}", (float | None) if kind == "numeric" else (str | None), None)
+                      for j, kind in enumerate(features.values())]
+    features_type = msgspec.defstruct(
+        "Features", feature_fields, rename={f"f{j}": n for j, n in enumerate(features)},
+        forbid_unknown_fields=True, gc=False)
+    fields: list[Any] = [
+        ("event_id", Annotated[str, msgspec.Meta(min_length=1, max_length=max_id)]),
+        ("timestamp", int | str),
+        ("model_version", str | int | None, None),
+        ("features", features_type, None),  # missing: none given; null: pydantic refuses
+        ("prediction", float | str | bool | None, None),
+    ]
+    if tagged:
+        return msgspec.defstruct("Event", fields, tag_field="model", tag=model, gc=False)
+    return msgspec.defstruct("Event", [("model", Literal[model]), *fields],  # type: ignore[valid-type]
+                             gc=False)
+
+
+class FastDecoder:
+    """Decodes the plainly valid event messages of a batch; names the rest."""
+
+    def __init__(self, models: Mapping[str, Mapping[str, str]], *, max_message_bytes: int,
+                 max_id_length: int):
+        self._features = {m: dict(f) for m, f in models.items()}
+        tagged = len(models) > 1
+        self._types = {}
+        for m, f in models.items():
             try:
-                if v is not None:
-                    v.decode()
-                cleaned.append(v)
-            except UnicodeDecodeError:
-                bad.add(i)
-                cleaned.append(None)
-        text = pa.array(cleaned, pa.binary()).cast(pa.string())
+                self._types[m] = _event_struct(m, f, max_id_length, tagged)
+            except ValueError:  # a name msgspec cannot map ('"', '\\'): pydantic takes it
+                continue
+        self._decode = None
+        if self._types:
+            union: Any = _union(list(self._types.values()))
+            self._decode = msgspec.json.Decoder(union).decode
+        self._model_of = {t: m for m, t in self._types.items()}
+        self._max_bytes = max_message_bytes
+
+    def features(self, model: str) -> dict[str, str]:
+        return self._features[model]
+
+    def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
+        """Accept what is plainly valid; everything else is `rejected` (by position)."""
+        result = FastResult()
+        decode, limit = self._decode, self._max_bytes
+        if decode is None:
+            result.rejected.extend(range(len(raw.values)))
+            return result
+        by_model: dict[type, tuple[list[int], list[Any]]] = {}
+        rejected = result.rejected
+        for i, value in enumerate(raw.values):
+            if value is None or len(value) > limit:
+                rejected.append(i)
+                continue
+            try:
+                event = decode(value)
+            except _DECODE_ERRORS:
+                rejected.append(i)
+                continue
+            kind = type(event)
+            slot = by_model.get(kind)
+            if slot is None:
+                slot = by_model[kind] = ([], [])
+            slot[0].append(i)
+            slot[1].append(event)
+        for kind, (ords, events) in by_model.items():
+            model = self._model_of[kind]
+            table, refused = self._columns(model, ords, events, raw, window)
+            rejected.extend(refused)
+            if table.num_rows:
+                result.tables[model] = table
+        rejected.sort()
+        return result
+
+    def _columns(self, model: str, ords: list[int], events: list[Any], raw: RawEvents,
+                 window: tuple[datetime, datetime]) -> tuple[pa.Table, list[int]]:
+        """Column-wise conversion and checks; rows failing a check are refused."""
+        n = len(events)
+        get = operator.attrgetter
+        ts, ts_ok = _timestamps(list(map(get("timestamp"), events)), window)
+        versions = list(map(get("model_version"), events))
+        if not set(map(type, versions)) <= _STR_OR_NONE:
+            versions = [None if v is None else str(v) for v in versions]
+        predictions = list(map(get("prediction"), events))
+        if set(map(type, predictions)) <= _FLOAT_OR_NONE:
+            scores, classes = predictions, pa.nulls(n, pa.string())
+        else:
+            scores = [float(p) if isinstance(p, (float, bool)) else None for p in predictions]
+            classes = [(str(p).lower() if isinstance(p, bool) else p)
+                       if isinstance(p, (str, bool)) else None for p in predictions]
+        feature_sets = list(map(get("features"), events))
+        positions = np.asarray(ords, dtype=np.int64)
+        columns: dict[str, Any] = {
+            "ord": pa.array(positions),
+            "partition": pa.array(np.asarray(raw.partitions, dtype=np.int32)[positions]),
+            "offset": pa.array(np.asarray(raw.offsets, dtype=np.int64)[positions]),
+            "event_id": pa.array(list(map(get("event_id"), events)), pa.string()),
+            "model_version": pa.array(versions, pa.string()),
+            "ts": ts,
+            "prediction": pa.array(scores, pa.float64()),
+            "prediction_class": pa.array(classes, pa.string()),
+            "extras": pa.nulls(n, pa.string()),
+            "type_issues": pa.nulls(n, pa.string()),
+        }
+        for j, kind in enumerate(self._features[model].values()):
+            attr = get(f"f{j}")
+            values = [None if f is None else attr(f) for f in feature_sets] if (
+                None in feature_sets) else list(map(attr, feature_sets))
+            columns[f"__f{j}"] = pa.array(values, pa.float64() if kind == "numeric"
+                                          else pa.string())
+        table = pa.table(columns)
+        if ts_ok.all():
+            return table, []
+        refused = [o for o, ok in zip(ords, ts_ok.tolist(), strict=True) if not ok]
+        return table.filter(pa.array(ts_ok)), refused
+
+
+_STR_OR_NONE = frozenset({str, type(None)})
+_FLOAT_OR_NONE = frozenset({float, type(None)})
+
+
+def _union(types: list[type]) -> Any:
+    union = types[0]
+    for t in types[1:]:
+        union = union | t
+    return union
+
+
+def _timestamps(values: list[int | str], window: tuple[datetime, datetime]
+                ) -> tuple[pa.Array, np.ndarray]:
+    """Epoch milliseconds or RFC 3339 strings → naive-UTC timestamps, and which are usable
+    (parsed, and inside the accepted window)."""
     n = len(values)
-    table = pa.table({
-        "ord": pa.array(range(n), pa.int64()),
-        "partition": pa.array(partitions, pa.int32()),
-        "offset": pa.array(offsets, pa.int64()),
-        "v": text,
-    })
-    return table, bad
+    kinds = set(map(type, values))
+    micros = np.zeros(n, dtype=np.int64)
+    ok = np.ones(n, dtype=bool)
+    if kinds == {int}:
+        micros, ok = _epoch_ms(values)
+    elif kinds == {str}:
+        micros, ok = _rfc3339(pa.array(values, pa.string()))
+    else:
+        is_int = np.fromiter((type(v) is int for v in values), dtype=bool, count=n)
+        idx_int, idx_str = np.flatnonzero(is_int), np.flatnonzero(~is_int)
+        m_int, ok_int = _epoch_ms([values[i] for i in idx_int])
+        m_str, ok_str = _rfc3339(pa.array([values[i] for i in idx_str], pa.string()))
+        micros[idx_int], ok[idx_int] = m_int, ok_int
+        micros[idx_str], ok[idx_str] = m_str, ok_str
+    lo, hi = (np.datetime64(w, "us").astype(np.int64) for w in window)
+    ok &= (micros >= lo) & (micros <= hi)
+    return pa.array(micros, pa.timestamp("us")), ok
+
+
+_MS_LIMIT = 2**62 // 1000  # epoch ms beyond this cannot be microseconds in int64
+
+
+def _epoch_ms(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        ms = np.array(values, dtype=np.int64)
+    except OverflowError:
+        clipped = [v if -_MS_LIMIT < v < _MS_LIMIT else 0 for v in values]
+        ms = np.array(clipped, dtype=np.int64)
+        ok = np.array([-_MS_LIMIT < v < _MS_LIMIT for v in values], dtype=bool)
+        return ms * 1000, ok
+    ok = np.abs(ms) < _MS_LIMIT
+    return np.where(ok, ms, 0) * 1000, ok
+
+
+def _rfc3339(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the strings that match `RFC3339` (Arrow's ISO 8601 parser, zone applied)."""
+    n = len(strings)
+    ok = pc.match_substring_regex(strings, RFC3339).to_numpy(zero_copy_only=False)
+    micros = np.zeros(n, dtype=np.int64)
+    if not ok.any():
+        return micros, ok
+    candidates = strings if ok.all() else strings.filter(pa.array(ok))
+    try:
+        parsed = pc.cast(candidates, pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:  # a matching shape but no such instant (Feb 30): one at a time
+        one_by_one = []
+        for text in candidates.to_pylist():
+            try:
+                one_by_one.append(pc.cast(pa.array([text]), pa.timestamp("us", tz="UTC"))[0]
+                                  .value)
+            except pa.ArrowInvalid:
+                one_by_one.append(None)
+        parsed = pa.array(one_by_one, pa.timestamp("us", tz="UTC"))
+    values = parsed.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    valid = parsed.is_valid().to_numpy(zero_copy_only=False)
+    positions = np.flatnonzero(ok)
+    micros[positions] = values
+    ok[positions] = valid
+    return micros, ok

@@ -2,10 +2,11 @@
 
 The consumer reads the events and labels topics as one consumer group. Polls are gathered
 (up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store thread,
-which decodes them (in DuckDB SQL: `monitor.fastdecode`) and writes rows + quarantine + offsets
-in one DuckDB transaction while the polling thread fetches the next records. Only once that
-transaction has committed are its offsets committed to Kafka, by the polling thread (the
-consumer is not thread-safe). One batch is in flight at a time.
+which decodes them (msgspec in a child process: `monitor.decodepool`; pydantic for what that
+does not accept) and writes rows + quarantine + offsets in one DuckDB transaction while the
+polling thread fetches the next records. Only once that transaction has committed are its
+offsets committed to Kafka, by the polling thread (the consumer is not thread-safe). One
+batch is in flight at a time.
 
 A crash between the two commits leaves Kafka's committed offset behind the store's; on the
 next assignment the consumer seeks to the store's offset, so the batch is not read again.
@@ -43,6 +44,7 @@ from kafka.structs import OffsetAndMetadata
 
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
+from monitor.decodepool import DecodePool
 from monitor.fastdecode import FastDecoder, RawEvents
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
@@ -198,14 +200,17 @@ class KafkaIngestor:
         # stored offsets sought to on assignment, to be committed to Kafka by the polling
         # thread (the listener may not block), so Kafka's view of the group catches up too
         self._realign: dict[tuple[str, int], int] = {}
+        self._changed: set[str] = set()  # recreated topics not yet handled by the poller
         # polls gathered for the next store transaction, the one being written, its thread
         self._pending = _Pending()
         self._flight: _Flight | None = None
         self._pool: ThreadPoolExecutor | None = None
-        models = decoder.config.models
-        self._fast = FastDecoder({m: dict(c.features) for m, c in models.items()},
-                                 max_message_bytes=decoder.config.ingest.max_message_bytes,
-                                 max_id_length=decoder.config.ingest.max_id_length)
+        models = {m: dict(c.features) for m, c in decoder.config.models.items()}
+        limits = {"max_message_bytes": decoder.config.ingest.max_message_bytes,
+                  "max_id_length": decoder.config.ingest.max_id_length}
+        self._fast: FastDecoder | DecodePool = (
+            DecodePool(models, **limits) if config.decode_workers else
+            FastDecoder(models, **limits))
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
 
@@ -340,13 +345,21 @@ class KafkaIngestor:
                             "not from stored offsets", extra={"topics": sorted(changed)})
                 stored = self._store.stored_offsets(self._config.group_id)
                 self._stale.update({key: o for key, o in stored.items() if key[0] in changed})
+                self._changed |= changed  # for the polling thread (gathered offsets)
         return changed
 
     def close(self) -> None:
         """Drop the consumer. Records polled but not yet stored are discarded (not committed:
         the next consumer reads them again); a write already running finishes first."""
         self._pending = _Pending()
-        self._settle(commit=False)
+        try:
+            self._settle(commit=False)
+        except Exception:  # its offsets were not committed: the batch is read again
+            log.warning("the batch being stored when the consumer closed failed",
+                        exc_info=True)
+        finally:
+            if isinstance(self._fast, DecodePool):
+                self._fast.close()
         consumer, self._consumer = self._consumer, None
         self._last_contact = None
         if consumer is not None:
@@ -366,13 +379,21 @@ class KafkaIngestor:
         records = consumer.poll(timeout_ms=timeout_ms or self._config.poll_timeout_ms,
                                 max_records=self._config.max_poll_records)
         recreated = self._check_topic_ids(consumer)
+        with self._ids_lock:
+            changed, self._changed = self._changed, set()
+        if changed:
+            # offsets gathered from the old log mean nothing in the new one: rows read across
+            # a topic's recreation are stored (idempotently), their offsets never
+            self._pending.forget_offsets(changed)
+            stats = stats + self._settle(wait=True, skip=changed)
+            with self._ids_lock:  # what that batch stored is stale too
+                stored = self._store.stored_offsets(self._config.group_id)
+                self._stale.update({k: o for k, o in stored.items() if k[0] in changed})
         if recreated:
             # positions held over from the old log mean nothing in the new one
             stale = [tp for tp in consumer.assignment() if tp.topic in recreated]
             if stale:
                 consumer.seek_to_beginning(*stale)
-            # rows read across a topic's recreation are stored (idempotently), offsets not
-            self._pending.forget_offsets(recreated)
         with self._ids_lock:
             realign, self._realign = self._realign, {}
         realign = {key: o for key, o in realign.items() if key[0] not in recreated}
@@ -424,7 +445,8 @@ class KafkaIngestor:
         stats = self._flush()
         return stats + self._settle(wait=True)
 
-    def _settle(self, *, wait: bool = True, commit: bool = True) -> PollStats:
+    def _settle(self, *, wait: bool = True, commit: bool = True,
+                skip: set[str] | None = None) -> PollStats:
         """Collect the write in flight: when it is done (or `wait`), count it and commit its
         offsets to Kafka. A failed write raises here, on the polling thread."""
         flight = self._flight
@@ -433,8 +455,9 @@ class KafkaIngestor:
         self._flight = None
         result = flight.future.result()  # raises the store's error
         record_metrics(self._metrics, result)  # stored: count it whatever Kafka says
-        if commit and flight.offsets and self._consumer is not None:
-            self._commit(flight.offsets)
+        offsets = {k: o for k, o in flight.offsets.items() if not skip or k[0] not in skip}
+        if commit and offsets and self._consumer is not None:
+            self._commit(offsets)
         return PollStats(flight.records, sum(result.inserted.values()), result.labels,
                          result.quarantined, result.duplicates)
 
@@ -444,7 +467,7 @@ class KafkaIngestor:
         return self._pool
 
     def _store_pending(self, pending: _Pending) -> WriteResult:
-        """On the store thread: labels through pydantic, events through the SQL decoder
+        """On the store thread: labels through pydantic, events through the fast decoder
         (pydantic for what it does not accept), all in one transaction with the offsets."""
         batch = DecodedBatch()
         if pending.labels:

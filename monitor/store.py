@@ -14,14 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.decode import DecodedBatch, Decoder, ModelRows, RawMessage
-from monitor.fastdecode import FastDecoder, FastPlan, RawEvents, raw_table
+from monitor.fastdecode import FastDecoder, RawEvents
+
+if TYPE_CHECKING:
+    from monitor.decodepool import DecodePool
 from monitor.sql import events_table, feature_column, ident
 
 SCHEMA = """
@@ -222,80 +226,63 @@ class Store:
     def write_raw_events(
         self,
         raw: RawEvents,
-        fast: FastDecoder,
+        fast: FastDecoder | DecodePool,
         decoder: Decoder,
         *,
         batch: DecodedBatch | None = None,
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
     ) -> WriteResult:
-        """Decode raw event messages in DuckDB and append them like `write_batch` does.
+        """Decode raw event messages and append them like `write_batch` does.
 
-        `fast` accepts the plainly valid messages into temp tables (one SQL statement per
-        model); the rest go through `decoder` (pydantic) and join the same temp tables, so
-        the first occurrence of an id in the batch wins whichever route it took. `batch` may
-        carry labels and quarantine rows decoded beforehand: they share the transaction.
+        `fast` takes the plainly valid messages; the rest go through `decoder` (pydantic),
+        and both land in one Arrow table per model, so the first occurrence of an id in the
+        batch wins whichever route it took. `batch` may carry labels and quarantine rows
+        decoded beforehand: they share the transaction.
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
         batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
                              duplicates_in_batch=batch.duplicates_in_batch) if batch else (
             DecodedBatch())
-        con = self.con
-        table, _ = raw_table(raw.values, raw.partitions, raw.offsets)
         window = decoder.time_window()
-        con.register("__raw", table)
-        plans: list[FastPlan] = []
+        accepted = fast.decode(raw, window)
+        tables = dict(accepted.tables)
+        if accepted.rejected:
+            self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window)
+        for model in tables:
+            self.ensure_model_table(model, fast.features(model))
+        now = _utcnow()
         try:
-            plans = fast.accept(con, *window)
-            slow = fast.rejected_ords(con, plans)
-            if slow:
-                self._stage_slow(con, raw, slow, fast, decoder, batch, plans, window)
-            staged = {p.model: p for p in plans
-                      if con.execute(f"SELECT count(*) FROM {p.table}").fetchone()[0]}
-            for model in staged:
-                self.ensure_model_table(model, dict(staged[model].features))
-            now = _utcnow()
-            try:
-                return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                         staged=staged, topic=raw.topic)
-            except duckdb.ConstraintException:
-                return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                         staged=staged, topic=raw.topic)
-        finally:
-            con.unregister("__raw")
-            fast.drop(con, plans)
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                     staged=tables, topic=raw.topic, fast=fast)
+        except duckdb.ConstraintException:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                     staged=tables, topic=raw.topic, fast=fast)
 
-    def _stage_slow(self, con: duckdb.DuckDBPyConnection, raw: RawEvents, slow: list[int],
-                    fast: FastDecoder, decoder: Decoder, batch: DecodedBatch,
-                    plans: list[FastPlan], window: tuple[datetime, datetime]) -> None:
-        """Decode the messages the SQL did not accept with pydantic; move the events it
-        accepts into the temp tables (with their ordinals), leave its quarantine rows."""
+    def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
+                     batch: DecodedBatch, tables: dict[str, pa.Table],
+                     window: tuple[datetime, datetime]) -> None:
+        """pydantic for the messages the fast route did not take: its events join the
+        model's table (with their positions), its quarantine rows the batch."""
         messages = [RawMessage(raw.values[i], "kafka", raw.topic, raw.partitions[i],
                                raw.offsets[i]) for i in slow]
         events = decoder.decode_events(messages, DecodedBatch(), window=window)
         batch.quarantine.extend(events.quarantine)
         batch.duplicates_in_batch += events.duplicates_in_batch
         ord_of = {(raw.partitions[i], raw.offsets[i]): i for i in slow}
-        by_model = {p.model: p for p in plans}
         for model, rows in events.events.items():
             if not len(rows):
                 continue
-            plan = by_model.get(model)
-            if plan is None:
-                plan = by_model[model] = fast.plans[model]
-                con.execute(plan.empty_sql)
-                plans.append(plan)
-            arrow = self._arrow(rows).append_column(
+            table = self._arrow(rows).append_column(
                 "ord", pa.array([ord_of[k] for k in zip(rows.partition, rows.offset,
                                                          strict=True)], pa.int64()))
-            con.register("__slow", arrow)
-            try:
-                con.execute(f"""INSERT INTO {plan.table} BY NAME SELECT ord, "partition",
-                    "offset", event_id, model_version, ts, prediction, prediction_class,
-                    extras, type_issues{"".join(", " + c for c in plan.feature_sources)}
-                    FROM __slow""")
-            finally:
-                con.unregister("__slow")
+            if model in tables:
+                fast_table = tables[model]
+                table = pa.concat_tables([fast_table, table.select(fast_table.column_names)
+                                          .cast(fast_table.schema)])
+            else:
+                table = table.drop_columns(["source", "topic"])
+            tables[model] = table
 
     def _write_batch(
         self,
@@ -305,30 +292,39 @@ class Store:
         now: datetime,
         *,
         on_conflict: bool,
-        staged: Mapping[str, FastPlan] | None = None,
+        staged: Mapping[str, pa.Table] | None = None,
         topic: str | None = None,
+        fast: FastDecoder | DecodePool | None = None,
     ) -> WriteResult:
         inserted: dict[str, int] = {}
         duplicates = batch.duplicates_in_batch
         with self.transaction() as con:
-            for model, plan in (staged or {}).items():
-                feature_cols = ", ".join(feature_column(n) for n, _ in plan.features)
-                new = con.execute(
-                    f"""INSERT INTO {events_table(model)}
-                    (event_id, model_version, ts, prediction, prediction_class, extras,
-                     type_issues, source, topic, "partition", "offset", ingested_at
-                     {", " + feature_cols if feature_cols else ""})
-                    SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                     type_issues, 'kafka', ?::VARCHAR, "partition", "offset", ?::TIMESTAMP
-                     {"".join(", " + c for c in plan.feature_sources)}
-                    FROM {plan.table}
-                    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1
-                    {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
-                    [topic, now],
-                ).fetchone()[0]
-                staged_rows = con.execute(f"SELECT count(*) FROM {plan.table}").fetchone()[0]
+            for model, table in (staged or {}).items():
+                features = fast.features(model) if fast else {}
+                feature_cols = "".join(", " + feature_column(n) for n in features)
+                feature_src = "".join(f", __f{j}" for j in range(len(features)))
+                # an id repeated within the batch: its first occurrence wins (a sort; skipped
+                # when every id is distinct, the usual case)
+                repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
+                first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+                con.register("__events", table)
+                try:
+                    new = con.execute(
+                        f"""INSERT INTO {events_table(model)}
+                        (event_id, model_version, ts, prediction, prediction_class, extras,
+                         type_issues, source, topic, "partition", "offset", ingested_at
+                         {feature_cols})
+                        SELECT event_id, model_version, ts, prediction, prediction_class,
+                         extras, type_issues, 'kafka', ?::VARCHAR, "partition", "offset",
+                         ?::TIMESTAMP {feature_src}
+                        FROM __events {first_of_each if repeated else ""}
+                        {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
+                        [topic, now],
+                    ).fetchone()[0]
+                finally:
+                    con.unregister("__events")
                 inserted[model] = inserted.get(model, 0) + new
-                duplicates += staged_rows - new
+                duplicates += table.num_rows - new
             for model, rows in batch.events.items():
                 if not len(rows):
                     continue

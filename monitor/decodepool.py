@@ -1,0 +1,88 @@
+"""Event decoding in a child process, so the polling process's GIL is left to the fetch.
+
+kafka-python parses every record in Python: fetching alone keeps one interpreter busy. The
+store thread's decoding (`FastDecoder`, msgspec) would share that interpreter's GIL; in a
+child process it runs on another core. A batch crosses as one buffer of concatenated values
+plus their lengths, and comes back as Arrow IPC streams: per batch, not per message, work in
+the parent. `kafka.decode_workers: 0` decodes on the store thread instead (one-core hosts).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from monitor.fastdecode import FastDecoder, FastResult, RawEvents
+
+_worker: FastDecoder | None = None
+
+
+def _start(models: dict[str, dict[str, str]], max_bytes: int, max_id: int) -> None:
+    global _worker
+    _worker = FastDecoder(models, max_message_bytes=max_bytes, max_id_length=max_id)
+
+
+def _decode_packed(topic: str, blob: bytes, lengths: bytes, partitions: bytes,
+                   offsets: bytes, window: tuple[datetime, datetime]
+                   ) -> tuple[dict[str, bytes], list[int]]:
+    """In the child: unpack, decode, return each model's table as Arrow IPC bytes."""
+    sizes = np.frombuffer(lengths, dtype=np.int64)
+    ends = np.cumsum(np.maximum(sizes, 0)).tolist()
+    view = memoryview(blob)
+    values = [None if size < 0 else view[end - size:end]
+              for size, end in zip(sizes.tolist(), ends, strict=True)]
+    raw = RawEvents(topic, values, np.frombuffer(partitions, dtype=np.int32),
+                    np.frombuffer(offsets, dtype=np.int64))
+    assert _worker is not None
+    result = _worker.decode(raw, window)
+    tables = {}
+    for model, table in result.tables.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        tables[model] = sink.getvalue().to_pybytes()
+    return tables, result.rejected
+
+
+class DecodePool:
+    """`FastDecoder`'s interface, run in one child process (started on first use)."""
+
+    def __init__(self, models: Mapping[str, Mapping[str, str]], *, max_message_bytes: int,
+                 max_id_length: int):
+        self._models = {m: dict(f) for m, f in models.items()}
+        self._limits = (max_message_bytes, max_id_length)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def features(self, model: str) -> dict[str, str]:
+        return self._models[model]
+
+    def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
+        values = raw.values
+        if None in values:
+            sizes = np.fromiter((-1 if v is None else len(v) for v in values), dtype=np.int64,
+                                count=len(values))
+            blob = b"".join([v for v in values if v is not None])
+        else:
+            sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+            blob = b"".join(values)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start, initargs=(self._models, *self._limits))
+        future = self._pool.submit(
+            _decode_packed, raw.topic, blob, sizes.tobytes(),
+            np.asarray(raw.partitions, dtype=np.int32).tobytes(),
+            np.asarray(raw.offsets, dtype=np.int64).tobytes(), window)
+        packed, rejected = future.result()
+        tables = {m: pa.ipc.open_stream(b).read_all() for m, b in packed.items()}
+        return FastResult(tables, rejected)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
