@@ -1,9 +1,13 @@
 """The reference profile: everything a window needs from the reference, computed once.
 
 Built once per reference version (`build_profile`), stored as bytes (`to_bytes`, an uncompressed
-`.npz` holding one JSON metadata array and, per numeric column, its sorted values and their
-prefix sums; loaded with `allow_pickle=False`), and read by every window, so a window costs only
-its own work.
+`.npz` holding one JSON metadata array and one sorted-values array per numeric column; loaded
+without pickle), and read by every window, so a window costs only its own work.
+
+The prefix sums of each numeric column (`PrefixSums`) are part of the in-memory profile but not
+of the stored one: `from_bytes` derives them from the sorted values in a few milliseconds per
+million values, whereas storing them doubles the blob, and DuckDB needs seconds and several
+times a blob's size in memory per gigabyte it hands back (bench/README.md).
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ from detectors.results import ReliabilityBin
 from detectors.samples import CategoricalReference, NumericReference, PrefixSums
 from detectors.threads import map_columns
 
-# 2: numeric columns carry the prefix sums of their sorted values (`PrefixSums`).
-PROFILE_VERSION = 2
+PROFILE_VERSION = 1
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
 
@@ -98,17 +101,20 @@ class ReferenceProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
-        """The profile `to_bytes` wrote; its arrays are read-only views of `data`, not copies."""
+        """The profile `to_bytes` wrote. Its arrays are read-only views of `data`, not copies;
+        the numeric columns' prefix sums are computed here, on a few threads."""
         arrays = npz_views(data)
         meta = json.loads(arrays.pop("meta").tobytes())
         version = meta.get("profile_version")
         if version != PROFILE_VERSION:
             raise ProfileVersionError(version)
         cal = meta["calibration"]
+        names = list(meta["columns"])
+        columns = map_columns(lambda n: _column_from_meta(meta["columns"][n], arrays), names)
         return cls(
             task=meta["task"],
             features=meta["features"],
-            columns={n: _column_from_meta(c, arrays) for n, c in meta["columns"].items()},
+            columns=dict(zip(names, columns, strict=True)),
             source_types=meta["source_types"],
             rows=meta["rows"],
             prediction=meta["prediction"],
@@ -187,8 +193,6 @@ def npz_views(data: bytes) -> dict[str, np.ndarray]:
 def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray]) -> dict:
     if isinstance(column, NumericReference):
         arrays[key] = column.sorted_values
-        arrays[f"{key}_within"] = column.prefix.within
-        arrays[f"{key}_blocks"] = column.prefix.blocks
         return {
             "kind": "numeric",
             "rows": column.rows,
@@ -197,7 +201,6 @@ def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray
             "edges": column.edges.tolist(),
             "bin_counts": column.bin_counts.tolist(),
             "std": column.std,
-            "centre": column.prefix.centre,
         }
     return {
         "kind": "categorical",
@@ -210,19 +213,15 @@ def _column_meta(column: ColumnReference, key: str, arrays: dict[str, np.ndarray
 
 def _column_from_meta(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ColumnReference:
     if meta["kind"] == "numeric":
-        key = meta["values"]
+        ordered = arrays[meta["values"]]
         return NumericReference(
             rows=meta["rows"],
             missing=meta["missing"],
-            sorted_values=arrays[key],
+            sorted_values=ordered,
             edges=np.asarray(meta["edges"], dtype=np.float64),
             bin_counts=np.asarray(meta["bin_counts"], dtype=np.int64),
             std=meta["std"],
-            prefix=PrefixSums(
-                centre=meta["centre"],
-                within=arrays[f"{key}_within"],
-                blocks=arrays[f"{key}_blocks"],
-            ),
+            prefix=PrefixSums.of_sorted(ordered),
         )
     return CategoricalReference(
         rows=meta["rows"],

@@ -1,9 +1,9 @@
 """Registering a model's training reference: hash, rows, schema, version, profile.
 
 A changed file is a new version, never a silent overwrite; the profile (bin edges, sorted
-values and their prefix sums, category counts) is built once here so every window only pays for
-its own rows. A profile stored by a driftd with another profile layout is rebuilt from the
-reference file on first use (`ProfileCache`), in memory.
+values, category counts) is built once here so every window only pays for its own rows. A
+profile stored by a driftd with another profile layout is rebuilt from the reference file on
+first use (`ProfileCache`), in memory.
 """
 
 from __future__ import annotations

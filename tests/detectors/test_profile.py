@@ -77,9 +77,6 @@ def test_bytes_round_trip_without_pickle(reference):
     assert loaded.performance == profile.performance
     age, loaded_age = profile.columns["age"], loaded.columns["age"]
     assert np.array_equal(loaded_age.sorted_values, age.sorted_values)
-    assert loaded_age.prefix.centre == age.prefix.centre
-    assert np.array_equal(loaded_age.prefix.within, age.prefix.within)
-    assert np.array_equal(loaded_age.prefix.blocks, age.prefix.blocks)
     window = reference.rename({"score": "prediction", "y": "label"})
     policy = DetectionPolicy()
     assert evaluate(loaded, window, policy).to_dict() == evaluate(profile, window, policy).to_dict()
@@ -95,10 +92,20 @@ def test_profile_arrays_are_views_of_the_stored_bytes_not_copies(reference):
             assert views[key].dtype == npz[key].dtype
             assert np.array_equal(views[key], npz[key])
     age = ReferenceProfile.from_bytes(blob).columns["age"]
-    for array in (age.sorted_values, age.prefix.within, age.prefix.blocks):
-        assert not array.flags.writeable
-        assert array.flags.aligned  # misaligned float64 views search twice as slowly
-        assert np.shares_memory(array, np.frombuffer(blob, dtype=np.uint8))
+    assert not age.sorted_values.flags.writeable
+    assert age.sorted_values.flags.aligned  # misaligned float64 views search several times slower
+    assert np.shares_memory(age.sorted_values, np.frombuffer(blob, dtype=np.uint8))
+
+
+def test_prefix_sums_are_derived_on_load_not_stored(reference):
+    profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
+    blob = profile.to_bytes()
+    assert sorted(npz_views(blob)) == ["c0", "meta"]  # age's sorted values, the metadata
+    loaded = ReferenceProfile.from_bytes(blob).columns["age"].prefix
+    built = profile.columns["age"].prefix
+    assert loaded.centre == built.centre
+    assert np.array_equal(loaded.within, built.within)
+    assert np.array_equal(loaded.blocks, built.blocks)
 
 
 def test_misaligned_arrays_of_a_plain_npz_are_copied():
@@ -118,8 +125,8 @@ def test_object_arrays_are_refused_as_np_load_would():
 
 @pytest.mark.parametrize("version", [PROFILE_VERSION - 1, PROFILE_VERSION + 1])
 def test_another_profile_version_is_refused(reference, version):
-    # Version 1 profiles had no prefix sums; reading them as version 2 would fail later, and
-    # a newer layout could be misread: either is rebuilt from its reference (monitor/references).
+    # Another layout could be misread: the daemon rebuilds it from its reference instead
+    # (monitor/references.py ProfileCache).
     profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
     blob = replace(profile, profile_version=version).to_bytes()
     with pytest.raises(ProfileVersionError, match="unsupported profile_version") as caught:
