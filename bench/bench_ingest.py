@@ -85,7 +85,7 @@ FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: str,
                 group: str, consumer: dict | None = None,
-                max_poll_records: int | None = None) -> str:
+                max_poll_records: int | None = None, decode_workers: int | None = None) -> str:
     feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
     return f"""store: {{path: {store}}}
@@ -96,6 +96,7 @@ kafka:
   labels_topic: {labels_topic}
   consumer: {{{options}}}
 {f"  max_poll_records: {max_poll_records}" if max_poll_records else ""}
+{f"  decode_workers: {decode_workers}" if decode_workers is not None else ""}
 log: {{level: WARNING}}
 models:
   {MODEL}:
@@ -219,7 +220,7 @@ def _timed(fn, bucket: dict[str, float], key: str):
 
 def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expected: int,
                      workdir: Path, options: dict, max_poll_records: int, profile: bool = False,
-                     deadline_s: float = 600.0) -> Timing:
+                     deadline_s: float = 600.0, decode_workers: int | None = None) -> Timing:
     """driftd's KafkaIngestor into a fresh DuckDB file, polled as the daemon's ingest loop does.
 
     The steady window starts when the first poll returns records and ends when the last event
@@ -237,7 +238,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     db = workdir / f"ingest-{uuid.uuid4().hex[:8]}.duckdb"
     config = parse_config(config_text(bootstrap, db, events_topic, labels_topic,
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
-                                      max_poll_records), check_files=False)
+                                      max_poll_records, decode_workers), check_files=False)
     store = Store(db)
     parts: dict[str, float] = {}
     first: list[tuple[float, float]] = []
@@ -384,6 +385,8 @@ def main() -> None:
                              "default 1 MiB: a poll returns at most that much per partition)")
     parser.add_argument("--default-session", action="store_true",
                         help="kafka-python's default session timeout (slow tansu group join)")
+    parser.add_argument("--decode-workers", type=int, default=None, choices=(0, 1),
+                        help="kafka.decode_workers (default: the config default, 0)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.events
@@ -429,7 +432,8 @@ def main() -> None:
                 gc.collect()
                 ingests.append(consume_ingestor(broker.bootstrap, events_topic, labels_topic, n,
                                                 workdir, options, max_poll,
-                                                profile=args.profile and r == 0))
+                                                profile=args.profile and r == 0,
+                                                decode_workers=args.decode_workers))
                 b, i = bares[-1], ingests[-1]
                 print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s), "
                       f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)

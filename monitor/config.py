@@ -44,8 +44,9 @@ class KafkaConfig(_Strict):
     # records, or this old: DuckDB appends cost far less per row in large batches
     flush_max_records: int = Field(default=50_000, ge=1)
     flush_interval_ms: int = Field(default=1000, ge=0)
-    # decode event JSON in a child process (1) or on the store thread (0: one-core hosts)
-    decode_workers: int = Field(default=1, ge=0, le=1)
+    # decode event JSON on the store thread (0) or in a child process (1), which frees the
+    # fetch's GIL: measured slower on 2 cores (bench/README.md), meant for hosts with 4+
+    decode_workers: int = Field(default=0, ge=0, le=1)
 
 
 class IngestConfig(_Strict):

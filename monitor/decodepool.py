@@ -4,7 +4,8 @@ kafka-python parses every record in Python: fetching alone keeps one interpreter
 store thread's decoding (`FastDecoder`, msgspec) would share that interpreter's GIL; in a
 child process it runs on another core. A batch crosses as one buffer of concatenated values
 plus their lengths, and comes back as Arrow IPC streams: per batch, not per message, work in
-the parent. `kafka.decode_workers: 0` decodes on the store thread instead (one-core hosts).
+the parent. Opt-in (`kafka.decode_workers: 1`): on a 2-core host the copies cost more than
+the GIL does (bench/README.md); with 4+ cores the fetch keeps a core to itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ _worker: FastDecoder | None = None
 def _start(models: dict[str, dict[str, str]], max_bytes: int, max_id: int) -> None:
     global _worker
     _worker = FastDecoder(models, max_message_bytes=max_bytes, max_id_length=max_id)
+
+
+def _ready() -> bool:
+    return _worker is not None
 
 
 def _decode_packed(topic: str, blob: bytes, lengths: bytes, partitions: bytes,
@@ -61,6 +66,14 @@ class DecodePool:
     def features(self, model: str) -> dict[str, str]:
         return self._models[model]
 
+    def start(self) -> None:
+        """Start the child and let it import (about a second), before the first batch."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start, initargs=(self._models, *self._limits))
+            self._pool.submit(_ready)
+
     def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
         values = raw.values
         if None in values:
@@ -70,10 +83,8 @@ class DecodePool:
         else:
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
             blob = b"".join(values)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start, initargs=(self._models, *self._limits))
+        self.start()
+        assert self._pool is not None
         future = self._pool.submit(
             _decode_packed, raw.topic, blob, sizes.tobytes(),
             np.asarray(raw.partitions, dtype=np.int32).tobytes(),

@@ -289,6 +289,8 @@ class KafkaIngestor:
         })
         self._store.stored_offsets(cfg.group_id)  # a store's first query can take a second:
         # pay it here, not in the rebalance listener, which holds up heartbeats meanwhile
+        if isinstance(self._fast, DecodePool):
+            self._fast.start()  # the decoding child imports while the group is joined
         consumer = self._factory(**options)
         self._consumer = consumer  # before subscribing: the listener uses it
         try:

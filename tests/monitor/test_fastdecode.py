@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.config import parse_config
 from monitor.decode import Decoder, RawMessage
+from monitor.decodepool import DecodePool
 from monitor.fastdecode import FastDecoder, RawEvents
 from monitor.store import Store
 
@@ -159,6 +160,23 @@ def test_plain_events_never_take_the_slow_route(tmp_path):
     assert result.rejected == []
     assert {m: t.num_rows for m, t in result.tables.items()} == {"m": 200, "other": 100}
     assert_same(tmp_path, values)
+
+
+def test_child_process_decodes_exactly_as_in_process():
+    raw = RawEvents("events", TRICKY, [i % 2 for i in range(len(TRICKY))],
+                    list(range(len(TRICKY))))
+    window = Decoder(CONFIG, now=NOW).time_window()
+    here = fast_decoder().decode(raw, window)
+    pool = DecodePool(MODELS, max_message_bytes=CONFIG.ingest.max_message_bytes,
+                      max_id_length=CONFIG.ingest.max_id_length)
+    try:
+        there = pool.decode(raw, window)
+    finally:
+        pool.close()
+    assert there.rejected == here.rejected and len(here.rejected) > 10
+    assert sorted(there.tables) == sorted(here.tables) == ["m", "other"]  # quoted: slow route
+    for model, table in here.tables.items():
+        assert there.tables[model].equals(table)
 
 
 def test_redelivered_batch_is_stored_once(tmp_path):

@@ -4,6 +4,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from kafka import KafkaProducer
 
 from monitor.config import load_config
@@ -31,7 +32,7 @@ def _produce(bootstrap, topic, values):
     producer.close(5)
 
 
-def _setup(tmp_path, broker, group=None):
+def _setup(tmp_path, broker, group=None, decode_workers=0):
     suffix = uuid.uuid4().hex[:8]
     topics = (f"events-{suffix}", f"labels-{suffix}")
     path = write_config(tmp_path, kafka=broker.bootstrap, group=group or f"g-{suffix}",
@@ -39,12 +40,15 @@ def _setup(tmp_path, broker, group=None):
     loaded = load_config(path)
     store = Store(loaded.store_path)
     metrics = DriftdMetrics()
-    ingestor = KafkaIngestor(loaded.config.kafka, Decoder(loaded.config), store, metrics)
+    kafka = loaded.config.kafka.model_copy(update={"decode_workers": decode_workers})
+    ingestor = KafkaIngestor(kafka, Decoder(loaded.config), store, metrics)
     return topics, loaded, store, metrics, ingestor
 
 
-def test_events_and_labels_ingested_and_offsets_committed(tmp_path, broker):
-    (events, labels), loaded, store, metrics, ingestor = _setup(tmp_path, broker)
+@pytest.mark.parametrize("decode_workers", [0, 1], ids=["decode-in-process", "decode-child"])
+def test_events_and_labels_ingested_and_offsets_committed(tmp_path, broker, decode_workers):
+    (events, labels), loaded, store, metrics, ingestor = _setup(
+        tmp_path, broker, decode_workers=decode_workers)
     _produce(broker.bootstrap, events, [_event(i) for i in range(500)])
     _produce(broker.bootstrap, labels, [
         json.dumps({"event_id": f"e{i}", "model": "credit-risk", "label": i % 2}).encode()
@@ -93,8 +97,10 @@ def test_restart_with_lost_commit_does_not_double(tmp_path, broker):
     again.close()
 
 
-def test_bad_messages_quarantined_and_partition_not_blocked(tmp_path, broker):
-    (events, _), loaded, store, metrics, ingestor = _setup(tmp_path, broker)
+@pytest.mark.parametrize("decode_workers", [0, 1], ids=["decode-in-process", "decode-child"])
+def test_bad_messages_quarantined_and_partition_not_blocked(tmp_path, broker, decode_workers):
+    (events, _), loaded, store, metrics, ingestor = _setup(
+        tmp_path, broker, decode_workers=decode_workers)
     bad = [b"{not json", _event(1, model="unknown"), _event(2, features={"age": [1]}),
            json.dumps({"model": "credit-risk"}).encode(), b"\xff\xfe"]
     _produce(broker.bootstrap, events, [_event(0), *bad, _event(3)])
