@@ -352,16 +352,9 @@ class Store:
             labels = batch.labels
             if len(labels):
                 self._write_labels(con, labels, now, on_conflict=on_conflict)
+            quarantined: list[tuple[str, str]] = []
             if batch.quarantine:
-                con.executemany(
-                    """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
-                       line, model, reason_code, reason, raw) VALUES (?,?,?,?,?,?,?,?,?,?)""",
-                    [
-                        (now, q.source, q.topic, q.partition, q.offset, q.line, q.model,
-                         q.reason_code, q.reason, q.raw)
-                        for q in batch.quarantine
-                    ],
-                )
+                quarantined = self._write_quarantine(con, batch, now)
             if offsets and group_id is not None:
                 # UPDATE, then INSERT the partitions not seen before: a third of the cost of
                 # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
@@ -376,8 +369,46 @@ class Store:
                     if not updated:
                         con.execute("INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)",
                                     [group_id, topic, partition, offset, now])
-        return WriteResult(inserted, duplicates, len(labels), len(batch.quarantine),
-                           tuple((q.model or "", q.reason_code) for q in batch.quarantine))
+        return WriteResult(inserted, duplicates, len(labels), len(quarantined),
+                           tuple(quarantined))
+
+    @staticmethod
+    def _write_quarantine(con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+                          now: datetime) -> list[tuple[str, str]]:
+        """Append the batch's quarantine rows, except a message already quarantined (same
+        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        twice). Returns (model or "", reason code) of the rows written."""
+        rows = batch.quarantine
+        table = pa.table({
+            "source": pa.array([q.source for q in rows], pa.string()),
+            "topic": pa.array([q.topic for q in rows], pa.string()),
+            "partition": pa.array([q.partition for q in rows], pa.int32()),
+            "offset": pa.array([q.offset for q in rows], pa.int64()),
+            "line": pa.array([q.line for q in rows], pa.int64()),
+            "model": pa.array([q.model for q in rows], pa.string()),
+            "reason_code": pa.array([q.reason_code for q in rows], pa.string()),
+            "reason": pa.array([q.reason for q in rows], pa.string()),
+            "raw": pa.array([q.raw for q in rows], pa.binary()),
+        })
+        con.register("__quarantine", table)
+        try:
+            written = con.execute(
+                """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
+                   line, model, reason_code, reason, raw)
+                   SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
+                          q.model, q.reason_code, q.reason, q.raw
+                   FROM __quarantine q
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM quarantine x
+                       WHERE x.source = q.source AND x.raw = q.raw
+                         AND x.topic IS NOT DISTINCT FROM q.topic
+                         AND x."partition" IS NOT DISTINCT FROM q."partition"
+                         AND x."offset" IS NOT DISTINCT FROM q."offset"
+                         AND x.line IS NOT DISTINCT FROM q.line)
+                   RETURNING model, reason_code""", [now]).fetchall()
+        finally:
+            con.unregister("__quarantine")
+        return [(model or "", code) for model, code in written]
 
     @staticmethod
     def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,

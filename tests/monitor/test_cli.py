@@ -25,11 +25,12 @@ def test_replay_run_once_quarantine_alerts_and_silence(tmp_path, capsys):
     assert main(["replay", "--config", config, "--file", str(events)]) == 0
     out = capsys.readouterr().out
     assert "0 events stored" in out and "600 already stored" in out
+    assert "1 quarantined" not in out  # the same bad line is quarantined once
 
     assert main(["run", "--config", config, "--once"]) == 0
     assert main(["quarantine", "--config", config, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2 and rows[0]["where"] == "replay:ev.jsonl:601"
+    assert len(rows) == 1 and rows[0]["where"] == "replay:ev.jsonl:601"
     assert rows[0]["reason_code"] == "invalid_json" and rows[0]["first_bytes"] == "{broken"
 
     assert main(["alerts", "--config", config, "--format", "json"]) == 0

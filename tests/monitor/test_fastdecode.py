@@ -250,3 +250,22 @@ def test_batch_sizes(tmp_path, count):
     values = [encode(good(event_id=f"b{i}")) for i in range(count)]
     result = assert_same(tmp_path, values, tag=str(count))
     assert result.inserted == {"m": count}
+
+
+def test_a_message_quarantined_twice_is_kept_once(tmp_path):
+    """A topic re-read by a new consumer group, or a file replayed twice: the same bad
+    message (same coordinates, same bytes) is quarantined once; counts say so."""
+    decoder = Decoder(CONFIG, now=NOW)
+    values = [b"{broken", encode(good(event_id="ok1")), encode(good(event_id="x", model="nope"))]
+    raw = RawEvents("events", values, [0, 0, 0], [10, 11, 12])
+    store = Store(tmp_path / "q.duckdb")
+    try:
+        first = store.write_raw_events(raw, fast_decoder(), decoder)
+        again = store.write_raw_events(raw, fast_decoder(), decoder)
+        assert (first.quarantined, again.quarantined) == (2, 0)
+        assert again.quarantine_codes == ()
+        assert len(store.quarantine_rows()) == 2
+        moved = RawEvents("events", values, [0, 0, 0], [20, 21, 22])  # the same bytes elsewhere
+        assert store.write_raw_events(moved, fast_decoder(), decoder).quarantined == 2
+    finally:
+        store.close()
