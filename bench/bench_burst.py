@@ -1,6 +1,7 @@
 """Backpressure: a burst far larger than memory budgets, ingested by the daemon's ingestor.
 
-The ingest loop is synchronous (poll → decode → one DuckDB transaction → commit), so when the
+The ingest loop holds at most one batch in flight plus one being gathered (poll → gather →
+one DuckDB transaction on the store thread → commit), so when the
 store falls behind, consumption slows; what waits meanwhile stays in Kafka. This benchmark
 shows that the consumer's memory does not grow with the burst:
 
