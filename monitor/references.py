@@ -114,7 +114,7 @@ class ProfileCache:
 
     A stored profile with another `profile_version` (written by an older driftd) is rebuilt
     from the version's reference file when its model's config is given and the file still has
-    the registered sha256; the rebuilt profile is kept in memory, the stored one is left as is.
+    the registered sha256; the rebuilt profile replaces the stored one, so it is rebuilt once.
     """
 
     def __init__(self, store: Store):
@@ -132,6 +132,8 @@ class ProfileCache:
                 if model is None:
                     raise
                 profile = rebuild_profile(record, model, exc.version)
+                self._store.replace_reference_profile(record.model, record.version,
+                                                      profile.to_bytes())
             self._cache[key] = profile
         return profile
 

@@ -590,6 +590,12 @@ class Store:
             'SELECT profile FROM "references" WHERE model = ? AND version = ?', [model, version]
         ).fetchone()[0]
 
+    def replace_reference_profile(self, model: str, version: int, profile: bytes) -> None:
+        """Store a version's profile rebuilt in the current layout (same reference content:
+        the version, sha256 and registration stay as they were)."""
+        self.con.execute('UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
+                         [profile, model, version])
+
     # --- runs ------------------------------------------------------------------------------
 
     def save_run(self, run: Mapping[str, Any], findings: Iterable[Sequence[Any]],

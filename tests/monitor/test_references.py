@@ -64,6 +64,10 @@ def test_a_profile_of_an_older_layout_is_rebuilt_from_its_reference_file(registe
     ).to_dict()
     age = profile.columns["age"]
     assert np.array_equal(age.prefix.within, expected.columns["age"].prefix.within)
+    # stored in the current layout: the next process loads it instead of rebuilding
+    stored = ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
+    assert stored.profile_version == PROFILE_VERSION
+    assert store.reference(record.model).sha256 == record.sha256
 
 
 def test_an_older_profile_is_refused_without_the_models_config(registered):
