@@ -102,6 +102,7 @@ class _Pending:
     realign: dict[tuple[str, int], int] = field(default_factory=dict)
     records: int = 0
     since: float | None = None  # monotonic time of the first record gathered
+    topic_ids: dict[str, str] = field(default_factory=dict)  # stored with the offsets
 
     def add_events(self, partition: int, msgs: list[Any]) -> None:
         self.values.extend([m.value for m in msgs])
@@ -309,17 +310,26 @@ class KafkaIngestor:
         was lost. Stored offsets of an earlier incarnation of the topic (its id changed while
         this process ran: recreated, or lost by a memory-only broker) are not sought to: the
         partition is read from Kafka's committed offset or the earliest one, and what was
-        already stored is stored once. An offset beyond the log end is reset by the consumer
-        to the earliest offset (`auto_offset_reset`).
+        already stored is stored once. The same holds across restarts: an offset is stored with
+        its topic's id, and one stored under another id is not sought to. An offset beyond
+        the log end is reset by the consumer to the earliest offset (`auto_offset_reset`).
         """
         try:
             consumer = self._consumer
             self._check_topic_ids(consumer)
             stored = self._store.stored_offsets(self._config.group_id)
+            stored_ids = self._store.stored_topic_ids(self._config.group_id)
             for tp in assigned:
                 key = (tp.topic, tp.partition)
                 next_offset = stored.get(key)
                 if next_offset is None or self._stale.get(key) == next_offset:
+                    continue
+                current_id = _topic_id(consumer, tp.topic)
+                if current_id is not None and stored_ids.get(key, current_id) != current_id:
+                    log.warning("stored offset belongs to an earlier incarnation of the topic "
+                                "(another topic id); not continuing from it", extra={
+                                    "topic": tp.topic, "partition": tp.partition,
+                                    "offset": next_offset})
                     continue
                 log.info("continuing from stored offset", extra={
                     "topic": tp.topic, "partition": tp.partition, "offset": next_offset})
@@ -437,6 +447,8 @@ class KafkaIngestor:
         """Hand the gathered polls to the store thread (after the one in flight is done)."""
         stats = self._settle(wait=True)
         pending, self._pending = self._pending, _Pending()
+        with self._ids_lock:
+            pending.topic_ids = dict(self._topic_ids)
         if pending.records or pending.realign:
             self._flight = _Flight(self._executor().submit(self._store_pending, pending),
                                    {**pending.realign, **pending.offsets}, pending.records)
@@ -482,9 +494,10 @@ class KafkaIngestor:
                                     pending.partitions, pending.event_offsets)
                     return self._store.write_raw_events(
                         raw, self._fast, self._decoder, batch=batch, offsets=offsets,
-                        group_id=self._config.group_id)
+                        group_id=self._config.group_id, topic_ids=pending.topic_ids)
                 return self._store.write_batch(batch, offsets=offsets,
-                                               group_id=self._config.group_id)
+                                               group_id=self._config.group_id,
+                                               topic_ids=pending.topic_ids)
             except duckdb.TransactionException as exc:
                 # another writer of the same store conflicted: the rollback left nothing
                 # behind and inserts are idempotent

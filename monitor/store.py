@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
     next_offset BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL,
     PRIMARY KEY (group_id, topic, "partition")
 );
+-- the topic's id when the offset was stored: a topic recreated meanwhile has another
+ALTER TABLE kafka_offsets ADD COLUMN IF NOT EXISTS topic_id VARCHAR;
 CREATE TABLE IF NOT EXISTS "references" (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
     path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
@@ -203,6 +205,7 @@ class Store:
         *,
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
+        topic_ids: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Append a decoded batch, its quarantine rows and offsets in one transaction.
 
@@ -219,9 +222,11 @@ class Store:
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
         try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False)
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                     topic_ids=topic_ids)
         except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True)
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                     topic_ids=topic_ids)
 
     def write_raw_events(
         self,
@@ -232,6 +237,7 @@ class Store:
         batch: DecodedBatch | None = None,
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
+        topic_ids: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Decode raw event messages and append them like `write_batch` does.
 
@@ -254,10 +260,12 @@ class Store:
         now = _utcnow()
         try:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=tables, topic=raw.topic, fast=fast)
+                                     staged=tables, topic=raw.topic, fast=fast,
+                                     topic_ids=topic_ids)
         except duckdb.ConstraintException:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=tables, topic=raw.topic, fast=fast)
+                                     staged=tables, topic=raw.topic, fast=fast,
+                                     topic_ids=topic_ids)
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
@@ -295,6 +303,7 @@ class Store:
         staged: Mapping[str, pa.Table] | None = None,
         topic: str | None = None,
         fast: FastDecoder | DecodePool | None = None,
+        topic_ids: Mapping[str, str] | None = None,
     ) -> WriteResult:
         inserted: dict[str, int] = {}
         duplicates = batch.duplicates_in_batch
@@ -359,16 +368,19 @@ class Store:
                 # UPDATE, then INSERT the partitions not seen before: a third of the cost of
                 # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
                 for (topic, partition), offset in offsets.items():
+                    topic_id = (topic_ids or {}).get(topic)
                     updated = con.execute(
                         # overwrite, never max(): after a topic is recreated its offsets restart,
                         # and a lower value only costs an idempotent re-read
-                        """UPDATE kafka_offsets SET next_offset = ?,
-                           updated_at = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
-                        [offset, now, group_id, topic, partition],
+                        """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
+                           topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
+                        [offset, now, topic_id, group_id, topic, partition],
                     ).fetchone()[0]
                     if not updated:
-                        con.execute("INSERT INTO kafka_offsets VALUES (?, ?, ?, ?, ?)",
-                                    [group_id, topic, partition, offset, now])
+                        con.execute(
+                            """INSERT INTO kafka_offsets (group_id, topic, "partition",
+                               next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
+                            [group_id, topic, partition, offset, now, topic_id])
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
                            tuple(quarantined))
 
@@ -443,6 +455,13 @@ class Store:
             )
         finally:
             con.unregister("__labels")
+
+    def stored_topic_ids(self, group_id: str) -> dict[tuple[str, int], str]:
+        """The topic id each stored offset was recorded with (where known)."""
+        rows = self.con.execute(
+            """SELECT topic, "partition", topic_id FROM kafka_offsets
+               WHERE group_id = ? AND topic_id IS NOT NULL""", [group_id]).fetchall()
+        return {(t, p): i for t, p, i in rows}
 
     def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         rows = self.con.execute(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaProducer
 
+from monitor.broker import EmbeddedBroker, free_port
 from monitor.config import load_config
 from monitor.decode import Decoder
 from monitor.ingest import KafkaIngestor
@@ -114,3 +115,33 @@ def test_bad_messages_quarantined_and_partition_not_blocked(tmp_path, broker, de
     assert metrics.registry.get_sample_value(
         "driftd_events_quarantined_total", {"model": "", "reason": "unknown_model"}) == 1
     ingestor.close()
+
+
+def test_topic_recreated_while_the_daemon_was_down_is_read_from_its_start(tmp_path):
+    """A memory-only broker restarted while driftd was stopped: the stored offsets (300 events
+    over the partitions) index a log that is gone; the new log holds 500 new events. Offsets
+    are stored with their topic's id, so the restarted ingestor does not continue from them:
+    all 500 are stored (without the ids it stores 200)."""
+    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "tansu.log").start()
+    try:
+        (events, _), loaded, store, _, ingestor = _setup(tmp_path, broker)
+        _produce(broker.bootstrap, events, [_event(i) for i in range(300)])
+        assert ingestor.drain(max_seconds=30).events == 300
+        ingestor.close()
+        group = loaded.config.kafka.group_id
+        old_ids = {k: i for k, i in store.stored_topic_ids(group).items() if k[0] == events}
+        assert len(set(old_ids.values())) == 1
+        broker.stop()
+        broker.start()  # the same address, empty
+        _produce(broker.bootstrap, events, [_event(i) for i in range(1000, 1500)])
+        again = KafkaIngestor(loaded.config.kafka, Decoder(loaded.config), store)
+        stats = again.drain(max_seconds=60)
+        assert stats.events == 500
+        assert store.event_count("credit-risk") == 800
+        stored = store.stored_offsets(group)
+        assert sum(o for (t, _), o in stored.items() if t == events) == 500
+        new_ids = {i for (t, _), i in store.stored_topic_ids(group).items() if t == events}
+        assert len(new_ids) == 1 and new_ids != set(old_ids.values())
+        again.close()
+    finally:
+        broker.stop()
