@@ -23,7 +23,7 @@ from monitor.references import ProfileCache, register_reference
 from monitor.reporting import ReportWriter
 from monitor.retention import RetentionStats, apply_retention
 from monitor.runner import DetectorRunner, RunOutcome
-from monitor.store import Store
+from monitor.store import Store, open_store
 from monitor.windows import TimeWindow, current_window, due_windows
 from sinks.base import EVENT_TYPES
 from sinks.prometheus import DriftdMetrics, StoredState
@@ -311,6 +311,6 @@ def _epoch(ts: datetime | None) -> float:
 def build(loaded: LoadedConfig, *, clock: Callable[[], datetime] = _utcnow) -> App:
     """Assemble the app from a validated config. Opens the store; does no network I/O."""
     metrics = DriftdMetrics()
-    app = App(loaded, Store(loaded.store_path), metrics, clock=clock)
+    app = App(loaded, open_store(loaded), metrics, clock=clock)
     metrics.add_stored_state(app.stored_state)
     return app

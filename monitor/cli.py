@@ -267,10 +267,10 @@ def _json_default(value):
 
 def cmd_compact(args) -> int:
     from monitor.retention import apply_retention, compact
-    from monitor.store import Store
+    from monitor.store import open_store
 
     loaded = _load(args.config)
-    store = Store(loaded.store_path)
+    store = open_store(loaded)
     try:
         stats = apply_retention(store, loaded.config, datetime.now(UTC).replace(tzinfo=None))
         store.con.execute("CHECKPOINT")

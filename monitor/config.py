@@ -25,11 +25,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # e.g. 2GB, 1.5GiB
+
+
 class StoreConfig(_Strict):
     path: str = "driftd.duckdb"
     retention_days: float | None = Field(default=None, gt=0)
     quarantine_retention_days: float | None = Field(default=30, gt=0)
     label_pending_days: float = Field(default=14, gt=0)
+    # DuckDB's own limits (default: 80 % of the machine's RAM, every core): set them to the
+    # container's, or the kernel's OOM killer decides instead of DuckDB spilling to disk
+    memory_limit: str | None = Field(default=None, pattern=MEMORY_SIZE)
+    threads: int | None = Field(default=None, ge=1)
 
 
 class KafkaConfig(_Strict):

@@ -25,6 +25,7 @@ from monitor.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from monitor.fastdecode import FastDecoder, RawEvents
 
 if TYPE_CHECKING:
+    from monitor.config import LoadedConfig
     from monitor.decodepool import DecodePool
 from monitor.sql import events_table, feature_column, ident
 
@@ -110,14 +111,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def open_store(loaded: LoadedConfig) -> Store:
+    """The configured store: its path resolved against the config file, DuckDB's limits set."""
+    cfg = loaded.config.store
+    return Store(loaded.store_path, memory_limit=cfg.memory_limit, threads=cfg.threads)
+
+
 class Store:
     """Owns the DuckDB file. Safe to share between threads (cursor per thread)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False):
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 memory_limit: str | None = None, threads: int | None = None):
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path), read_only=read_only)
+        settings: dict[str, str | int] = {}
+        if memory_limit is not None:
+            settings["memory_limit"] = memory_limit
+        if threads is not None:
+            settings["threads"] = threads
+        self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
         self._local = threading.local()
         self._ddl_lock = threading.Lock()
         self._known_tables: dict[str, frozenset[str]] = {}

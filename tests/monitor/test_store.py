@@ -1,6 +1,8 @@
 import json
 from datetime import datetime
 
+import pytest
+
 from monitor.config import parse_config
 from monitor.decode import Decoder, RawMessage
 from monitor.store import Store
@@ -92,3 +94,23 @@ def test_quarantine_rows_persist_raw_bytes(tmp_path):
     assert (row["topic"], row["partition"], row["offset"]) == ("events", 2, 9)
     assert bytes(row["raw"]) == b"\xffbad"
     assert row["reason_code"] == "invalid_json"
+
+
+def test_duckdb_limits_from_the_config(tmp_path):
+    from monitor.config import ConfigError, load_config
+    from monitor.store import open_store
+
+    path = tmp_path / "c.yaml"
+    body = "models: {m: {reference: r.parquet, features: {a: numeric}}}\n"
+    (tmp_path / "r.parquet").write_bytes(b"")
+    path.write_text(f"store: {{path: s.duckdb, memory_limit: 1GiB, threads: 1}}\n{body}")
+    store = open_store(load_config(path))
+    try:
+        limit, threads = store.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+        assert limit in ("1.0 GiB", "1024.0 MiB") and threads == 1
+    finally:
+        store.close()
+    path.write_text(f"store: {{path: s.duckdb, memory_limit: lots}}\n{body}")
+    with pytest.raises(ConfigError, match="store.memory_limit"):
+        load_config(path)
