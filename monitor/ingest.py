@@ -73,6 +73,9 @@ STALE_AFTER_SECONDS = 10.0
 COMMIT_TIMEOUT_MS = 10_000
 CLOSE_TIMEOUT_MS = 3000
 WRITE_ATTEMPTS = 3
+# drain(): a partition's log end is taken from its first fetch's high-watermark; only when no
+# fetch has answered for it this long does ListOffsets' answer (possibly short) stand in
+DRAIN_SETTLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -558,7 +561,7 @@ class KafkaIngestor:
             if ends is None or set(ends) != set(assignment):
                 ends = consumer.end_offsets(list(assignment), timeout_ms=COMMIT_TIMEOUT_MS)
                 targets = {}
-                settled = time.monotonic() + 2.0
+                settled = time.monotonic() + DRAIN_SETTLE_SECONDS
             for tp in assignment:
                 if tp not in targets:
                     # the log end is the larger of ListOffsets' answer and the first fetch
