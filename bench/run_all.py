@@ -24,7 +24,7 @@ ROOT = BENCH.parent
 
 # script -> arguments for a quick run
 SIZES: dict[str, list[str]] = {
-    "bench_ingest.py": ["--events", "50000", "--rounds", "2", "--prefill", "0"],
+    "bench_ingest.py": ["--events", "50000", "--rounds", "2"],
     "bench_detector_pass.py": ["--sizes", "100000", "1000000", "--reference-sizes",
                                "100000", "1000000", "--runs", "3"],
     "bench_check.py": ["--rows", "100000", "--runs", "3", "--no-evidently"],
