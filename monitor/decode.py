@@ -99,17 +99,10 @@ class ModelRows:
         versions, preds = self.pending_versions, self.pending_predictions
         self.pending_versions, self.pending_predictions = [], []
         self.pending_features, self.pending_messages = [], []
-        if not set(map(type, versions)) <= _STR_OR_NONE:
-            versions = [None if v is None else str(v) for v in versions]
-        self.model_version.extend(versions)
-        if set(map(type, preds)) <= _FLOAT_OR_NONE:
-            self.prediction.extend(preds)
-            self.prediction_class.extend([None] * len(preds))
-        else:
-            for pred in preds:
-                value, label = _prediction(pred)
-                self.prediction.append(value)
-                self.prediction_class.append(label)
+        self.model_version.extend(version_column(versions))
+        scores, classes = prediction_columns(preds)
+        self.prediction.extend(scores)
+        self.prediction_class.extend(classes)
         issues: dict[int, dict[str, str]] = {}
         for name, kind in self.features.items():
             column = [f.get(name) for f in feats]
@@ -336,6 +329,21 @@ class Decoder:
             labels.ts.append(ts)
             labels.source.append(msg.source)
         return batch
+
+
+def version_column(versions: list[Any]) -> list[str | None]:
+    """Model versions as stored: strings (an integer version 7 becomes "7")."""
+    if set(map(type, versions)) <= _STR_OR_NONE:
+        return versions
+    return [None if v is None else str(v) for v in versions]
+
+
+def prediction_columns(preds: list[Any]) -> tuple[list[float | None], list[str | None]]:
+    """Predictions as (score, class) columns; the all-float column is passed through."""
+    if set(map(type, preds)) <= _FLOAT_OR_NONE:
+        return preds, [None] * len(preds)
+    parts = [_prediction(p) for p in preds]
+    return [score for score, _ in parts], [label for _, label in parts]
 
 
 def _prediction(pred: Any) -> tuple[float | None, str | None]:

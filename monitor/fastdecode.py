@@ -14,6 +14,7 @@ differentially); this is only a faster route for the common case.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from monitor.decode import prediction_columns, version_column
 
 # RFC 3339 with a zone, in the forms pydantic and Arrow read alike (others take the slow route).
 RFC3339 = (r"^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
@@ -91,7 +94,7 @@ class FastDecoder:
                 continue
         self._decode = None
         if self._types:
-            union: Any = _union(list(self._types.values()))
+            union: Any = functools.reduce(operator.or_, self._types.values())
             self._decode = msgspec.json.Decoder(union).decode
         self._model_of = {t: m for m, t in self._types.items()}
         self._max_bytes = max_message_bytes
@@ -138,16 +141,8 @@ class FastDecoder:
         n = len(events)
         get = operator.attrgetter
         ts, ts_ok = _timestamps(list(map(get("timestamp"), events)), window)
-        versions = list(map(get("model_version"), events))
-        if not set(map(type, versions)) <= _STR_OR_NONE:
-            versions = [None if v is None else str(v) for v in versions]
-        predictions = list(map(get("prediction"), events))
-        if set(map(type, predictions)) <= _FLOAT_OR_NONE:
-            scores, classes = predictions, pa.nulls(n, pa.string())
-        else:
-            scores = [float(p) if isinstance(p, (float, bool)) else None for p in predictions]
-            classes = [(str(p).lower() if isinstance(p, bool) else p)
-                       if isinstance(p, (str, bool)) else None for p in predictions]
+        versions = version_column(list(map(get("model_version"), events)))
+        scores, classes = prediction_columns(list(map(get("prediction"), events)))
         feature_sets = list(map(get("features"), events))
         positions = np.asarray(ords, dtype=np.int64)
         columns: dict[str, Any] = {
@@ -161,6 +156,8 @@ class FastDecoder:
             "prediction_class": pa.array(classes, pa.string()),
             "extras": pa.nulls(n, pa.string()),
             "type_issues": pa.nulls(n, pa.string()),
+            "source": pa.repeat(pa.scalar("kafka"), n),
+            "topic": pa.repeat(pa.scalar(raw.topic, pa.string()), n),
         }
         for j, kind in enumerate(self._features[model].values()):
             attr = get(f"f{j}")
@@ -173,17 +170,6 @@ class FastDecoder:
             return table, []
         refused = [o for o, ok in zip(ords, ts_ok.tolist(), strict=True) if not ok]
         return table.filter(pa.array(ts_ok)), refused
-
-
-_STR_OR_NONE = frozenset({str, type(None)})
-_FLOAT_OR_NONE = frozenset({float, type(None)})
-
-
-def _union(types: list[type]) -> Any:
-    union = types[0]
-    for t in types[1:]:
-        union = union | t
-    return union
 
 
 def _timestamps(values: list[int | str], window: tuple[datetime, datetime]

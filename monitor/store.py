@@ -193,8 +193,34 @@ class Store:
             self._known_tables[model] = key
 
     @staticmethod
+    def _insert_events(con: duckdb.DuckDBPyConnection, model: str, features: Mapping[str, str],
+                       table: pa.Table, now: datetime, on_conflict: bool) -> int:
+        """Append one model's events (columns as `_arrow` makes them); returns how many were
+        new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
+        sort, skipped when every id is distinct, the usual case."""
+        feature_cols = "".join(", " + feature_column(n) for n in features)
+        feature_src = "".join(f", __f{j}" for j in range(len(features)))
+        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
+        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+        con.register("__events", table)
+        try:
+            return con.execute(
+                f"""INSERT INTO {events_table(model)}
+                (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
+                 source, topic, "partition", "offset", ingested_at {feature_cols})
+                SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+                 type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
+                FROM __events {first_of_each if repeated else ""}
+                {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
+                [now],
+            ).fetchone()[0]
+        finally:
+            con.unregister("__events")
+
+    @staticmethod
     def _arrow(rows: ModelRows) -> pa.Table:
         columns: dict[str, pa.Array] = {
+            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order (ids are distinct)
             "event_id": pa.array(rows.event_id, pa.string()),
             "model_version": pa.array(rows.model_version, pa.string()),
             "ts": pa.array(rows.ts, pa.timestamp("us")),
@@ -268,17 +294,16 @@ class Store:
         tables = dict(accepted.tables)
         if accepted.rejected:
             self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window)
-        for model in tables:
-            self.ensure_model_table(model, fast.features(model))
+        staged = {model: (fast.features(model), table) for model, table in tables.items()}
+        for model, (features, _) in staged.items():
+            self.ensure_model_table(model, features)
         now = _utcnow()
         try:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=tables, topic=raw.topic, fast=fast,
-                                     topic_ids=topic_ids)
+                                     staged=staged, topic_ids=topic_ids)
         except duckdb.ConstraintException:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=tables, topic=raw.topic, fast=fast,
-                                     topic_ids=topic_ids)
+                                     staged=staged, topic_ids=topic_ids)
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
@@ -294,15 +319,13 @@ class Store:
         for model, rows in events.events.items():
             if not len(rows):
                 continue
-            table = self._arrow(rows).append_column(
-                "ord", pa.array([ord_of[k] for k in zip(rows.partition, rows.offset,
-                                                         strict=True)], pa.int64()))
+            table = self._arrow(rows).set_column(
+                0, "ord", pa.array([ord_of[k] for k in zip(rows.partition, rows.offset,
+                                                            strict=True)], pa.int64()))
             if model in tables:
                 fast_table = tables[model]
                 table = pa.concat_tables([fast_table, table.select(fast_table.column_names)
                                           .cast(fast_table.schema)])
-            else:
-                table = table.drop_columns(["source", "topic"])
             tables[model] = table
 
     def _write_batch(
@@ -313,64 +336,21 @@ class Store:
         now: datetime,
         *,
         on_conflict: bool,
-        staged: Mapping[str, pa.Table] | None = None,
-        topic: str | None = None,
-        fast: FastDecoder | DecodePool | None = None,
+        staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
         topic_ids: Mapping[str, str] | None = None,
     ) -> WriteResult:
+        """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
+        labels, quarantine rows and offsets."""
         inserted: dict[str, int] = {}
         duplicates = batch.duplicates_in_batch
+        tables = [(model, features, table) for model, (features, table) in (staged or {}).items()]
+        tables += [(model, rows.features, self._arrow(rows))
+                   for model, rows in batch.events.items() if len(rows)]
         with self.transaction() as con:
-            for model, table in (staged or {}).items():
-                features = fast.features(model) if fast else {}
-                feature_cols = "".join(", " + feature_column(n) for n in features)
-                feature_src = "".join(f", __f{j}" for j in range(len(features)))
-                # an id repeated within the batch: its first occurrence wins (a sort; skipped
-                # when every id is distinct, the usual case)
-                repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-                first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
-                con.register("__events", table)
-                try:
-                    new = con.execute(
-                        f"""INSERT INTO {events_table(model)}
-                        (event_id, model_version, ts, prediction, prediction_class, extras,
-                         type_issues, source, topic, "partition", "offset", ingested_at
-                         {feature_cols})
-                        SELECT event_id, model_version, ts, prediction, prediction_class,
-                         extras, type_issues, 'kafka', ?::VARCHAR, "partition", "offset",
-                         ?::TIMESTAMP {feature_src}
-                        FROM __events {first_of_each if repeated else ""}
-                        {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
-                        [topic, now],
-                    ).fetchone()[0]
-                finally:
-                    con.unregister("__events")
+            for model, features, table in tables:
+                new = self._insert_events(con, model, features, table, now, on_conflict)
                 inserted[model] = inserted.get(model, 0) + new
                 duplicates += table.num_rows - new
-            for model, rows in batch.events.items():
-                if not len(rows):
-                    continue
-                table = self._arrow(rows)
-                con.register("__batch", table)
-                try:
-                    feature_cols = ", ".join(feature_column(n) for n in rows.features)
-                    feature_src = ", ".join(f"__f{i}" for i in range(len(rows.features)))
-                    cur = con.execute(
-                        f"""INSERT INTO {events_table(model)}
-                        (event_id, model_version, ts, prediction, prediction_class, extras,
-                         type_issues, source, topic, "partition", "offset", ingested_at,
-                         {feature_cols})
-                        SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                         type_issues, source, topic, "partition", "offset", ?::TIMESTAMP,
-                         {feature_src}
-                        FROM __batch {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
-                        [now],
-                    )
-                    new = cur.fetchone()[0]
-                finally:
-                    con.unregister("__batch")
-                inserted[model] = new
-                duplicates += len(rows) - new
             labels = batch.labels
             if len(labels):
                 self._write_labels(con, labels, now, on_conflict=on_conflict)
