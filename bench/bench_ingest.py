@@ -85,10 +85,12 @@ FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: str,
                 group: str, consumer: dict | None = None,
-                max_poll_records: int | None = None, decode_workers: int | None = None) -> str:
+                max_poll_records: int | None = None, decode_workers: int | None = None,
+                checkpoint_threshold: str | None = None) -> str:
     feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
-    return f"""store: {{path: {store}}}
+    threshold = f", checkpoint_threshold: {checkpoint_threshold}" if checkpoint_threshold else ""
+    return f"""store: {{path: {store}{threshold}}}
 kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: {group}
@@ -220,7 +222,8 @@ def _timed(fn, bucket: dict[str, float], key: str):
 
 def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expected: int,
                      workdir: Path, options: dict, max_poll_records: int, profile: bool = False,
-                     deadline_s: float = 600.0, decode_workers: int | None = None) -> Timing:
+                     deadline_s: float = 600.0, decode_workers: int | None = None,
+                     checkpoint_threshold: str | None = None) -> Timing:
     """driftd's KafkaIngestor into a fresh DuckDB file, polled as the daemon's ingest loop does.
 
     The steady window starts when the first poll returns records and ends when the last event
@@ -238,8 +241,9 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     db = workdir / f"ingest-{uuid.uuid4().hex[:8]}.duckdb"
     config = parse_config(config_text(bootstrap, db, events_topic, labels_topic,
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
-                                      max_poll_records, decode_workers), check_files=False)
-    store = Store(db)
+                                      max_poll_records, decode_workers, checkpoint_threshold),
+                          check_files=False)
+    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold)
     parts: dict[str, float] = {}
     first: list[tuple[float, float]] = []
 
@@ -341,7 +345,7 @@ def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
         for raw in batches:
             pool.decode(raw, window)
     db = workdir / f"alone-{uuid.uuid4().hex[:8]}.duckdb"
-    store = Store(db)
+    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold)
     with Clock() as out["write_raw_events alone (child decodes)"]:
         for raw in batches:
             store.write_raw_events(raw, pool, decoder, offsets={(topic, 0): raw.offsets[-1] + 1},
@@ -387,6 +391,8 @@ def main() -> None:
                         help="kafka-python's default session timeout (slow tansu group join)")
     parser.add_argument("--decode-workers", type=int, default=None, choices=(0, 1),
                         help="kafka.decode_workers (default: the config default, 0)")
+    parser.add_argument("--checkpoint-threshold", default=None,
+                        help="store.checkpoint_threshold (default: the config default)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.events
@@ -433,12 +439,14 @@ def main() -> None:
                 ingests.append(consume_ingestor(broker.bootstrap, events_topic, labels_topic, n,
                                                 workdir, options, max_poll,
                                                 profile=args.profile and r == 0,
-                                                decode_workers=args.decode_workers))
+                                                decode_workers=args.decode_workers,
+                                                checkpoint_threshold=args.checkpoint_threshold))
                 b, i = bares[-1], ingests[-1]
                 print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s), "
                       f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)
         config = parse_config(config_text("127.0.0.1:1", workdir / "unused.duckdb", "e", "l",
-                                          "g"), check_files=False)
+                                          "g", checkpoint_threshold=args.checkpoint_threshold),
+                              check_files=False)
         stage_clocks = stages_alone(polled, config, workdir)
         del polled
 

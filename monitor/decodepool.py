@@ -11,12 +11,13 @@ the GIL does (bench/README.md); with 4+ cores the fetch keeps a core to itself.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.fastdecode import FastDecoder, FastResult, RawEvents
 
@@ -74,7 +75,9 @@ class DecodePool:
                 initializer=_start, initargs=(self._models, *self._limits))
             self._pool.submit(_ready)
 
-    def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
+    def submit(self, raw: RawEvents, window: tuple[datetime, datetime]) -> Future:
+        """Start decoding `raw` in the child and return at once: the ingestor submits each
+        poll as it arrives, so decoding overlaps the next fetches; `collect` gathers them."""
         values = raw.values
         if None in values:
             sizes = np.fromiter((-1 if v is None else len(v) for v in values), dtype=np.int64,
@@ -85,13 +88,32 @@ class DecodePool:
             blob = b"".join(values)
         self.start()
         assert self._pool is not None
-        future = self._pool.submit(
+        return self._pool.submit(
             _decode_packed, raw.topic, blob, sizes.tobytes(),
             np.asarray(raw.partitions, dtype=np.int32).tobytes(),
             np.asarray(raw.offsets, dtype=np.int64).tobytes(), window)
-        packed, rejected = future.result()
-        tables = {m: pa.ipc.open_stream(b).read_all() for m, b in packed.items()}
-        return FastResult(tables, rejected)
+
+    @staticmethod
+    def collect(parts: Sequence[tuple[int, Future]]) -> FastResult:
+        """One FastResult for consecutive submitted slices: (position of the slice's first
+        message in the whole batch, its future). Positions (`ord`, `rejected`) become the
+        batch's. Waits for the child; raises its error (a dead child: BrokenProcessPool)."""
+        tables: dict[str, list[pa.Table]] = {}
+        rejected: list[int] = []
+        for start, future in parts:
+            packed, refused = future.result()
+            rejected.extend(start + i for i in refused)
+            for model, blob in packed.items():
+                table = pa.ipc.open_stream(blob).read_all()
+                if start:
+                    at = table.schema.get_field_index("ord")
+                    table = table.set_column(at, "ord", pc.add(table["ord"], start))
+                tables.setdefault(model, []).append(table)
+        return FastResult({m: t[0] if len(t) == 1 else pa.concat_tables(t)
+                           for m, t in tables.items()}, rejected)
+
+    def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
+        return self.collect([(0, self.submit(raw, window))])
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

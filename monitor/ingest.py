@@ -45,7 +45,7 @@ from kafka.structs import OffsetAndMetadata
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
 from monitor.decodepool import DecodePool
-from monitor.fastdecode import FastDecoder, RawEvents
+from monitor.fastdecode import FastDecoder, FastResult, RawEvents
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
 
@@ -106,6 +106,8 @@ class _Pending:
     records: int = 0
     since: float | None = None  # monotonic time of the first record gathered
     topic_ids: dict[str, str] = field(default_factory=dict)  # stored with the offsets
+    # slices of `values` already submitted to the decoding child: (first position, future)
+    decoding: list[tuple[int, Future]] = field(default_factory=list)
 
     def add_events(self, partition: int, msgs: list[Any]) -> None:
         self.values.extend([m.value for m in msgs])
@@ -415,6 +417,7 @@ class KafkaIngestor:
         if realign:
             self._pending.realign.update(realign)
         pending = self._pending
+        first_new = len(pending.values)
         for tp, msgs in records.items():
             if tp.topic == self._config.labels_topic:
                 pending.labels.extend(RawMessage(m.value, "kafka", tp.topic, tp.partition,
@@ -426,6 +429,13 @@ class KafkaIngestor:
                 pending.offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
         if pending.records and pending.since is None:
             pending.since = time.monotonic()
+        if isinstance(self._fast, DecodePool) and len(pending.values) > first_new:
+            # the child decodes this poll while the next one is fetched
+            new = slice(first_new, None)
+            pending.decoding.append((first_new, self._fast.submit(
+                RawEvents(self._config.events_topic, pending.values[new],
+                          pending.partitions[new], pending.event_offsets[new]),
+                self._decoder.time_window())))
         if not records and not pending.records:
             if pending.realign and self._flight is None:
                 self._commit(pending.realign)
@@ -490,14 +500,18 @@ class KafkaIngestor:
         if pending.labels:
             self._decoder.decode_labels(pending.labels, batch)
         offsets = {**pending.realign, **pending.offsets}
+        accepted: FastResult | None = None
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 if pending.values:
                     raw = RawEvents(self._config.events_topic, pending.values,
                                     pending.partitions, pending.event_offsets)
+                    if accepted is None and pending.decoding:
+                        accepted = DecodePool.collect(pending.decoding)
                     return self._store.write_raw_events(
                         raw, self._fast, self._decoder, batch=batch, offsets=offsets,
-                        group_id=self._config.group_id, topic_ids=pending.topic_ids)
+                        group_id=self._config.group_id, topic_ids=pending.topic_ids,
+                        accepted=accepted)
                 return self._store.write_batch(batch, offsets=offsets,
                                                group_id=self._config.group_id,
                                                topic_ids=pending.topic_ids)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.decode import DecodedBatch, Decoder, ModelRows, RawMessage
-from monitor.fastdecode import FastDecoder, RawEvents
+from monitor.fastdecode import FastDecoder, FastResult, RawEvents
 
 if TYPE_CHECKING:
     from monitor.config import LoadedConfig
@@ -114,14 +114,16 @@ def _utcnow() -> datetime:
 def open_store(loaded: LoadedConfig) -> Store:
     """The configured store: its path resolved against the config file, DuckDB's limits set."""
     cfg = loaded.config.store
-    return Store(loaded.store_path, memory_limit=cfg.memory_limit, threads=cfg.threads)
+    return Store(loaded.store_path, memory_limit=cfg.memory_limit, threads=cfg.threads,
+                 checkpoint_threshold=cfg.checkpoint_threshold)
 
 
 class Store:
     """Owns the DuckDB file. Safe to share between threads (cursor per thread)."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False,
-                 memory_limit: str | None = None, threads: int | None = None):
+                 memory_limit: str | None = None, threads: int | None = None,
+                 checkpoint_threshold: str | None = None):
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,8 @@ class Store:
             settings["memory_limit"] = memory_limit
         if threads is not None:
             settings["threads"] = threads
+        if checkpoint_threshold is not None:
+            settings["checkpoint_threshold"] = checkpoint_threshold
         self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
         self._local = threading.local()
         self._ddl_lock = threading.Lock()
@@ -277,20 +281,23 @@ class Store:
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
         topic_ids: Mapping[str, str] | None = None,
+        accepted: FastResult | None = None,
     ) -> WriteResult:
         """Decode raw event messages and append them like `write_batch` does.
 
         `fast` takes the plainly valid messages; the rest go through `decoder` (pydantic),
         and both land in one Arrow table per model, so the first occurrence of an id in the
         batch wins whichever route it took. `batch` may carry labels and quarantine rows
-        decoded beforehand: they share the transaction.
+        decoded beforehand: they share the transaction. `accepted`: the fast route's result
+        when it already ran (the ingestor decodes polls in a child process as they arrive).
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
         batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
                              duplicates_in_batch=batch.duplicates_in_batch) if batch else (
             DecodedBatch())
         window = decoder.time_window()
-        accepted = fast.decode(raw, window)
+        if accepted is None:
+            accepted = fast.decode(raw, window)
         tables = dict(accepted.tables)
         if accepted.rejected:
             self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window)

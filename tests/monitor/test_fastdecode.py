@@ -179,6 +179,29 @@ def test_child_process_decodes_exactly_as_in_process():
         assert there.tables[model].equals(table)
 
 
+def test_polls_decoded_as_they_arrive_match_the_whole_batch():
+    """The ingestor submits each poll to the child and collects them at flush: positions
+    (`ord`, `rejected`) must come out as if the whole batch had been decoded at once."""
+    raw = RawEvents("events", TRICKY, [i % 2 for i in range(len(TRICKY))],
+                    list(range(len(TRICKY))))
+    window = Decoder(CONFIG, now=NOW).time_window()
+    whole = fast_decoder().decode(raw, window)
+    cuts = [0, 1, 7, len(TRICKY) // 2, len(TRICKY)]
+    pool = DecodePool(MODELS, max_message_bytes=CONFIG.ingest.max_message_bytes,
+                      max_id_length=CONFIG.ingest.max_id_length)
+    try:
+        parts = [(a, pool.submit(RawEvents("events", TRICKY[a:b], raw.partitions[a:b],
+                                           raw.offsets[a:b]), window))
+                 for a, b in zip(cuts, cuts[1:], strict=False)]
+        gathered = DecodePool.collect(parts)
+    finally:
+        pool.close()
+    assert gathered.rejected == whole.rejected and len(whole.rejected) > 10
+    assert sorted(gathered.tables) == sorted(whole.tables)
+    for model, table in whole.tables.items():
+        assert gathered.tables[model].equals(table), model
+
+
 def test_redelivered_batch_is_stored_once(tmp_path):
     decoder = Decoder(CONFIG, now=NOW)
     values = [encode(good(event_id=f"e{i}")) for i in range(50)]

@@ -106,9 +106,18 @@ def test_duckdb_limits_from_the_config(tmp_path):
     path.write_text(f"store: {{path: s.duckdb, memory_limit: 1GiB, threads: 1}}\n{body}")
     store = open_store(load_config(path))
     try:
-        limit, threads = store.con.execute(
-            "SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+        limit, threads, wal = store.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('checkpoint_threshold')").fetchone()
         assert limit in ("1.0 GiB", "1024.0 MiB") and threads == 1
+        assert wal == "122.0 MiB"  # the default, 128MB (DuckDB's own is 16MB)
+    finally:
+        store.close()
+    path.write_text(f"store: {{path: s.duckdb, checkpoint_threshold: 16MB}}\n{body}")
+    store = open_store(load_config(path))
+    try:
+        assert store.con.execute(
+            "SELECT current_setting('checkpoint_threshold')").fetchone()[0] == "15.2 MiB"
     finally:
         store.close()
     path.write_text(f"store: {{path: s.duckdb, memory_limit: lots}}\n{body}")
