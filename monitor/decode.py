@@ -15,13 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from monitor.columns import FLOAT_OR_NONE, NONE, STR_OR_NONE, prediction_columns, version_column
 from monitor.config import Config
 from monitor.events import Event, Label, TimestampOutOfRange, to_utc
 
-_NONE = type(None)
-_FLOAT_OR_NONE = frozenset({float, _NONE})
-_STR_OR_NONE = frozenset({str, _NONE})
-_NUMBER_OR_NONE = frozenset({float, int, bool, _NONE})
+_NUMBER_OR_NONE = frozenset({float, int, bool, NONE})
 
 
 @dataclass(frozen=True)
@@ -109,11 +107,11 @@ class ModelRows:
             kinds = set(map(type, column))
             if kind == "numeric":
                 if kinds <= _NUMBER_OR_NONE:
-                    if not kinds <= _FLOAT_OR_NONE:  # ints, bools: as floats
+                    if not kinds <= FLOAT_OR_NONE:  # ints, bools: as floats
                         column = [None if v is None else float(v) for v in column]
                 else:
                     column = _numeric_column(column, name, issues)
-            elif not kinds <= _STR_OR_NONE:
+            elif not kinds <= STR_OR_NONE:
                 column = [_category(v) for v in column]
             self.values[name].extend(column)
         names = self.features.keys()
@@ -329,30 +327,6 @@ class Decoder:
             labels.ts.append(ts)
             labels.source.append(msg.source)
         return batch
-
-
-def version_column(versions: list[Any]) -> list[str | None]:
-    """Model versions as stored: strings (an integer version 7 becomes "7")."""
-    if set(map(type, versions)) <= _STR_OR_NONE:
-        return versions
-    return [None if v is None else str(v) for v in versions]
-
-
-def prediction_columns(preds: list[Any]) -> tuple[list[float | None], list[str | None]]:
-    """Predictions as (score, class) columns; the all-float column is passed through."""
-    if set(map(type, preds)) <= _FLOAT_OR_NONE:
-        return preds, [None] * len(preds)
-    parts = [_prediction(p) for p in preds]
-    return [score for score, _ in parts], [label for _, label in parts]
-
-
-def _prediction(pred: Any) -> tuple[float | None, str | None]:
-    """A prediction as (score, class): numbers are scores, strings classes, bools both."""
-    if isinstance(pred, bool):
-        return float(pred), str(pred).lower()
-    if isinstance(pred, (int, float)):
-        return float(pred), None
-    return None, pred
 
 
 def _numeric_column(column: list[Any], name: str, issues: dict[int, dict[str, str]]) -> list:

@@ -2,15 +2,21 @@
 
 kafka-python parses every record in Python: fetching alone keeps one interpreter busy. The
 store thread's decoding (`FastDecoder`, msgspec) would share that interpreter's GIL; in a
-child process it runs on another core. A batch crosses as one buffer of concatenated values
-plus their lengths, and comes back as Arrow IPC streams: per batch, not per message, work in
-the parent. Opt-in (`kafka.decode_workers: 1`): on a 2-core host the copies cost more than
-the GIL does (bench/README.md); with 4+ cores the fetch keeps a core to itself.
+child process it runs on another core. The ingestor submits each poll as it arrives
+(`submit`), so decoding overlaps the next fetches, and gathers the results when it writes
+(`collect`). A poll crosses as one buffer of concatenated values plus their lengths, and comes
+back as Arrow IPC streams: per poll, not per message, work in the parent. The default
+whenever the process may use two CPUs (`kafka.decode_workers`): 38–42k events/s against
+32–35k decoding in process, on 2 cores (bench/README.md).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
@@ -22,11 +28,28 @@ import pyarrow.compute as pc
 from monitor.fastdecode import FastDecoder, FastResult, RawEvents
 
 _worker: FastDecoder | None = None
+ORPHAN_CHECK_SECONDS = 1.0
 
 
 def _start(models: dict[str, dict[str, str]], max_bytes: int, max_id: int) -> None:
+    """In the child. It ignores SIGINT and SIGTERM: a Ctrl-C (the terminal signals the whole
+    process group) or a service manager stopping the cgroup must leave it decoding the
+    parent's last batch during a clean stop; it exits when the parent shuts the pool down,
+    or within a second of the parent's death."""
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="driftd-decode-orphan-check").start()
     _worker = FastDecoder(models, max_message_bytes=max_bytes, max_id_length=max_id)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the child: exit once the parent is gone (SIGKILL, OOM killer). The pool's pipes do
+    not tell: the child holds both ends of its call queue, so it never reads end-of-file."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _ready() -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.decode import prediction_columns, version_column
+from monitor.columns import prediction_columns, version_column
 
 # RFC 3339 with a zone, in the forms pydantic and Arrow read alike (others take the slow route).
 RFC3339 = (r"^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"

@@ -1,10 +1,11 @@
 """Kafka → DuckDB. Offsets are committed only after the batch's transaction commits.
 
-The consumer reads the events and labels topics as one consumer group. Polls are gathered
-(up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store thread,
-which decodes them (msgspec in a child process: `monitor.decodepool`; pydantic for what that
-does not accept) and writes rows + quarantine + offsets in one DuckDB transaction while the
-polling thread fetches the next records. Only once that transaction has committed are its
+The consumer reads the events and labels topics as one consumer group. Each poll's event
+messages go to the decoding child (msgspec: `monitor.decodepool`) as they arrive; polls are
+gathered (up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store
+thread, which collects the decoded columns (pydantic for what msgspec does not accept) and
+writes rows + quarantine + offsets in one DuckDB transaction while the polling thread fetches
+the next records. Only once that transaction has committed are its
 offsets committed to Kafka, by the polling thread (the consumer is not thread-safe). One
 batch is in flight at a time.
 
@@ -23,6 +24,7 @@ no I/O and may be called from any thread (the HTTP server's readiness check).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -128,6 +130,21 @@ class _Flight:
     records: int
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which taskset and cpusets narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def decode_workers(config: KafkaConfig) -> int:
+    """`kafka.decode_workers`, or when unset: a decoding child if there is a CPU for it."""
+    if config.decode_workers is not None:
+        return config.decode_workers
+    return 1 if usable_cpus() >= 2 else 0
+
+
 def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
     if metrics is None:
         return
@@ -215,7 +232,7 @@ class KafkaIngestor:
         limits = {"max_message_bytes": decoder.config.ingest.max_message_bytes,
                   "max_id_length": decoder.config.ingest.max_id_length}
         self._fast: FastDecoder | DecodePool = (
-            DecodePool(models, **limits) if config.decode_workers else
+            DecodePool(models, **limits) if decode_workers(config) else
             FastDecoder(models, **limits))
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)

@@ -202,6 +202,35 @@ def test_polls_decoded_as_they_arrive_match_the_whole_batch():
         assert gathered.tables[model].equals(table), model
 
 
+def test_decoding_child_outlives_stop_signals_and_is_replaced_when_killed():
+    """SIGINT/SIGTERM sent to the whole process group (Ctrl-C, systemd) must not kill the
+    child before the parent's clean stop has decoded its last batch; a child that dies anyway
+    (OOM killer) fails the batch, and the next start brings a new one."""
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    raw = RawEvents("events", [encode(good(event_id=f"e{i}")) for i in range(20)], [0] * 20,
+                    list(range(20)))
+    window = Decoder(CONFIG, now=NOW).time_window()
+    pool = DecodePool(MODELS, max_message_bytes=CONFIG.ingest.max_message_bytes,
+                      max_id_length=CONFIG.ingest.max_id_length)
+    try:
+        assert pool.decode(raw, window).tables["m"].num_rows == 20
+        (child,) = pool._pool._processes  # type: ignore[union-attr]
+        os.kill(child, signal.SIGTERM)
+        os.kill(child, signal.SIGINT)
+        assert pool.decode(raw, window).tables["m"].num_rows == 20
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            for _ in range(50):  # the pool notices the death on its next call
+                pool.decode(raw, window)
+        pool.close()
+        assert pool.decode(raw, window).tables["m"].num_rows == 20
+    finally:
+        pool.close()
+
+
 def test_redelivered_batch_is_stored_once(tmp_path):
     decoder = Decoder(CONFIG, now=NOW)
     values = [encode(good(event_id=f"e{i}")) for i in range(50)]

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -51,7 +52,12 @@ def test_sigkill_at_three_points_loses_and_doubles_nothing(tmp_path, broker):
             wait_for(lambda t=threshold: daemon.ingested() >= t, 60, f"{threshold} events",
                      interval=0.01)
             time.sleep(rng.uniform(0, 0.03))  # land anywhere in the next poll/write/commit
+            children = _children(daemon.proc.pid)
+            assert children, "the decoding child process runs (kafka.decode_workers unset)"
             daemon.kill()
+            # the decoding child follows its parent within about a second, not lingering
+            wait_for(lambda c=children: not any(map(_running, c)), 10,
+                     "the decoding child to exit after its parent's SIGKILL")
             rows, distinct, quarantined = store_counts(db)  # opens cleanly after SIGKILL
             assert rows == distinct
             assert rows < n, "the kill should land mid-ingestion"
@@ -71,6 +77,23 @@ def test_sigkill_at_three_points_loses_and_doubles_nothing(tmp_path, broker):
     finally:
         daemon.stop()
     assert store_counts(db) == (n, n, bad)
+
+
+def _children(pid: int) -> list[int]:
+    """The process's child processes (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow, or absent in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _broker_check(daemon: Daemon) -> str:
