@@ -52,13 +52,25 @@ def feature_kinds(count: int) -> dict[str, str]:
             for i in range(count)}
 
 
-def status_kb(field: str) -> int:
-    """A field of /proc/self/status in kB (VmRSS: now, VmHWM: peak resident set)."""
-    with open("/proc/self/status") as f:
+def status_kb(field: str, pid: int | str = "self") -> int:
+    """A field of /proc/<pid>/status in kB (VmRSS: now, VmHWM: peak resident set)."""
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def children_peak_kb() -> int:
+    """Peak resident set of this process's children (the decoding child), summed."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                total += status_kb("VmHWM", pid)
+            except (OSError, RuntimeError):
+                continue
+    return total
 
 
 # --- parent: broker, burst, children -------------------------------------------------------
@@ -173,7 +185,8 @@ def parent(args: argparse.Namespace) -> int:
                   f"({args.events / seconds:,.0f}/s)\n")
             header = (f"{'max_poll_records':>16} {'fetch_max_bytes':>15} {'events/s':>9} "
                       f"{'seconds':>8} {'RSS base':>9} {'@10%':>7} {'@50%':>7} {'@100%':>7} "
-                      f"{'peak RSS':>9} {'max batch':>9} {'DuckDB mem':>10} {'DB file':>8}")
+                      f"{'peak RSS':>9} {'+child':>7} {'max batch':>9} {'DuckDB mem':>10} "
+                      f"{'DB file':>8}")
             print(header)
             print("-" * len(header))
             for records in poll_settings:
@@ -189,12 +202,14 @@ def parent(args: argparse.Namespace) -> int:
                           f"{r['rate']:>9,.0f} {r['seconds']:>8.1f} "
                           f"{_mb(r['baseline_kb']):>9} {_mb(r['rss_10_kb']):>7} "
                           f"{_mb(r['rss_50_kb']):>7} {_mb(r['rss_end_kb']):>7} "
-                          f"{_mb(r['peak_kb']):>9} {r['max_batch']:>9,} "
+                          f"{_mb(r['peak_kb']):>9} {_mb(r.get('child_peak_kb', 0)):>7} "
+                          f"{r['max_batch']:>9,} "
                           f"{r.get('duckdb_mb', 0):>10,.0f} {r.get('db_file_mb', 0):>8,.0f}",
                           flush=True)
                     if r["stored"] != args.events:
                         print(f"  !! stored {r['stored']:,} of {args.events:,}")
-    print("\nMB. RSS: the child process (interpreter, kafka-python, decode, DuckDB); DuckDB "
+    print("\nMB. RSS: the measured process (interpreter, kafka-python, DuckDB); +child: the "
+          "peak of its decoding child (kafka.decode_workers); DuckDB "
           "mem: its buffer manager at the end (cached table blocks, bounded by memory_limit); "
           "DB file: the store on disk. 'default' = driftd's defaults (monitor/config.py, "
           "monitor/ingest.py).")
@@ -255,6 +270,7 @@ def child(config_path: str, events: int, timeout: float) -> int:
     done.set()
     sampler.join()
     samples.append((stored, status_kb("VmRSS")))
+    child_peak = children_peak_kb()
     ingestor.close()
     # what DuckDB's buffer manager holds (cached blocks of the tables just written): the part
     # of the resident set that grows with the store, up to DuckDB's memory_limit
@@ -272,7 +288,8 @@ def child(config_path: str, events: int, timeout: float) -> int:
         "stored": stored, "seconds": seconds, "rate": stored / seconds if seconds else 0.0,
         "baseline_kb": baseline, "rss_10_kb": rss_at(0.10), "rss_50_kb": rss_at(0.50),
         "rss_end_kb": samples[-1][1], "peak_kb": status_kb("VmHWM"), "max_batch": max_batch,
-        "duckdb_mb": duckdb_bytes / 2**20, "memory_limit": memory_limit,
+        "child_peak_kb": child_peak, "duckdb_mb": duckdb_bytes / 2**20,
+        "memory_limit": memory_limit,
         "db_file_mb": db_bytes / 2**20,
     }))
     return 0

@@ -13,7 +13,9 @@ to a fresh topic (not measured), then measures in the same run:
            msgspec decoder in process and in its child process, the write, a redelivery, and
            the pydantic decoder (the route for messages the fast one does not accept).
 
-Rates are "steady": from the first record received to the last one stored, so the consumer
+Each consumer runs in a fresh interpreter (as the daemon does), so the harness's million
+generated messages and its producer's threads are not in the measured process. Rates are
+"steady": from the first record received to the last one stored, so the consumer
 group join (the same for both consumers) is reported separately. Run from the repository root:
 
     .venv/bin/python bench/bench_ingest.py                 # 200k events, 3 rounds
@@ -45,6 +47,7 @@ from shape import CATEGORICAL, CATEGORY_COUNTS, NUMERIC, feature_kinds  # noqa: 
 MODEL = "bench-model"
 TARGET_RATE = 50_000
 TARGET_SHARE = 0.80
+STORE_THREADS: int | None = None  # --store-threads
 
 
 def make_events(n: int, seed: int = 1) -> list[bytes]:
@@ -90,6 +93,7 @@ def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: st
     feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
     threshold = f", checkpoint_threshold: {checkpoint_threshold}" if checkpoint_threshold else ""
+    threshold += f", threads: {STORE_THREADS}" if STORE_THREADS else ""
     return f"""store: {{path: {store}{threshold}}}
 kafka:
   bootstrap_servers: "{bootstrap}"
@@ -175,7 +179,7 @@ class Timing:
 
 
 def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_records: int,
-                 options: dict, keep: list | None = None, deadline_s: float = 600.0) -> Timing:
+                 options: dict, deadline_s: float = 600.0) -> Timing:
     """A plain KafkaConsumer with the ingestor's settings; records are counted, not decoded."""
     from kafka import KafkaConsumer
 
@@ -191,13 +195,11 @@ def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_reco
     deadline = start + deadline_s
     while n < expected and time.perf_counter() < deadline:
         records = consumer.poll(timeout_ms=500, max_records=max_poll_records)
-        for tp, msgs in records.items():
+        for msgs in records.values():
             if first is None:
                 first, cpu_first = time.perf_counter(), time.process_time()
             n += len(msgs)
             timing.batches += 1
-            if keep is not None:
-                keep.append((tp.topic, tp.partition, [(m.value, m.offset) for m in msgs]))
     end, cpu_end = time.perf_counter(), time.process_time()
     consumer.close(autocommit=False)
     timing.cpu_seconds = cpu_end - cpu_first if first else 0.0
@@ -243,7 +245,8 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
                                       max_poll_records, decode_workers, checkpoint_threshold),
                           check_files=False)
-    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold)
+    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold,
+                  threads=config.store.threads)
     parts: dict[str, float] = {}
     first: list[tuple[float, float]] = []
 
@@ -296,6 +299,47 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     return timing
 
 
+def in_fresh_process(kind: str, **kwargs) -> Timing:
+    """Run one consumer (`bare` or `ingest`) in a fresh interpreter, as a daemon runs: the
+    harness's own heap (a million generated messages) and threads (producer, admin client)
+    stay out of the measured process. Its output passes through; the last line is the Timing."""
+    import dataclasses
+    import json
+    import subprocess
+
+    spec = json.dumps({"kind": kind, **{k: str(v) if isinstance(v, Path) else v
+                                         for k, v in kwargs.items()}})
+    proc = subprocess.run([sys.executable, __file__, "--consumer-process", spec],
+                          capture_output=True, text=True, check=False)
+    lines = proc.stdout.rstrip("\n").split("\n")
+    if proc.returncode != 0 or not lines[-1].startswith("{"):
+        raise RuntimeError(f"{kind} consumer failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}")
+    if len(lines) > 1:
+        print("\n".join(lines[:-1]))
+    if proc.stderr.strip():
+        print(proc.stderr.rstrip(), file=sys.stderr)
+    fields = {f.name for f in dataclasses.fields(Timing)}
+    return Timing(**{k: v for k, v in json.loads(lines[-1]).items() if k in fields})
+
+
+def consumer_process(spec_json: str) -> None:
+    """The fresh process's side of `in_fresh_process`."""
+    import dataclasses
+    import json
+
+    spec = json.loads(spec_json)
+    kind = spec.pop("kind")
+    if kind == "bare":
+        timing = consume_bare(**spec)
+    else:
+        global STORE_THREADS
+        STORE_THREADS = spec.pop("store_threads", None)
+        spec["workdir"] = Path(spec["workdir"])
+        timing = consume_ingestor(**spec)
+    print(json.dumps(dataclasses.asdict(timing)), flush=True)
+
+
 # --- stages alone on the same messages -----------------------------------------------------
 
 
@@ -311,7 +355,8 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
-def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
+def stages_alone(values: list[bytes], topic: str, config, workdir: Path
+                 ) -> dict[str, Clock]:
     """The store thread's work alone on the same values, in flush-sized batches:
     `FastDecoder.decode` in this process (msgspec) and in the child process (`DecodePool`,
     whose CPU is mostly not this process's); `write_raw_events` (decode + transaction) into a
@@ -323,9 +368,7 @@ def stages_alone(polled: list, config, workdir: Path) -> dict[str, Clock]:
     from monitor.store import Store
 
     flush = config.kafka.flush_max_records if config.kafka else 50_000
-    values = [v for _, _, msgs in polled for v, _ in msgs]
-    offsets = [o for _, _, msgs in polled for _, o in msgs]
-    topic = polled[0][0] if polled else "events"
+    offsets = list(range(len(values)))  # as produced to one partition
     batches = [RawEvents(topic, values[i:i + flush], [0] * len(values[i:i + flush]),
                          offsets[i:i + flush]) for i in range(0, len(values), flush)]
     decoder = Decoder(config)
@@ -393,8 +436,16 @@ def main() -> None:
                         help="kafka.decode_workers (default: the config default, 0)")
     parser.add_argument("--checkpoint-threshold", default=None,
                         help="store.checkpoint_threshold (default: the config default)")
+    parser.add_argument("--store-threads", type=int, default=None,
+                        help="store.threads, DuckDB's worker threads (default: every core)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
+    parser.add_argument("--consumer-process", help=argparse.SUPPRESS)  # in_fresh_process
     args = parser.parse_args()
+    if args.consumer_process:
+        consumer_process(args.consumer_process)
+        return
+    global STORE_THREADS
+    STORE_THREADS = args.store_threads
     n = 1_000_000 if args.million else args.events
 
     import duckdb
@@ -428,27 +479,26 @@ def main() -> None:
             create_topics(broker.bootstrap, topics, args.partitions)
             produce_s = produce(broker.bootstrap, events_topic, values)
             print(f"produced in {produce_s:.1f} s ({n / produce_s:,.0f} events/s, not measured)")
-            del values
             bares, ingests = [], []
-            polled: list = []
             for r in range(args.rounds):
-                gc.collect()
-                bares.append(consume_bare(broker.bootstrap, topics, n, max_poll, options,
-                                          keep=polled if r == 0 else None))
-                gc.collect()
-                ingests.append(consume_ingestor(broker.bootstrap, events_topic, labels_topic, n,
-                                                workdir, options, max_poll,
-                                                profile=args.profile and r == 0,
-                                                decode_workers=args.decode_workers,
-                                                checkpoint_threshold=args.checkpoint_threshold))
+                bares.append(in_fresh_process(
+                    "bare", bootstrap=broker.bootstrap, topics=topics, expected=n,
+                    max_poll_records=max_poll, options=options))
+                ingests.append(in_fresh_process(
+                    "ingest", bootstrap=broker.bootstrap, events_topic=events_topic,
+                    labels_topic=labels_topic, expected=n, workdir=workdir, options=options,
+                    max_poll_records=max_poll, profile=args.profile and r == 0,
+                    decode_workers=args.decode_workers,
+                    checkpoint_threshold=args.checkpoint_threshold,
+                    store_threads=args.store_threads))
                 b, i = bares[-1], ingests[-1]
                 print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s), "
                       f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)
         config = parse_config(config_text("127.0.0.1:1", workdir / "unused.duckdb", "e", "l",
                                           "g", checkpoint_threshold=args.checkpoint_threshold),
                               check_files=False)
-        stage_clocks = stages_alone(polled, config, workdir)
-        del polled
+        stage_clocks = stages_alone(values, events_topic, config, workdir)
+        del values
 
     def median(runs: list[Timing]) -> Timing:
         return sorted(runs, key=lambda t: t.steady_seconds)[len(runs) // 2]
