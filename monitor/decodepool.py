@@ -90,6 +90,15 @@ class DecodePool:
     def features(self, model: str) -> dict[str, str]:
         return self._models[model]
 
+    @property
+    def models(self) -> dict[str, dict[str, str]]:
+        return self._models
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The FastDecoder keyword arguments it was made with."""
+        return {"max_message_bytes": self._limits[0], "max_id_length": self._limits[1]}
+
     def start(self) -> None:
         """Start the child and let it import (about a second), before the first batch."""
         if self._pool is None:

@@ -312,8 +312,7 @@ class KafkaIngestor:
         })
         self._store.stored_offsets(cfg.group_id)  # a store's first query can take a second:
         # pay it here, not in the rebalance listener, which holds up heartbeats meanwhile
-        if isinstance(self._fast, DecodePool):
-            self._fast.start()  # the decoding child imports while the group is joined
+        self._start_decoder()  # the decoding child imports while the group is joined
         consumer = self._factory(**options)
         self._consumer = consumer  # before subscribing: the listener uses it
         try:
@@ -323,6 +322,21 @@ class KafkaIngestor:
             self.close()
             raise
         self._contact()  # the constructor fetched cluster metadata
+
+    def _start_decoder(self) -> None:
+        """Start the decoding child; where none can start (no /dev/shm for its queue's locks,
+        a process limit), decode in this process instead, with a warning, rather than not
+        ingest at all."""
+        if not isinstance(self._fast, DecodePool):
+            return
+        try:
+            self._fast.start()
+        except (OSError, ImportError, NotImplementedError, RuntimeError) as exc:
+            log.warning("cannot start the decoding child process; decoding in this process "
+                        "(kafka.decode_workers: 0)", extra={"error": f"{type(exc).__name__}: "
+                                                                    f"{exc}"})
+            self._fast.close()
+            self._fast = FastDecoder(self._fast.models, **self._fast.limits)
 
     def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Seek every assigned partition to the offset stored with its rows, if any.

@@ -145,3 +145,26 @@ def test_topic_recreated_while_the_daemon_was_down_is_read_from_its_start(tmp_pa
         again.close()
     finally:
         broker.stop()
+
+
+def test_decoding_in_process_when_no_child_can_start(tmp_path, broker, monkeypatch, caplog):
+    """Where the decoding child cannot start (no /dev/shm for its queue's locks), the
+    ingestor decodes in process and says so, instead of never ingesting; events still land."""
+    from monitor.decodepool import DecodePool
+    from monitor.fastdecode import FastDecoder
+
+    def no_shm(self):
+        raise OSError(38, "Function not implemented", "/dev/shm")
+
+    monkeypatch.setattr(DecodePool, "start", no_shm)
+    (events, _), _, store, _, ingestor = _setup(tmp_path, broker, decode_workers=1)
+    try:
+        _produce(broker.bootstrap, events, [_event(i) for i in range(30)])
+        with caplog.at_level("WARNING", logger="driftd.ingest"):
+            ingestor.drain(max_seconds=60)
+        assert isinstance(ingestor._fast, FastDecoder)
+        assert "cannot start the decoding child process" in caplog.text
+        assert store.event_count("credit-risk") == 30
+    finally:
+        ingestor.close()
+        store.close()
