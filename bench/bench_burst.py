@@ -237,11 +237,11 @@ def child(config_path: str, events: int, timeout: float) -> int:
     from monitor.config import load_config
     from monitor.decode import Decoder
     from monitor.ingest import KafkaIngestor
-    from monitor.store import Store
+    from monitor.store import open_store
     from sinks.prometheus import DriftdMetrics
 
     loaded = load_config(config_path)
-    store = Store(loaded.store_path)
+    store = open_store(loaded)  # the daemon's store settings (checkpoint threshold)
     ingestor = KafkaIngestor(loaded.config.kafka, Decoder(loaded.config), store,
                              DriftdMetrics())
     ingestor.connect()

@@ -47,7 +47,6 @@ from shape import CATEGORICAL, CATEGORY_COUNTS, NUMERIC, feature_kinds  # noqa: 
 MODEL = "bench-model"
 TARGET_RATE = 50_000
 TARGET_SHARE = 0.80
-STORE_THREADS: int | None = None  # --store-threads
 
 
 def make_events(n: int, seed: int = 1) -> list[bytes]:
@@ -89,11 +88,12 @@ FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: str,
                 group: str, consumer: dict | None = None,
                 max_poll_records: int | None = None, decode_workers: int | None = None,
-                checkpoint_threshold: str | None = None) -> str:
+                checkpoint_threshold: str | None = None, store_threads: int | None = None
+                ) -> str:
     feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
     threshold = f", checkpoint_threshold: {checkpoint_threshold}" if checkpoint_threshold else ""
-    threshold += f", threads: {STORE_THREADS}" if STORE_THREADS else ""
+    threshold += f", threads: {store_threads}" if store_threads else ""
     return f"""store: {{path: {store}{threshold}}}
 kafka:
   bootstrap_servers: "{bootstrap}"
@@ -225,7 +225,8 @@ def _timed(fn, bucket: dict[str, float], key: str):
 def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expected: int,
                      workdir: Path, options: dict, max_poll_records: int, profile: bool = False,
                      deadline_s: float = 600.0, decode_workers: int | None = None,
-                     checkpoint_threshold: str | None = None) -> Timing:
+                     checkpoint_threshold: str | None = None,
+                     store_threads: int | None = None) -> Timing:
     """driftd's KafkaIngestor into a fresh DuckDB file, polled as the daemon's ingest loop does.
 
     The steady window starts when the first poll returns records and ends when the last event
@@ -237,16 +238,16 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     from monitor.config import parse_config
     from monitor.decode import Decoder
     from monitor.ingest import KafkaIngestor
-    from monitor.store import Store
+    from monitor.store import configured_store
     from sinks.prometheus import DriftdMetrics
 
     db = workdir / f"ingest-{uuid.uuid4().hex[:8]}.duckdb"
     config = parse_config(config_text(bootstrap, db, events_topic, labels_topic,
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
-                                      max_poll_records, decode_workers, checkpoint_threshold),
+                                      max_poll_records, decode_workers, checkpoint_threshold,
+                                      store_threads),
                           check_files=False)
-    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold,
-                  threads=config.store.threads)
+    store = configured_store(db, config.store)
     parts: dict[str, float] = {}
     first: list[tuple[float, float]] = []
 
@@ -333,8 +334,6 @@ def consumer_process(spec_json: str) -> None:
     if kind == "bare":
         timing = consume_bare(**spec)
     else:
-        global STORE_THREADS
-        STORE_THREADS = spec.pop("store_threads", None)
         spec["workdir"] = Path(spec["workdir"])
         timing = consume_ingestor(**spec)
     print(json.dumps(dataclasses.asdict(timing)), flush=True)
@@ -365,7 +364,7 @@ def stages_alone(values: list[bytes], topic: str, config, workdir: Path
     from monitor.decode import Decoder, RawMessage
     from monitor.decodepool import DecodePool
     from monitor.fastdecode import FastDecoder, RawEvents
-    from monitor.store import Store
+    from monitor.store import configured_store
 
     flush = config.kafka.flush_max_records if config.kafka else 50_000
     offsets = list(range(len(values)))  # as produced to one partition
@@ -388,7 +387,7 @@ def stages_alone(values: list[bytes], topic: str, config, workdir: Path
         for raw in batches:
             pool.decode(raw, window)
     db = workdir / f"alone-{uuid.uuid4().hex[:8]}.duckdb"
-    store = Store(db, checkpoint_threshold=config.store.checkpoint_threshold)
+    store = configured_store(db, config.store)
     with Clock() as out["write_raw_events alone (child decodes)"]:
         for raw in batches:
             store.write_raw_events(raw, pool, decoder, offsets={(topic, 0): raw.offsets[-1] + 1},
@@ -444,8 +443,6 @@ def main() -> None:
     if args.consumer_process:
         consumer_process(args.consumer_process)
         return
-    global STORE_THREADS
-    STORE_THREADS = args.store_threads
     n = 1_000_000 if args.million else args.events
 
     import duckdb

@@ -56,8 +56,6 @@ class KafkaConfig(_Strict):
     # records, or this old: DuckDB appends cost far less per row in large batches
     flush_max_records: int = Field(default=50_000, ge=1)
     flush_interval_ms: int = Field(default=1000, ge=0)
-    # decode event JSON on the store thread (0) or in a child process (1), which frees the
-    # fetch's GIL: measured slower on 2 cores (bench/README.md), meant for hosts with 4+
     # 1: msgspec decodes each poll in a child process while the next is fetched (kafka-python
     # parses records in Python, so in-process decoding would share the fetch's GIL); 0: on
     # the store thread. Unset: 1 when this process may use two or more CPUs.

@@ -31,7 +31,7 @@ _worker: FastDecoder | None = None
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-def _start(models: dict[str, dict[str, str]], max_bytes: int, max_id: int) -> None:
+def _start(models: dict[str, dict[str, str]], limits: dict[str, int]) -> None:
     """In the child. It ignores SIGINT and SIGTERM: a Ctrl-C (the terminal signals the whole
     process group) or a service manager stopping the cgroup must leave it decoding the
     parent's last batch during a clean stop; it exits when the parent shuts the pool down,
@@ -41,7 +41,7 @@ def _start(models: dict[str, dict[str, str]], max_bytes: int, max_id: int) -> No
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="driftd-decode-orphan-check").start()
-    _worker = FastDecoder(models, max_message_bytes=max_bytes, max_id_length=max_id)
+    _worker = FastDecoder(models, **limits)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -83,28 +83,20 @@ class DecodePool:
 
     def __init__(self, models: Mapping[str, Mapping[str, str]], *, max_message_bytes: int,
                  max_id_length: int):
-        self._models = {m: dict(f) for m, f in models.items()}
-        self._limits = (max_message_bytes, max_id_length)
+        # what the child's FastDecoder is made with (and an in-process one, as a fallback)
+        self.models = {m: dict(f) for m, f in models.items()}
+        self.limits = {"max_message_bytes": max_message_bytes, "max_id_length": max_id_length}
         self._pool: ProcessPoolExecutor | None = None
 
     def features(self, model: str) -> dict[str, str]:
-        return self._models[model]
-
-    @property
-    def models(self) -> dict[str, dict[str, str]]:
-        return self._models
-
-    @property
-    def limits(self) -> dict[str, int]:
-        """The FastDecoder keyword arguments it was made with."""
-        return {"max_message_bytes": self._limits[0], "max_id_length": self._limits[1]}
+        return self.models[model]
 
     def start(self) -> None:
-        """Start the child and let it import (about a second), before the first batch."""
+        """Start the child and let it import (about 0.3 s), before the first batch."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start, initargs=(self._models, *self._limits))
+                initializer=_start, initargs=(self.models, self.limits))
             self._pool.submit(_ready)
 
     def submit(self, raw: RawEvents, window: tuple[datetime, datetime]) -> Future:

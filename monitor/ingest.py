@@ -5,9 +5,9 @@ messages go to the decoding child (msgspec: `monitor.decodepool`) as they arrive
 gathered (up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store
 thread, which collects the decoded columns (pydantic for what msgspec does not accept) and
 writes rows + quarantine + offsets in one DuckDB transaction while the polling thread fetches
-the next records. Only once that transaction has committed are its
-offsets committed to Kafka, by the polling thread (the consumer is not thread-safe). One
-batch is in flight at a time.
+the next records. Only once that transaction has committed are its offsets committed to
+Kafka, by the polling thread (the consumer is not thread-safe). One batch is in flight at a
+time.
 
 A crash between the two commits leaves Kafka's committed offset behind the store's; on the
 next assignment the consumer seeks to the store's offset, so the batch is not read again.
@@ -24,7 +24,6 @@ no I/O and may be called from any thread (the HTTP server's readiness check).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -44,10 +43,11 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
+from detectors.threads import usable_cpus
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
 from monitor.decodepool import DecodePool
-from monitor.fastdecode import FastDecoder, FastResult, RawEvents
+from monitor.fastdecode import FastDecoder, RawEvents
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
 
@@ -128,14 +128,6 @@ class _Flight:
     future: Future
     offsets: dict[tuple[str, int], int]
     records: int
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, which taskset and cpusets narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 def decode_workers(config: KafkaConfig) -> int:
@@ -531,14 +523,13 @@ class KafkaIngestor:
         if pending.labels:
             self._decoder.decode_labels(pending.labels, batch)
         offsets = {**pending.realign, **pending.offsets}
-        accepted: FastResult | None = None
+        # decoded by the child as the polls arrived (waits for the last ones)
+        accepted = DecodePool.collect(pending.decoding) if pending.decoding else None
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 if pending.values:
                     raw = RawEvents(self._config.events_topic, pending.values,
                                     pending.partitions, pending.event_offsets)
-                    if accepted is None and pending.decoding:
-                        accepted = DecodePool.collect(pending.decoding)
                     return self._store.write_raw_events(
                         raw, self._fast, self._decoder, batch=batch, offsets=offsets,
                         group_id=self._config.group_id, topic_ids=pending.topic_ids,

@@ -25,7 +25,7 @@ from monitor.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from monitor.fastdecode import FastDecoder, FastResult, RawEvents
 
 if TYPE_CHECKING:
-    from monitor.config import LoadedConfig
+    from monitor.config import LoadedConfig, StoreConfig
     from monitor.decodepool import DecodePool
 from monitor.sql import events_table, feature_column, ident
 
@@ -113,8 +113,12 @@ def _utcnow() -> datetime:
 
 def open_store(loaded: LoadedConfig) -> Store:
     """The configured store: its path resolved against the config file, DuckDB's limits set."""
-    cfg = loaded.config.store
-    return Store(loaded.store_path, memory_limit=cfg.memory_limit, threads=cfg.threads,
+    return configured_store(loaded.store_path, loaded.config.store)
+
+
+def configured_store(path: str | Path, cfg: StoreConfig) -> Store:
+    """A store at `path` with the config's DuckDB settings (limits, checkpoint threshold)."""
+    return Store(path, memory_limit=cfg.memory_limit, threads=cfg.threads,
                  checkpoint_threshold=cfg.checkpoint_threshold)
 
 
