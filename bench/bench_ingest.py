@@ -88,8 +88,8 @@ FAST_JOIN = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 def config_text(bootstrap: str, store: Path, events_topic: str, labels_topic: str,
                 group: str, consumer: dict | None = None,
                 max_poll_records: int | None = None, decode_workers: int | None = None,
-                checkpoint_threshold: str | None = None, store_threads: int | None = None
-                ) -> str:
+                checkpoint_threshold: str | None = None, store_threads: int | None = None,
+                flush_max_records: int | None = None) -> str:
     feats = ", ".join(f"{k}: {v}" for k, v in feature_kinds().items())
     options = ", ".join(f"{k}: {v}" for k, v in (consumer or {}).items())
     threshold = f", checkpoint_threshold: {checkpoint_threshold}" if checkpoint_threshold else ""
@@ -103,6 +103,7 @@ kafka:
   consumer: {{{options}}}
 {f"  max_poll_records: {max_poll_records}" if max_poll_records else ""}
 {f"  decode_workers: {decode_workers}" if decode_workers is not None else ""}
+{f"  flush_max_records: {flush_max_records}" if flush_max_records else ""}
 log: {{level: WARNING}}
 models:
   {MODEL}:
@@ -226,7 +227,8 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
                      workdir: Path, options: dict, max_poll_records: int, profile: bool = False,
                      deadline_s: float = 600.0, decode_workers: int | None = None,
                      checkpoint_threshold: str | None = None,
-                     store_threads: int | None = None) -> Timing:
+                     store_threads: int | None = None,
+                     flush_max_records: int | None = None) -> Timing:
     """driftd's KafkaIngestor into a fresh DuckDB file, polled as the daemon's ingest loop does.
 
     The steady window starts when the first poll returns records and ends when the last event
@@ -245,7 +247,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     config = parse_config(config_text(bootstrap, db, events_topic, labels_topic,
                                       f"driftd-{uuid.uuid4().hex[:8]}", options,
                                       max_poll_records, decode_workers, checkpoint_threshold,
-                                      store_threads),
+                                      store_threads, flush_max_records),
                           check_files=False)
     store = configured_store(db, config.store)
     parts: dict[str, float] = {}
@@ -257,6 +259,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
             records = super().poll(*args, **kwargs)
             if records and not first:
                 first.append((time.perf_counter(), time.process_time()))
+                parts["child:cpu"] = -decoding_children_cpu(ingestor)
             if first:
                 parts["poll"] = parts.get("poll", 0.0) + time.perf_counter() - t0
                 parts["poll:cpu"] = parts.get("poll:cpu", 0.0) + time.thread_time() - c0
@@ -279,6 +282,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
         stats = ingestor.poll_once()
         n += stats.events + stats.quarantined + stats.duplicates
     end, cpu_end = time.perf_counter(), time.process_time()
+    parts["child:cpu"] = parts.get("child:cpu", 0.0) + decoding_children_cpu(ingestor)
     if profiler:
         profiler.disable()
     ingestor.close()
@@ -298,6 +302,23 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
         print("\ncProfile of one ingest round, polling thread (top 30 by internal time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return timing
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def decoding_children_cpu(ingestor) -> float:
+    """CPU seconds the ingestor's decoding children have used so far (0 decoding in process)."""
+    pool = getattr(ingestor._fast, "_pool", None)
+    processes = getattr(pool, "_processes", None) or {}
+    return sum(process_cpu(pid) for pid in list(processes))
 
 
 def in_fresh_process(kind: str, **kwargs) -> Timing:
@@ -354,6 +375,25 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
+def v2_record_batches(values: list[bytes], per_batch: int = 1800) -> list:
+    """The values as Kafka v2 record batches of about a fetch's size (RawBatch chunks)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    from monitor.recordbatches import RawBatch
+
+    chunks = []
+    for start in range(0, len(values), per_batch):
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+            producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+        part = values[start:start + per_batch]
+        for i, value in enumerate(part):
+            builder.append(i, timestamp=1_700_000_000_000, key=value[13:26], value=value,
+                           headers=[])
+        chunks.append(RawBatch(0, 0, len(part), bytes(builder.build())))
+    return chunks
+
+
 def stages_alone(values: list[bytes], topic: str, config, workdir: Path
                  ) -> dict[str, Clock]:
     """The store thread's work alone on the same values, in flush-sized batches:
@@ -364,6 +404,7 @@ def stages_alone(values: list[bytes], topic: str, config, workdir: Path
     from monitor.decode import Decoder, RawMessage
     from monitor.decodepool import DecodePool
     from monitor.fastdecode import FastDecoder, RawEvents
+    from monitor.recordbatches import expand
     from monitor.store import configured_store
 
     flush = config.kafka.flush_max_records if config.kafka else 50_000
@@ -382,6 +423,10 @@ def stages_alone(values: list[bytes], topic: str, config, workdir: Path
     with Clock() as out[f"FastDecoder.decode alone ({flush:,}/batch)"]:
         for raw in batches:
             fast.decode(raw, window)
+    record_batches = v2_record_batches(values)
+    with Clock() as out["record batch parsing alone (expand)"]:
+        for chunk in record_batches:
+            expand(topic, [chunk])
     pool.decode(batches[0], window)  # start the child (not timed)
     with Clock() as out["  the same in the child process (DecodePool)"]:
         for raw in batches:
@@ -437,6 +482,8 @@ def main() -> None:
                         help="store.checkpoint_threshold (default: the config default)")
     parser.add_argument("--store-threads", type=int, default=None,
                         help="store.threads, DuckDB's worker threads (default: every core)")
+    parser.add_argument("--flush-max-records", type=int, default=None,
+                        help="kafka.flush_max_records (default: the config default)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
     parser.add_argument("--consumer-process", help=argparse.SUPPRESS)  # in_fresh_process
     args = parser.parse_args()
@@ -477,17 +524,23 @@ def main() -> None:
             produce_s = produce(broker.bootstrap, events_topic, values)
             print(f"produced in {produce_s:.1f} s ({n / produce_s:,.0f} events/s, not measured)")
             bares, ingests = [], []
+            broker_pid = broker._proc.pid  # type: ignore[union-attr]
             for r in range(args.rounds):
+                cpu0 = process_cpu(broker_pid)
                 bares.append(in_fresh_process(
                     "bare", bootstrap=broker.bootstrap, topics=topics, expected=n,
                     max_poll_records=max_poll, options=options))
+                cpu1 = process_cpu(broker_pid)
+                bares[-1].parts["broker:cpu"] = cpu1 - cpu0
                 ingests.append(in_fresh_process(
                     "ingest", bootstrap=broker.bootstrap, events_topic=events_topic,
                     labels_topic=labels_topic, expected=n, workdir=workdir, options=options,
                     max_poll_records=max_poll, profile=args.profile and r == 0,
                     decode_workers=args.decode_workers,
                     checkpoint_threshold=args.checkpoint_threshold,
-                    store_threads=args.store_threads))
+                    store_threads=args.store_threads,
+                    flush_max_records=args.flush_max_records))
+                ingests[-1].parts["broker:cpu"] = process_cpu(broker_pid) - cpu1
                 b, i = bares[-1], ingests[-1]
                 print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s), "
                       f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)
@@ -517,6 +570,13 @@ def main() -> None:
                f"{poll_s / e2e:.0%} of e2e; thread CPU"))
     print(_row("  store thread: inside write_raw_events", n, wr_s, wr_cpu, None,
                f"{wr_s / e2e:.0%} of e2e, overlapping the polls; thread CPU"))
+    child_cpu = ingest.parts.get("child:cpu", 0.0)
+    if child_cpu:
+        print(_row("  decoding child(ren): record parsing + msgspec", n, e2e, child_cpu, None,
+                   "process CPU over the steady window"))
+    print(f"{'broker (tansu) CPU, whole consumer run incl. group join':<48}{'':>8}"
+          f"{ingest.parts.get('broker:cpu', 0.0):>8.3f}   (bare run: "
+          f"{bare.parts.get('broker:cpu', 0.0):.3f} s)")
     for label, clock in stage_clocks.items():
         print(_row(label, n, clock.wall, clock.cpu, None))
     share = ingest_rate / bare_rate

@@ -56,10 +56,10 @@ class KafkaConfig(_Strict):
     # records, or this old: DuckDB appends cost far less per row in large batches
     flush_max_records: int = Field(default=50_000, ge=1)
     flush_interval_ms: int = Field(default=1000, ge=0)
-    # 1: msgspec decodes each poll in a child process while the next is fetched (kafka-python
-    # parses records in Python, so in-process decoding would share the fetch's GIL); 0: on
-    # the store thread. Unset: 1 when this process may use two or more CPUs.
-    decode_workers: int | None = Field(default=None, ge=0, le=1)
+    # N ≥ 1: each poll's record batches are parsed and decoded (msgspec) in one of N child
+    # processes while the next polls are fetched; 0: on the store thread, sharing the fetch's
+    # GIL. Unset: 1 when this process may use two or more CPUs.
+    decode_workers: int | None = Field(default=None, ge=0, le=16)
 
 
 class IngestConfig(_Strict):

@@ -1,13 +1,13 @@
-"""Event decoding in a child process, so the polling process's GIL is left to the fetch.
+"""Event parsing and decoding in child processes, so the polling process keeps its GIL.
 
-kafka-python parses every record in Python: fetching alone keeps one interpreter busy. The
-store thread's decoding (`FastDecoder`, msgspec) would share that interpreter's GIL; in a
-child process it runs on another core. The ingestor submits each poll as it arrives
-(`submit`), so decoding overlaps the next fetches, and gathers the results when it writes
-(`collect`). A poll crosses as one buffer of concatenated values plus their lengths, and comes
-back as Arrow IPC streams: per poll, not per message, work in the parent. The default
-whenever the process may use two CPUs (`kafka.decode_workers`): 38–42k events/s against
-32–35k decoding in process, on 2 cores (bench/README.md).
+The events topic's record batches arrive whole (`monitor.recordbatches`); the ingestor submits
+each poll's batches as they arrive (`submit`), and a child parses their records and decodes the
+JSON (`FastDecoder`, msgspec) on another core while the next polls are fetched. The ingestor
+gathers the results when it writes (`collect`). Batches cross as their bytes (records kafka-python
+parsed itself as one buffer of concatenated values plus lengths), and come back as Arrow IPC
+streams with the few refused messages: per poll, not per message, work in the parent. One
+child by default whenever the process may use two CPUs (`kafka.decode_workers`; more on hosts
+with more cores; bench/README.md has the measurements).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.fastdecode import FastDecoder, FastResult, RawEvents
+from monitor.recordbatches import Chunk, RecordRun, expand, runs_of
 
 _worker: FastDecoder | None = None
 ORPHAN_CHECK_SECONDS = 1.0
@@ -56,17 +57,36 @@ def _ready() -> bool:
     return _worker is not None
 
 
-def _decode_packed(topic: str, blob: bytes, lengths: bytes, partitions: bytes,
-                   offsets: bytes, window: tuple[datetime, datetime]
-                   ) -> tuple[dict[str, bytes], list[int]]:
-    """In the child: unpack, decode, return each model's table as Arrow IPC bytes."""
+def _unpack_run(packed: tuple) -> RecordRun:
+    """In the child: a RecordRun from `_pack_run`'s buffers (values as views, no copies)."""
+    partition, blob, lengths, offsets = packed
     sizes = np.frombuffer(lengths, dtype=np.int64)
     ends = np.cumsum(np.maximum(sizes, 0)).tolist()
     view = memoryview(blob)
     values = [None if size < 0 else view[end - size:end]
               for size, end in zip(sizes.tolist(), ends, strict=True)]
-    raw = RawEvents(topic, values, np.frombuffer(partitions, dtype=np.int32),
-                    np.frombuffer(offsets, dtype=np.int64))
+    return RecordRun(partition, values, np.frombuffer(offsets, dtype=np.int64).tolist())
+
+
+def _pack_run(run: RecordRun) -> tuple:
+    """A RecordRun as one buffer of concatenated values plus lengths: pickled in one piece."""
+    values = run.values
+    if None in values:
+        sizes = np.fromiter((-1 if v is None else len(v) for v in values), dtype=np.int64,
+                            count=len(values))
+        blob = b"".join([v for v in values if v is not None])
+    else:
+        sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        blob = b"".join(values)
+    return (run.partition, blob, sizes.tobytes(),
+            np.asarray(run.offsets, dtype=np.int64).tobytes())
+
+
+def _decode_chunks(topic: str, chunks: list, window: tuple[datetime, datetime]
+                   ) -> tuple[dict[str, bytes], list[int], list[tuple], int]:
+    """In the child: parse the record batches, decode; each model's table as Arrow IPC bytes,
+    the refused messages' positions and (value, partition, offset), and how many there were."""
+    raw = expand(topic, chunks, _unpack_run)
     assert _worker is not None
     result = _worker.decode(raw, window)
     tables = {}
@@ -75,17 +95,20 @@ def _decode_packed(topic: str, blob: bytes, lengths: bytes, partitions: bytes,
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         tables[model] = sink.getvalue().to_pybytes()
-    return tables, result.rejected
+    refused = [(None if (v := raw.values[i]) is None else bytes(v), raw.partitions[i],
+                raw.offsets[i]) for i in result.rejected]
+    return tables, result.rejected, refused, len(raw)
 
 
 class DecodePool:
     """`FastDecoder`'s interface, run in one child process (started on first use)."""
 
     def __init__(self, models: Mapping[str, Mapping[str, str]], *, max_message_bytes: int,
-                 max_id_length: int):
+                 max_id_length: int, workers: int = 1):
         # what the child's FastDecoder is made with (and an in-process one, as a fallback)
         self.models = {m: dict(f) for m, f in models.items()}
         self.limits = {"max_message_bytes": max_message_bytes, "max_id_length": max_id_length}
+        self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
     def features(self, model: str) -> dict[str, str]:
@@ -95,49 +118,48 @@ class DecodePool:
         """Start the child and let it import (about 0.3 s), before the first batch."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start, initargs=(self.models, self.limits))
-            self._pool.submit(_ready)
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
 
-    def submit(self, raw: RawEvents, window: tuple[datetime, datetime]) -> Future:
-        """Start decoding `raw` in the child and return at once: the ingestor submits each
-        poll as it arrives, so decoding overlaps the next fetches; `collect` gathers them."""
-        values = raw.values
-        if None in values:
-            sizes = np.fromiter((-1 if v is None else len(v) for v in values), dtype=np.int64,
-                                count=len(values))
-            blob = b"".join([v for v in values if v is not None])
-        else:
-            sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-            blob = b"".join(values)
+    def submit(self, topic: str, chunks: Sequence[Chunk],
+               window: tuple[datetime, datetime]) -> Future:
+        """Start decoding `chunks` (one poll's events) in the child and return at once: the
+        ingestor submits each poll as it arrives, so parsing and decoding overlap the next
+        fetches; `collect` gathers them."""
+        packed = [_pack_run(c) if isinstance(c, RecordRun) else c for c in chunks]
         self.start()
         assert self._pool is not None
-        return self._pool.submit(
-            _decode_packed, raw.topic, blob, sizes.tobytes(),
-            np.asarray(raw.partitions, dtype=np.int32).tobytes(),
-            np.asarray(raw.offsets, dtype=np.int64).tobytes(), window)
+        return self._pool.submit(_decode_chunks, topic, packed, window)
 
     @staticmethod
-    def collect(parts: Sequence[tuple[int, Future]]) -> FastResult:
-        """One FastResult for consecutive submitted slices: (position of the slice's first
-        message in the whole batch, its future). Positions (`ord`, `rejected`) become the
-        batch's. Waits for the child; raises its error (a dead child: BrokenProcessPool)."""
+    def collect(futures: Sequence[Future]) -> FastResult:
+        """One FastResult for consecutive submissions, positions (`ord`, `rejected`) counted
+        across them, with the refused messages themselves (`rejected_messages`: the parent
+        never held them one by one). Waits for the child; raises its error (a dead child:
+        BrokenProcessPool)."""
         tables: dict[str, list[pa.Table]] = {}
         rejected: list[int] = []
-        for start, future in parts:
-            packed, refused = future.result()
+        messages: list[tuple] = []
+        start = 0
+        for future in futures:
+            packed, refused, refused_messages, count = future.result()
             rejected.extend(start + i for i in refused)
+            messages.extend(refused_messages)
             for model, blob in packed.items():
                 table = pa.ipc.open_stream(blob).read_all()
                 if start:
                     at = table.schema.get_field_index("ord")
                     table = table.set_column(at, "ord", pc.add(table["ord"], start))
                 tables.setdefault(model, []).append(table)
+            start += count
         return FastResult({m: t[0] if len(t) == 1 else pa.concat_tables(t)
-                           for m, t in tables.items()}, rejected)
+                           for m, t in tables.items()}, rejected, messages)
 
     def decode(self, raw: RawEvents, window: tuple[datetime, datetime]) -> FastResult:
-        return self.collect([(0, self.submit(raw, window))])
+        """`FastDecoder.decode`, in the child (positions of several partitions kept)."""
+        return self.collect([self.submit(raw.topic, runs_of(raw), window)])
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -51,10 +51,13 @@ class RawEvents:
 @dataclass
 class FastResult:
     """Per model, the accepted events as an Arrow table (with `ord`, the message's position
-    in the batch); and the positions of the messages left to the pydantic decoder."""
+    in the batch); and the positions of the messages left to the pydantic decoder, with the
+    messages themselves as (value, partition, offset) when the caller never held them (the
+    decoding child parsed their record batches)."""
 
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejected: list[int] = field(default_factory=list)
+    rejected_messages: list[tuple[bytes | None, int, int]] | None = None
 
 
 def _event_struct(model: str, features: Mapping[str, str], max_id: int, tagged: bool) -> type:

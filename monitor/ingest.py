@@ -1,7 +1,9 @@
 """Kafka → DuckDB. Offsets are committed only after the batch's transaction commits.
 
-The consumer reads the events and labels topics as one consumer group. Each poll's event
-messages go to the decoding child (msgspec: `monitor.decodepool`) as they arrive; polls are
+The consumer reads the events and labels topics as one consumer group. The events topic's
+record batches come whole (`monitor.recordbatches`: the polling thread parses no event
+records); each poll's batches go to the decoding child (record parsing and msgspec:
+`monitor.decodepool`) as they arrive; polls are
 gathered (up to `kafka.flush_max_records` records or `flush_interval_ms`) and handed to a store
 thread, which collects the decoded columns (pydantic for what msgspec does not accept) and
 writes rows + quarantine + offsets in one DuckDB transaction while the polling thread fetches
@@ -47,7 +49,8 @@ from detectors.threads import usable_cpus
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
 from monitor.decodepool import DecodePool
-from monitor.fastdecode import FastDecoder, RawEvents
+from monitor.fastdecode import FastDecoder, FastResult, RawEvents
+from monitor.recordbatches import Chunk, chunks_of, expand, install
 from monitor.store import Store, WriteResult
 from sinks.prometheus import DriftdMetrics
 
@@ -96,25 +99,19 @@ class PollStats:
 
 @dataclass
 class _Pending:
-    """Polled records not yet handed to the store: event values column-shaped (one list per
-    field, extended per poll — no per-record objects), label messages, next offsets."""
+    """Polled records not yet handed to the store: event chunks (whole record batches, or runs
+    of records), label messages, next offsets."""
 
-    values: list[bytes | None] = field(default_factory=list)
-    partitions: list[int] = field(default_factory=list)
-    event_offsets: list[int] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    events: int = 0
     labels: list[RawMessage] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     realign: dict[tuple[str, int], int] = field(default_factory=dict)
     records: int = 0
     since: float | None = None  # monotonic time of the first record gathered
     topic_ids: dict[str, str] = field(default_factory=dict)  # stored with the offsets
-    # slices of `values` already submitted to the decoding child: (first position, future)
-    decoding: list[tuple[int, Future]] = field(default_factory=list)
-
-    def add_events(self, partition: int, msgs: list[Any]) -> None:
-        self.values.extend([m.value for m in msgs])
-        self.event_offsets.extend([m.offset for m in msgs])
-        self.partitions.extend([partition] * len(msgs))
+    # each poll's chunks as submitted to the decoding child, in order
+    decoding: list[Future] = field(default_factory=list)
 
     def forget_offsets(self, topics: set[str]) -> None:
         self.offsets = {k: o for k, o in self.offsets.items() if k[0] not in topics}
@@ -224,7 +221,8 @@ class KafkaIngestor:
         limits = {"max_message_bytes": decoder.config.ingest.max_message_bytes,
                   "max_id_length": decoder.config.ingest.max_id_length}
         self._fast: FastDecoder | DecodePool = (
-            DecodePool(models, **limits) if decode_workers(config) else
+            DecodePool(models, **limits, workers=decode_workers(config))
+            if decode_workers(config) else
             FastDecoder(models, **limits))
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
@@ -307,6 +305,9 @@ class KafkaIngestor:
         self._start_decoder()  # the decoding child imports while the group is joined
         consumer = self._factory(**options)
         self._consumer = consumer  # before subscribing: the listener uses it
+        if not install(consumer, [cfg.events_topic]):
+            log.warning("this kafka-python cannot hand over record batches whole; parsing "
+                        "event records on the polling thread (slower ingest)")
         try:
             consumer.subscribe([cfg.events_topic, cfg.labels_topic],
                                listener=_SeekToStored(self))
@@ -440,25 +441,27 @@ class KafkaIngestor:
         if realign:
             self._pending.realign.update(realign)
         pending = self._pending
-        first_new = len(pending.values)
+        new_chunks: list[Chunk] = []
         for tp, msgs in records.items():
             if tp.topic == self._config.labels_topic:
                 pending.labels.extend(RawMessage(m.value, "kafka", tp.topic, tp.partition,
                                                  m.offset) for m in msgs)
+                pending.records += len(msgs)
             else:
-                pending.add_events(tp.partition, msgs)
-            pending.records += len(msgs)
+                chunks, events = chunks_of(tp.partition, msgs)
+                new_chunks += chunks
+                pending.events += events
+                pending.records += events
             if tp.topic not in recreated:
                 pending.offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
         if pending.records and pending.since is None:
             pending.since = time.monotonic()
-        if isinstance(self._fast, DecodePool) and len(pending.values) > first_new:
-            # the child decodes this poll while the next one is fetched
-            new = slice(first_new, None)
-            pending.decoding.append((first_new, self._fast.submit(
-                RawEvents(self._config.events_topic, pending.values[new],
-                          pending.partitions[new], pending.event_offsets[new]),
-                self._decoder.time_window())))
+        if new_chunks:
+            pending.chunks += new_chunks
+            if isinstance(self._fast, DecodePool):
+                # the child parses and decodes this poll while the next one is fetched
+                pending.decoding.append(self._fast.submit(
+                    self._config.events_topic, new_chunks, self._decoder.time_window()))
         if not records and not pending.records:
             if pending.realign and self._flight is None:
                 self._commit(pending.realign)
@@ -523,13 +526,16 @@ class KafkaIngestor:
         if pending.labels:
             self._decoder.decode_labels(pending.labels, batch)
         offsets = {**pending.realign, **pending.offsets}
-        # decoded by the child as the polls arrived (waits for the last ones)
-        accepted = DecodePool.collect(pending.decoding) if pending.decoding else None
+        topic = self._config.events_topic
+        if pending.decoding:
+            # parsed and decoded by the child as the polls arrived (waits for the last ones)
+            accepted: FastResult | None = DecodePool.collect(pending.decoding)
+            raw = RawEvents(topic, [], [], [])
+        else:
+            accepted, raw = None, expand(topic, pending.chunks)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                if pending.values:
-                    raw = RawEvents(self._config.events_topic, pending.values,
-                                    pending.partitions, pending.event_offsets)
+                if pending.chunks:
                     return self._store.write_raw_events(
                         raw, self._fast, self._decoder, batch=batch, offsets=offsets,
                         group_id=self._config.group_id, topic_ids=pending.topic_ids,

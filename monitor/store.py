@@ -293,7 +293,8 @@ class Store:
         and both land in one Arrow table per model, so the first occurrence of an id in the
         batch wins whichever route it took. `batch` may carry labels and quarantine rows
         decoded beforehand: they share the transaction. `accepted`: the fast route's result
-        when it already ran (the ingestor decodes polls in a child process as they arrive).
+        when it already ran (the ingestor decodes polls in a child process as they arrive);
+        when it carries the refused messages, `raw` need hold only the topic.
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
         batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
@@ -304,7 +305,8 @@ class Store:
             accepted = fast.decode(raw, window)
         tables = dict(accepted.tables)
         if accepted.rejected:
-            self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window)
+            self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window,
+                              accepted.rejected_messages)
         staged = {model: (fast.features(model), table) for model, table in tables.items()}
         for model, (features, _) in staged.items():
             self.ensure_model_table(model, features)
@@ -318,15 +320,19 @@ class Store:
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
-                     window: tuple[datetime, datetime]) -> None:
-        """pydantic for the messages the fast route did not take: its events join the
-        model's table (with their positions), its quarantine rows the batch."""
-        messages = [RawMessage(raw.values[i], "kafka", raw.topic, raw.partitions[i],
-                               raw.offsets[i]) for i in slow]
+                     window: tuple[datetime, datetime],
+                     given: list[tuple[bytes | None, int, int]] | None = None) -> None:
+        """pydantic for the messages the fast route did not take (`given`, or looked up in
+        `raw` by position): its events join the model's table (with their positions), its
+        quarantine rows the batch."""
+        if given is None:
+            given = [(raw.values[i], raw.partitions[i], raw.offsets[i]) for i in slow]
+        messages = [RawMessage(value, "kafka", raw.topic, partition, offset)
+                    for value, partition, offset in given]
         events = decoder.decode_events(messages, DecodedBatch(), window=window)
         batch.quarantine.extend(events.quarantine)
         batch.duplicates_in_batch += events.duplicates_in_batch
-        ord_of = {(raw.partitions[i], raw.offsets[i]): i for i in slow}
+        ord_of = {(m.partition, m.offset): i for m, i in zip(messages, slow, strict=True)}
         for model, rows in events.events.items():
             if not len(rows):
                 continue

@@ -16,6 +16,7 @@ from monitor.config import parse_config
 from monitor.decode import Decoder, RawMessage
 from monitor.decodepool import DecodePool
 from monitor.fastdecode import FastDecoder, RawEvents
+from monitor.recordbatches import runs_of
 from monitor.store import Store
 
 CONFIG = parse_config("""
@@ -179,8 +180,9 @@ def test_child_process_decodes_exactly_as_in_process():
         assert there.tables[model].equals(table)
 
 
-def test_polls_decoded_as_they_arrive_match_the_whole_batch():
-    """The ingestor submits each poll to the child and collects them at flush: positions
+@pytest.mark.parametrize("workers", [1, 2])
+def test_polls_decoded_as_they_arrive_match_the_whole_batch(workers):
+    """The ingestor submits each poll to the child(ren) and collects them at flush: positions
     (`ord`, `rejected`) must come out as if the whole batch had been decoded at once."""
     raw = RawEvents("events", TRICKY, [i % 2 for i in range(len(TRICKY))],
                     list(range(len(TRICKY))))
@@ -188,15 +190,17 @@ def test_polls_decoded_as_they_arrive_match_the_whole_batch():
     whole = fast_decoder().decode(raw, window)
     cuts = [0, 1, 7, len(TRICKY) // 2, len(TRICKY)]
     pool = DecodePool(MODELS, max_message_bytes=CONFIG.ingest.max_message_bytes,
-                      max_id_length=CONFIG.ingest.max_id_length)
+                      max_id_length=CONFIG.ingest.max_id_length, workers=workers)
     try:
-        parts = [(a, pool.submit(RawEvents("events", TRICKY[a:b], raw.partitions[a:b],
-                                           raw.offsets[a:b]), window))
+        parts = [pool.submit("events", runs_of(RawEvents(
+                     "events", TRICKY[a:b], raw.partitions[a:b], raw.offsets[a:b])), window)
                  for a, b in zip(cuts, cuts[1:], strict=False)]
         gathered = DecodePool.collect(parts)
     finally:
         pool.close()
     assert gathered.rejected == whole.rejected and len(whole.rejected) > 10
+    assert gathered.rejected_messages == [(None if raw.values[i] is None else bytes(
+        raw.values[i]), raw.partitions[i], raw.offsets[i]) for i in whole.rejected]
     assert sorted(gathered.tables) == sorted(whole.tables)
     for model, table in whole.tables.items():
         assert gathered.tables[model].equals(table), model

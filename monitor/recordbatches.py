@@ -1,0 +1,307 @@
+"""Kafka record batches handed over whole: the polling thread parses no event records.
+
+kafka-python parses every record in Python as `poll` returns it (varints, a record object and a
+ConsumerRecord per message): about 12 µs of CPU per event on the thread that also fetches,
+which capped ingest near the bare client's own fetch rate. For the events topic driftd asks
+the fetcher for each v2 record batch as one item instead (`install`): its bytes, where to start
+(a fetch may begin inside a batch) and its partition. The batch's records are parsed where the
+events are decoded — the decoding child process, or the store thread — with kafka-python's own
+`DefaultRecordBatch` (`expand`).
+
+The fetcher still does everything else itself: CRC checks, transactions (aborted batches and
+control batches are skipped before a batch is handed over), positions (the item's offset is the
+batch's last offset, so the position moves past the batch as it would record by record).
+Batches of the old message formats (v0/v1) stay record by record. The hook replaces a class the
+fetcher instantiates (`Fetcher.PartitionRecords`); where a kafka-python release lacks it,
+`install` returns False and records are parsed as before.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from kafka.record.default_records import DefaultRecordBatch
+
+from monitor.fastdecode import RawEvents
+
+
+class RawBatch:
+    """One v2 record batch of a partition: its bytes, and the first offset to take from it."""
+
+    __slots__ = ("partition", "first", "count", "data")
+
+    def __init__(self, partition: int, first: int, count: int, data: bytes | bytearray):
+        self.partition = partition
+        self.first = first
+        self.count = count  # records from `first` on (exact unless the batch was compacted)
+        self.data = data
+
+    def __len__(self) -> int:  # the fetcher sizes record values for its metrics
+        return len(self.data)
+
+
+@dataclass
+class RecordRun:
+    """Records the fetcher parsed itself (old message formats, or no hook): values as given."""
+
+    partition: int
+    values: list[bytes | None]
+    offsets: list[int]
+
+
+Chunk = RawBatch | RecordRun
+
+
+class _BatchAsRecord:
+    """What the fetcher sees of a handed-over batch: one record whose value is the batch."""
+
+    __slots__ = ("offset", "timestamp", "timestamp_type", "value", "size_in_bytes")
+    key = None
+    headers: list = []
+    checksum = None
+
+    def __init__(self, batch: Any, value: RawBatch):
+        self.offset = batch.last_offset  # the fetcher's position moves to last_offset + 1
+        self.timestamp = batch.max_timestamp
+        self.timestamp_type = batch.timestamp_type
+        self.value = value
+        self.size_in_bytes = batch.size_in_bytes
+
+    def validate_crc(self) -> bool:  # v2 records carry no CRC; the batch's was checked
+        return True
+
+
+class _WholeBatch:
+    """A v2 batch that iterates as one record; every other attribute is the batch's."""
+
+    def __init__(self, batch: Any, partition: int, first: int):
+        self._batch = batch
+        self._partition = partition
+        self._first = first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+    def __iter__(self) -> Iterator[_BatchAsRecord]:
+        batch = self._batch
+        first = max(self._first, batch.base_offset)
+        count = min(batch.records_count, batch.last_offset - first + 1)
+        yield _BatchAsRecord(batch, RawBatch(self._partition, first, count, batch._buffer))
+
+
+class _Taken(list):
+    """Handed-over batches taken in one go. Its `len` is the records they hold: the fetcher
+    subtracts `len(taken)` from the poll's `max_records`, and that budget counts records."""
+
+    def __init__(self, items: list, records: int):
+        super().__init__(items)
+        self.records = records
+
+    def __len__(self) -> int:  # never below the item count: an empty-looking take is dropped
+        return max(self.records, super().__len__())
+
+
+class _WholeBatches:
+    """A fetch response's records whose v2 batches iterate whole."""
+
+    def __init__(self, records: Any, partition: int, first: int):
+        self._records = records
+        self._partition = partition
+        self._first = first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records, name)
+
+    def next_batch(self) -> Any:
+        batch = self._records.next_batch()
+        if batch is None or batch.magic != 2 or not hasattr(batch, "_buffer"):
+            return batch
+        return _WholeBatch(batch, self._partition, self._first)
+
+
+def install(consumer: Any, topics: Iterable[str]) -> bool:
+    """Make `consumer` return the v2 record batches of `topics` whole (values: `RawBatch`).
+    False when this kafka-python has no such hook: records then come one by one as usual."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    base = getattr(fetcher, "PartitionRecords", None)
+    if not isinstance(base, type) or not hasattr(base, "_unpack_records"):
+        return False
+    whole = frozenset(topics)
+
+    class WholeBatchRecords(base):  # type: ignore[misc, valid-type]
+        def __init__(self, fetch_offset: int, tp: Any, records: Any, *args: Any,
+                     **kwargs: Any):
+            self._whole = tp.topic in whole
+            if self._whole:
+                records = _WholeBatches(records, tp.partition, fetch_offset)
+            super().__init__(fetch_offset, tp, records, *args, **kwargs)
+
+        def take(self, n: int | None = None) -> list:
+            """Batches up to `n` records (`max_poll_records` keeps counting records), at
+            least one; the fetcher counts what it got by `len`, here the record count."""
+            if not self._whole or n is None:
+                return super().take(n)
+            taken: list = []
+            records = 0
+            while records < n:
+                more = super().take(1)
+                if not more:
+                    break
+                taken += more
+                value = more[0].value
+                records += value.count if type(value) is RawBatch else 1
+            return _Taken(taken, records)
+
+    fetcher.PartitionRecords = WholeBatchRecords
+    return True
+
+
+def chunks_of(partition: int, msgs: Sequence[Any]) -> tuple[list[Chunk], int]:
+    """One partition's polled records as chunks (in order), and how many events they hold."""
+    if all(type(m.value) is RawBatch for m in msgs):
+        return [m.value for m in msgs], sum(m.value.count for m in msgs)
+    chunks: list[Chunk] = []
+    events = 0
+    for m in msgs:
+        value = m.value
+        if type(value) is RawBatch:
+            chunks.append(value)
+            events += value.count
+            continue
+        if not chunks or not isinstance(chunks[-1], RecordRun):
+            chunks.append(RecordRun(partition, [], []))
+        run = chunks[-1]
+        assert isinstance(run, RecordRun)
+        run.values.append(value)
+        run.offsets.append(m.offset)
+        events += 1
+    return chunks, events
+
+
+def runs_of(raw: RawEvents) -> list[RecordRun]:
+    """`raw` as runs of consecutive messages of one partition (chunks, for `expand`)."""
+    partitions = np.asarray(raw.partitions, dtype=np.int64)
+    cuts = (np.flatnonzero(np.diff(partitions)) + 1).tolist()
+    bounds = list(zip([0, *cuts], [*cuts, len(partitions)], strict=True))
+    return [RecordRun(int(partitions[a]), list(raw.values[a:b]),
+                      np.asarray(raw.offsets[a:b], dtype=np.int64).tolist())
+            for a, b in bounds if b > a]
+
+
+def expand(topic: str, chunks: Iterable[Chunk | tuple],
+           unpack: Callable[[tuple], RecordRun] | None = None) -> RawEvents:
+    """The events of `chunks`, in order, as one column-shaped batch. Batches are parsed here
+    (kafka-python's DefaultRecordBatch: decompression included); `unpack` turns a packed run
+    (a tuple, as the decoding child receives them) back into a RecordRun."""
+    values: list[Any] = []
+    partitions: list[int] = []
+    offsets: list[int] = []
+    for chunk in chunks:
+        if isinstance(chunk, tuple):
+            assert unpack is not None
+            chunk = unpack(chunk)
+        if isinstance(chunk, RecordRun):
+            values += chunk.values
+            offsets += chunk.offsets
+            partitions += [chunk.partition] * len(chunk.values)
+            continue
+        n = len(values)
+        batch_values, batch_offsets = batch_records(chunk.data, chunk.first)
+        values += batch_values
+        offsets += batch_offsets
+        partitions += [chunk.partition] * (len(values) - n)
+    return RawEvents(topic, values, partitions, offsets)
+
+
+# a v2 record batch's header (KIP-98): base offset, length, leader epoch, magic, crc,
+# attributes, last offset delta, first and max timestamps, producer id/epoch, base sequence,
+# record count; the records follow
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_COMPRESSION_MASK = 0x07
+
+
+def batch_records(data: bytes | bytearray, first: int) -> tuple[list[bytes | None], list[int]]:
+    """The values and offsets of a v2 batch's records from offset `first` on.
+
+    Uncompressed batches are read here, without a record object per message (2.0–2.5 µs per
+    event against 4.9–6.0 for iterating kafka-python's DefaultRecordBatch: bench/README.md);
+    compressed ones, and any batch this reading does not take cleanly, by kafka-python's
+    DefaultRecordBatch (decompression, and its CorruptRecordError for a damaged batch).
+    tests/monitor/test_recordbatches.py holds the two readings equal.
+    """
+    data = bytes(data)
+    if not _HEADER.unpack_from(data)[5] & _COMPRESSION_MASK:
+        try:
+            return _uncompressed_records(data, first)
+        except (IndexError, ValueError):
+            pass
+    values: list[bytes | None] = []
+    offsets: list[int] = []
+    for record in DefaultRecordBatch(data):
+        if record.offset >= first:
+            values.append(record.value)
+            offsets.append(record.offset)
+    return values, offsets
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at `pos`, and the position after it."""
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def _uncompressed_records(data: bytes, first: int) -> tuple[list[bytes | None], list[int]]:
+    """Record = length, attributes (1 byte), timestamp delta, offset delta, key length, key,
+    value length, value, headers: varints are zigzag-encoded; one-byte ones are read inline.
+    Raises IndexError/ValueError on a batch that does not add up."""
+    header = _HEADER.unpack_from(data)
+    base, count = header[0], header[12]
+    values: list[bytes | None] = []
+    offsets: list[int] = []
+    pos = _HEADER.size
+    for _ in range(count):
+        b = data[pos]
+        if b < 0x80:
+            length, pos = (b >> 1) ^ -(b & 1), pos + 1
+        else:
+            length, pos = _varint(data, pos)
+        end = pos + length
+        p = pos + 1  # past the attributes byte
+        while data[p] & 0x80:  # the timestamp delta: not needed
+            p += 1
+        b = data[p + 1]
+        if b < 0x80:
+            delta, p = (b >> 1) ^ -(b & 1), p + 2
+        else:
+            delta, p = _varint(data, p + 1)
+        b = data[p]
+        if b < 0x80:
+            key_length, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            key_length, p = _varint(data, p)
+        if key_length > 0:
+            p += key_length
+        b = data[p]
+        if b < 0x80:
+            value_length, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            value_length, p = _varint(data, p)
+        if p + max(value_length, 0) > end or length < 0:
+            raise ValueError("record overruns its length")
+        if base + delta >= first:
+            values.append(data[p:p + value_length] if value_length >= 0 else None)
+            offsets.append(base + delta)
+        pos = end
+    if pos != len(data):
+        raise ValueError("records do not fill the batch")
+    return values, offsets
