@@ -162,10 +162,11 @@ class FastDecoder:
             "source": pa.repeat(pa.scalar("kafka"), n),
             "topic": pa.repeat(pa.scalar(raw.topic, pa.string()), n),
         }
+        some_missing = any(f is None for f in feature_sets)  # once, not once per feature
         for j, kind in enumerate(self._features[model].values()):
             attr = get(f"f{j}")
             values = [None if f is None else attr(f) for f in feature_sets] if (
-                None in feature_sets) else list(map(attr, feature_sets))
+                some_missing) else list(map(attr, feature_sets))
             columns[f"__f{j}"] = pa.array(values, pa.float64() if kind == "numeric"
                                           else pa.string())
         table = pa.table(columns)
