@@ -86,7 +86,7 @@ def _decode_chunks(topic: str, chunks: list, window: tuple[datetime, datetime]
                    ) -> tuple[dict[str, bytes], list[int], list[tuple], int]:
     """In the child: parse the record batches, decode; each model's table as Arrow IPC bytes,
     the refused messages' positions and (value, partition, offset), and how many there were."""
-    raw = expand(topic, chunks, _unpack_run)
+    raw = expand(topic, [_unpack_run(c) if isinstance(c, tuple) else c for c in chunks])
     assert _worker is not None
     result = _worker.decode(raw, window)
     tables = {}

@@ -103,7 +103,6 @@ class _Pending:
     of records), label messages, next offsets."""
 
     chunks: list[Chunk] = field(default_factory=list)
-    events: int = 0
     labels: list[RawMessage] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     realign: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -220,9 +219,9 @@ class KafkaIngestor:
         models = {m: dict(c.features) for m, c in decoder.config.models.items()}
         limits = {"max_message_bytes": decoder.config.ingest.max_message_bytes,
                   "max_id_length": decoder.config.ingest.max_id_length}
+        workers = decode_workers(config)
         self._fast: FastDecoder | DecodePool = (
-            DecodePool(models, **limits, workers=decode_workers(config))
-            if decode_workers(config) else
+            DecodePool(models, **limits, workers=workers) if workers else
             FastDecoder(models, **limits))
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
@@ -450,7 +449,6 @@ class KafkaIngestor:
             else:
                 chunks, events = chunks_of(tp.partition, msgs)
                 new_chunks += chunks
-                pending.events += events
                 pending.records += events
             if tp.topic not in recreated:
                 pending.offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1

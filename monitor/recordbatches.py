@@ -19,7 +19,7 @@ fetcher instantiates (`Fetcher.PartitionRecords`); where a kafka-python release 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,19 +75,24 @@ class _BatchAsRecord:
         return True
 
 
-class _WholeBatch:
-    """A v2 batch that iterates as one record; every other attribute is the batch's."""
+class _Wrapper:
+    """Stands in for a kafka-python object (`_wrapped`), for one partition's fetch that
+    started at offset `_first`; every attribute not defined here is the wrapped object's."""
 
-    def __init__(self, batch: Any, partition: int, first: int):
-        self._batch = batch
+    def __init__(self, wrapped: Any, partition: int, first: int):
+        self._wrapped = wrapped
         self._partition = partition
         self._first = first
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._batch, name)
+        return getattr(self._wrapped, name)
+
+
+class _WholeBatch(_Wrapper):
+    """A v2 batch that iterates as one record."""
 
     def __iter__(self) -> Iterator[_BatchAsRecord]:
-        batch = self._batch
+        batch = self._wrapped
         first = max(self._first, batch.base_offset)
         count = min(batch.records_count, batch.last_offset - first + 1)
         yield _BatchAsRecord(batch, RawBatch(self._partition, first, count, batch._buffer))
@@ -105,19 +110,11 @@ class _Taken(list):
         return max(self.records, super().__len__())
 
 
-class _WholeBatches:
+class _WholeBatches(_Wrapper):
     """A fetch response's records whose v2 batches iterate whole."""
 
-    def __init__(self, records: Any, partition: int, first: int):
-        self._records = records
-        self._partition = partition
-        self._first = first
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._records, name)
-
     def next_batch(self) -> Any:
-        batch = self._records.next_batch()
+        batch = self._wrapped.next_batch()
         if batch is None or batch.magic != 2 or not hasattr(batch, "_buffer"):
             return batch
         return _WholeBatch(batch, self._partition, self._first)
@@ -166,16 +163,17 @@ def chunks_of(partition: int, msgs: Sequence[Any]) -> tuple[list[Chunk], int]:
         return [m.value for m in msgs], sum(m.value.count for m in msgs)
     chunks: list[Chunk] = []
     events = 0
+    run: RecordRun | None = None  # the run the next single record joins
     for m in msgs:
         value = m.value
         if type(value) is RawBatch:
             chunks.append(value)
             events += value.count
+            run = None
             continue
-        if not chunks or not isinstance(chunks[-1], RecordRun):
-            chunks.append(RecordRun(partition, [], []))
-        run = chunks[-1]
-        assert isinstance(run, RecordRun)
+        if run is None:
+            run = RecordRun(partition, [], [])
+            chunks.append(run)
         run.values.append(value)
         run.offsets.append(m.offset)
         events += 1
@@ -192,18 +190,13 @@ def runs_of(raw: RawEvents) -> list[RecordRun]:
             for a, b in bounds if b > a]
 
 
-def expand(topic: str, chunks: Iterable[Chunk | tuple],
-           unpack: Callable[[tuple], RecordRun] | None = None) -> RawEvents:
-    """The events of `chunks`, in order, as one column-shaped batch. Batches are parsed here
-    (kafka-python's DefaultRecordBatch: decompression included); `unpack` turns a packed run
-    (a tuple, as the decoding child receives them) back into a RecordRun."""
+def expand(topic: str, chunks: Iterable[Chunk]) -> RawEvents:
+    """The events of `chunks`, in order, as one column-shaped batch; batches are read here
+    (`batch_records`)."""
     values: list[Any] = []
     partitions: list[int] = []
     offsets: list[int] = []
     for chunk in chunks:
-        if isinstance(chunk, tuple):
-            assert unpack is not None
-            chunk = unpack(chunk)
         if isinstance(chunk, RecordRun):
             values += chunk.values
             offsets += chunk.offsets

@@ -117,12 +117,23 @@ def test_install_declines_a_client_without_the_hook():
 
 
 def _produce(bootstrap, topic, values, **options):
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=200,
-                             batch_size=4 * 1024 * 1024, **options)
+    """To partition 0, in large batches unless `options` say otherwise."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap,
+                             **{"linger_ms": 200, "batch_size": 4 * 1024 * 1024, **options})
     for v in values:
         producer.send(topic, value=v, partition=0)
     producer.flush(10)
     producer.close(5)
+
+
+def _installed_consumer(bootstrap, topic, **options):
+    """A consumer of the topic's partition 0 that gets its batches whole."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, **options)
+    assert install(consumer, [topic])
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    return consumer, tp
 
 
 @pytest.mark.parametrize("compression", [None, "gzip"], ids=["plain", "gzip"])
@@ -130,11 +141,7 @@ def test_the_installed_consumer_returns_whole_batches(broker, compression):
     topic = f"whole-{uuid.uuid4().hex[:8]}"
     _produce(broker.bootstrap, topic, [_event(i) for i in range(600)],
              compression_type=compression)
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=10_000)
-    assert install(consumer, [topic])
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
+    consumer, tp = _installed_consumer(broker.bootstrap, topic, consumer_timeout_ms=10_000)
     got = []
     for _ in range(50):
         for msgs in consumer.poll(timeout_ms=500).values():
@@ -154,17 +161,9 @@ def test_max_poll_records_still_counts_records(broker):
     """A poll returns whole batches up to `max_poll_records` records (one batch at least),
     not that many batches."""
     topic = f"whole-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50,
-                             batch_size=8192)
-    for i in range(2000):
-        producer.send(topic, value=_event(i), partition=0)
-    producer.flush(10)
-    producer.close(5)
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, max_poll_records=250)
-    assert install(consumer, [topic])
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
+    _produce(broker.bootstrap, topic, [_event(i) for i in range(2000)], linger_ms=50,
+             batch_size=8192)
+    consumer, tp = _installed_consumer(broker.bootstrap, topic, max_poll_records=250)
     polls = []
     for _ in range(100):
         got = [m for msgs in consumer.poll(timeout_ms=500).values() for m in msgs]
