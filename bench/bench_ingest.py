@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -252,6 +254,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     store = configured_store(db, config.store)
     parts: dict[str, float] = {}
     first: list[tuple[float, float]] = []
+    threads_at_first: dict[int, tuple[str, float]] = {}
 
     class TimedConsumer(KafkaConsumer):
         def poll(self, *args, **kwargs):
@@ -260,6 +263,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
             if records and not first:
                 first.append((time.perf_counter(), time.process_time()))
                 parts["child:cpu"] = -decoding_children_cpu(ingestor)
+                threads_at_first.update(threads_cpu())
             if first:
                 parts["poll"] = parts.get("poll", 0.0) + time.perf_counter() - t0
                 parts["poll:cpu"] = parts.get("poll:cpu", 0.0) + time.thread_time() - c0
@@ -283,6 +287,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
         n += stats.events + stats.quarantined + stats.duplicates
     end, cpu_end = time.perf_counter(), time.process_time()
     parts["child:cpu"] = parts.get("child:cpu", 0.0) + decoding_children_cpu(ingestor)
+    parts.update(thread_cpu_parts(threads_at_first, threads_cpu()))
     if profiler:
         profiler.disable()
     ingestor.close()
@@ -312,6 +317,36 @@ def process_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def threads_cpu() -> dict[int, tuple[str, float]]:
+    """Per thread of this process: its name (Python's, else the OS one: DuckDB's workers
+    are unnamed "python" threads) and CPU seconds so far (Linux /proc)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                head, fields = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = fields.split()
+        name = names.get(int(tid)) or f"native:{head.split('(', 1)[1]}"
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def thread_cpu_parts(before: dict[int, tuple[str, float]],
+                     after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per thread name between two `threads_cpu` snapshots (same names summed)."""
+    parts: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        used = cpu - before.get(tid, (name, 0.0))[1]
+        if used > 0:
+            key = f"thread:{re.sub(r'_[0-9]+$', '', name)}"
+            parts[key] = parts.get(key, 0.0) + used
+    return parts
 
 
 def decoding_children_cpu(ingestor) -> float:
@@ -476,12 +511,14 @@ def main() -> None:
                              "default 1 MiB: a poll returns at most that much per partition)")
     parser.add_argument("--default-session", action="store_true",
                         help="kafka-python's default session timeout (slow tansu group join)")
-    parser.add_argument("--decode-workers", type=int, default=None, choices=(0, 1),
-                        help="kafka.decode_workers (default: the config default, 0)")
+    parser.add_argument("--decode-workers", type=int, default=None, choices=range(17),
+                        metavar="0-16", help="kafka.decode_workers (default: the config "
+                        "default, one decoding child with >= 2 CPUs)")
     parser.add_argument("--checkpoint-threshold", default=None,
                         help="store.checkpoint_threshold (default: the config default)")
     parser.add_argument("--store-threads", type=int, default=None,
-                        help="store.threads, DuckDB's worker threads (default: every core)")
+                        help="store.threads, DuckDB's threads for window loads and exports "
+                        "(default: every core; appends always run on one)")
     parser.add_argument("--flush-max-records", type=int, default=None,
                         help="kafka.flush_max_records (default: the config default)")
     parser.add_argument("--profile", action="store_true", help="cProfile one ingest round")
@@ -577,6 +614,11 @@ def main() -> None:
     print(f"{'broker (tansu) CPU, whole consumer run incl. group join':<48}{'':>8}"
           f"{ingest.parts.get('broker:cpu', 0.0):>8.3f}   (bare run: "
           f"{bare.parts.get('broker:cpu', 0.0):.3f} s)")
+    threads = sorted(((k.removeprefix("thread:"), v) for k, v in ingest.parts.items()
+                      if k.startswith("thread:")), key=lambda kv: -kv[1])
+    if threads:
+        print("  daemon process CPU by thread over the steady window (s): " + ", ".join(
+            f"{name} {cpu:.2f}" for name, cpu in threads))
     for label, clock in stage_clocks.items():
         print(_row(label, n, clock.wall, clock.cpu, None))
     share = ingest_rate / bare_rate

@@ -34,6 +34,12 @@ def export_training_data(store: Store, model: str, cfg: ModelConfig, out_dir: Pa
     Events in [since, until) left-joined with their labels (unlabelled events kept with a
     null label). Re-exporting the same range gives byte-identical files.
     """
+    with store.parallel():  # a join and Parquet writes over the whole range
+        return _export(store, model, cfg, out_dir, since, until)
+
+
+def _export(store: Store, model: str, cfg: ModelConfig, out_dir: Path,
+            since: datetime | None, until: datetime | None) -> dict[str, Any]:
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: output directory exists and is not empty")

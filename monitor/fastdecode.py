@@ -100,6 +100,9 @@ class FastDecoder:
             union: Any = functools.reduce(operator.or_, self._types.values())
             self._decode = msgspec.json.Decoder(union).decode
         self._model_of = {t: m for m, t in self._types.items()}
+        self._rows = {m: pa.struct([(f"f{j}", pa.float64() if kind == "numeric" else pa.string())
+                                    for j, kind in enumerate(f.values())])
+                      for m, f in self._features.items()}
         self._max_bytes = max_message_bytes
 
     def features(self, model: str) -> dict[str, str]:
@@ -162,13 +165,15 @@ class FastDecoder:
             "source": pa.repeat(pa.scalar("kafka"), n),
             "topic": pa.repeat(pa.scalar(raw.topic, pa.string()), n),
         }
-        some_missing = any(f is None for f in feature_sets)  # once, not once per feature
-        for j, kind in enumerate(self._features[model].values()):
-            attr = get(f"f{j}")
-            values = [None if f is None else attr(f) for f in feature_sets] if (
-                some_missing) else list(map(attr, feature_sets))
-            columns[f"__f{j}"] = pa.array(values, pa.float64() if kind == "numeric"
-                                          else pa.string())
+        if self._features[model]:
+            # one tuple per event, turned into columns by Arrow in C (a struct array, its
+            # fields taking the nulls of events without features): a third of the cost of
+            # reading each feature attribute into its own list
+            astuple = msgspec.structs.astuple
+            rows = ([None if f is None else astuple(f) for f in feature_sets]
+                    if any(f is None for f in feature_sets) else list(map(astuple, feature_sets)))
+            for j, column in enumerate(pa.array(rows, self._rows[model]).flatten()):
+                columns[f"__f{j}"] = column
         table = pa.table(columns)
         if ts_ok.all():
             return table, []

@@ -31,6 +31,11 @@ class RetentionStats:
 def apply_retention(store: Store, config: Config, now: datetime) -> RetentionStats:
     """Delete events older than `store.retention_days`, quarantine older than its own horizon,
     and labels without an event (never seen, or deleted) after `label_pending_days`."""
+    with store.parallel():  # scans of whole tables
+        return _apply_retention(store, config, now)
+
+
+def _apply_retention(store: Store, config: Config, now: datetime) -> RetentionStats:
     cfg = config.store
     events = labels = quarantine = 0
     con = store.con

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,11 +134,18 @@ class Store:
         settings: dict[str, str | int] = {}
         if memory_limit is not None:
             settings["memory_limit"] = memory_limit
-        if threads is not None:
-            settings["threads"] = threads
         if checkpoint_threshold is not None:
             settings["checkpoint_threshold"] = checkpoint_threshold
         self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
+        # DuckDB runs on one thread outside `parallel()`. The store's steady work is the
+        # ingest's appends and their checkpoints, where DuckDB's worker threads cost the
+        # daemon ~5 CPU-µs per event more than they save (bench/README.md, "one DuckDB
+        # thread"); window loads and exports take `threads` (default: DuckDB's, every core).
+        self._threads = threads or self._con.execute(
+            "SELECT current_setting('threads')").fetchone()[0]
+        self._con.execute("SET threads = 1")
+        self._parallel_lock = threading.Lock()
+        self._parallel_users = 0
         self._local = threading.local()
         self._ddl_lock = threading.Lock()
         self._known_tables: dict[str, frozenset[str]] = {}
@@ -147,6 +154,22 @@ class Store:
 
     def close(self) -> None:
         self._con.close()
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Let DuckDB use the configured threads while a bulk read or export runs (from any
+        thread; nested or concurrent uses share them); it returns to one thread after."""
+        with self._parallel_lock:
+            self._parallel_users += 1
+            if self._parallel_users == 1 and self._threads > 1:
+                self.con.execute(f"SET threads = {int(self._threads)}")
+        try:
+            yield
+        finally:
+            with self._parallel_lock:
+                self._parallel_users -= 1
+                if self._parallel_users == 0 and self._threads > 1:
+                    self.con.execute("SET threads = 1")
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -212,6 +235,10 @@ class Store:
         first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
         con.register("__events", table)
         try:
+            # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
+            # batch insert, whose threads cost more than they save on appends of this size:
+            # 6.9–7.0 against 10.1–11.5 CPU-µs per row, and 25 % more rows/s, with 2 threads
+            # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
             return con.execute(
                 f"""INSERT INTO {events_table(model)}
                 (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
@@ -219,9 +246,9 @@ class Store:
                 SELECT event_id, model_version, ts, prediction, prediction_class, extras,
                  type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
                 FROM __events {first_of_each if repeated else ""}
-                {"ON CONFLICT DO NOTHING" if on_conflict else ""}""",
+                {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
                 [now],
-            ).fetchone()[0]
+            ).to_arrow_table().num_rows
         finally:
             con.unregister("__events")
 
@@ -497,6 +524,12 @@ class Store:
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
     ) -> Window:
         """Events with start <= ts < end joined with their labels, as typed columns."""
+        with self.parallel():
+            return self._load_window(model, features, start, end)
+
+    def _load_window(
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+    ) -> Window:
         self.ensure_model_table(model, features)
         table = events_table(model)
         con = self.con

@@ -123,3 +123,76 @@ def test_duckdb_limits_from_the_config(tmp_path):
     path.write_text(f"store: {{path: s.duckdb, memory_limit: lots}}\n{body}")
     with pytest.raises(ConfigError, match="store.memory_limit"):
         load_config(path)
+
+
+def test_one_duckdb_thread_outside_bulk_work(tmp_path):
+    """Appends run on one DuckDB thread; `parallel()` lends the configured threads to a bulk
+    read or export, shared by nested and concurrent users, and takes them back after."""
+    import threading
+
+    store = Store(tmp_path / "s.duckdb", threads=3)
+
+    def threads() -> int:
+        return store.con.execute("SELECT current_setting('threads')").fetchone()[0]
+
+    try:
+        assert threads() == 1
+        entered, release = threading.Event(), threading.Event()
+
+        def other():
+            with store.parallel():
+                entered.set()
+                release.wait(10)
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert entered.wait(10)
+        with store.parallel():
+            assert threads() == 3
+            with store.parallel():
+                assert threads() == 3
+            assert threads() == 3  # the inner exit does not end the outer use
+        assert threads() == 3  # the other thread still holds them
+        release.set()
+        worker.join(10)
+        assert threads() == 1
+        with pytest.raises(RuntimeError), store.parallel():
+            raise RuntimeError("a failed export")
+        assert threads() == 1
+    finally:
+        store.close()
+    default = Store(tmp_path / "d.duckdb")  # DuckDB's own count (every core) when unset
+    try:
+        import duckdb
+
+        own = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+        with default.parallel():
+            assert default.con.execute("SELECT current_setting('threads')").fetchone()[0] == own
+    finally:
+        default.close()
+
+
+def test_window_loads_and_exports_run_in_parallel(tmp_path, monkeypatch):
+    from monitor.export import export_training_data
+
+    store = Store(tmp_path / "s.duckdb", threads=2)
+    seen = []
+    real = store._load_window
+
+    def spy(*args):
+        seen.append(store.con.execute("SELECT current_setting('threads')").fetchone()[0])
+        return real(*args)
+
+    monkeypatch.setattr(store, "_load_window", spy)
+    try:
+        store.write_batch(_events(["a", "b"]))
+        window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
+                                   datetime(2026, 11, 23))
+        assert window.frame.height == 2 and seen == [2]
+        monkeypatch.setattr("monitor.export._export", lambda store, *a: seen.append(
+            store.con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        export_training_data(store, "m", CONFIG.models["m"], tmp_path / "out")
+        assert seen == [2, 2]
+        assert store.con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    finally:
+        store.close()
