@@ -65,7 +65,11 @@ def children_peak_kb() -> int:
     """Peak resident set of this process's children (the decoding child), summed."""
     total = 0
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for pid in children:
             try:
                 total += status_kb("VmHWM", pid)
             except (OSError, RuntimeError):

@@ -36,6 +36,7 @@ class StoreConfig(_Strict):
     # DuckDB's own limits (default: 80 % of the machine's RAM, every core): set them to the
     # container's, or the kernel's OOM killer decides instead of DuckDB spilling to disk
     memory_limit: str | None = Field(default=None, pattern=MEMORY_SIZE)
+    # for window loads, exports and retention; the ingest's appends run on one (Store.parallel)
     threads: int | None = Field(default=None, ge=1)
     # how much write-ahead log DuckDB gathers before a commit folds it into the file
     # (compressing it). DuckDB's 16MB means a checkpoint every ~50k ingested events; at
