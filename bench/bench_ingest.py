@@ -181,6 +181,17 @@ class Timing:
         return self.records / self.steady_seconds if self.steady_seconds else 0.0
 
 
+def host_steal() -> float:
+    """CPU seconds the hypervisor has taken from this machine so far, all CPUs (/proc/stat
+    'steal'): a round it grew in ran on less CPU than the others."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_records: int,
                  options: dict, deadline_s: float = 600.0) -> Timing:
     """A plain KafkaConsumer with the ingestor's settings; records are counted, not decoded."""
@@ -201,9 +212,11 @@ def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_reco
         for msgs in records.values():
             if first is None:
                 first, cpu_first = time.perf_counter(), time.process_time()
+                timing.parts["steal"] = -host_steal()
             n += len(msgs)
             timing.batches += 1
     end, cpu_end = time.perf_counter(), time.process_time()
+    timing.parts["steal"] = timing.parts.get("steal", 0.0) + host_steal()
     consumer.close(autocommit=False)
     timing.cpu_seconds = cpu_end - cpu_first if first else 0.0
     timing.records = n
@@ -263,6 +276,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
             if records and not first:
                 first.append((time.perf_counter(), time.process_time()))
                 parts["child:cpu"] = -decoding_children_cpu(ingestor)
+                parts["steal"] = -host_steal()
                 threads_at_first.update(threads_cpu())
             if first:
                 parts["poll"] = parts.get("poll", 0.0) + time.perf_counter() - t0
@@ -288,6 +302,7 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     end, cpu_end = time.perf_counter(), time.process_time()
     parts["child:cpu"] = parts.get("child:cpu", 0.0) + decoding_children_cpu(ingestor)
     parts.update(thread_cpu_parts(threads_at_first, threads_cpu()))
+    parts["steal"] = parts.get("steal", 0.0) + host_steal()
     if profiler:
         profiler.disable()
     ingestor.close()
@@ -579,8 +594,12 @@ def main() -> None:
                     flush_max_records=args.flush_max_records))
                 ingests[-1].parts["broker:cpu"] = process_cpu(broker_pid) - cpu1
                 b, i = bares[-1], ingests[-1]
-                print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s), "
-                      f"ingest {i.rate:,.0f}/s (join {i.join_seconds:.1f} s)", flush=True)
+                print(f"round {r + 1}: bare {b.rate:,.0f}/s (join {b.join_seconds:.1f} s, "
+                      f"steal {b.parts.get('steal', 0.0):.2f} s), ingest {i.rate:,.0f}/s "
+                      f"(join {i.join_seconds:.1f} s, steal {i.parts.get('steal', 0.0):.2f} s, "
+                      f"{i.rate / b.rate:.0%} of bare; CPU {i.cpu_seconds:.1f} s + child "
+                      f"{i.parts.get('child:cpu', 0.0):.1f} s in {i.steady_seconds:.1f} s)",
+                      flush=True)
         config = parse_config(config_text("127.0.0.1:1", workdir / "unused.duckdb", "e", "l",
                                           "g", checkpoint_threshold=args.checkpoint_threshold),
                               check_files=False)

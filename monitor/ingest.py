@@ -46,6 +46,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from detectors.threads import usable_cpus
+from monitor import widereads
 from monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
 from monitor.decode import DecodedBatch, Decoder, RawMessage
 from monitor.decodepool import DecodePool
@@ -307,6 +308,7 @@ class KafkaIngestor:
         if not install(consumer, [cfg.events_topic]):
             log.warning("this kafka-python cannot hand over record batches whole; parsing "
                         "event records on the polling thread (slower ingest)")
+        widereads.install(consumer)  # a speed-up only; False keeps kafka-python's own reads
         try:
             consumer.subscribe([cfg.events_topic, cfg.labels_topic],
                                listener=_SeekToStored(self))
