@@ -237,7 +237,7 @@ class Store:
         try:
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
             # batch insert, whose threads cost more than they save on appends of this size:
-            # 6.9–7.0 against 10.1–11.5 CPU-µs per row, and 25 % more rows/s, with 2 threads
+            # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
             return con.execute(
                 f"""INSERT INTO {events_table(model)}
