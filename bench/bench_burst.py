@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from procstat import status_kb  # noqa: E402
+
 MODEL = "burst-model"
 CATEGORIES = ("a", "b", "c", "d", "e", "f", "g", "h")
 
@@ -50,15 +52,6 @@ def feature_kinds(count: int) -> dict[str, str]:
     return {(f"cat_{i}" if i % 5 == 4 else f"num_{i}"): ("categorical" if i % 5 == 4
                                                           else "numeric")
             for i in range(count)}
-
-
-def status_kb(field: str, pid: int | str = "self") -> int:
-    """A field of /proc/<pid>/status in kB (VmRSS: now, VmHWM: peak resident set)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/{pid}/status")
 
 
 def children_peak_kb() -> int:

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import status_kb
 from shape import CATEGORY_COUNTS, NUMERIC
 
 DRIFTED_NUMERIC = {0: ("mean", 0.5), 1: ("mean", 0.2), 2: ("scale", 1.5), 3: ("mean", 0.05)}
@@ -60,20 +61,6 @@ def generate(path: Path, rows: int, seed: int, drifted: bool) -> None:
     pl.DataFrame(columns).write_parquet(path)
 
 
-def peak_rss_kib() -> int | None:
-    """This process's peak resident set (VmHWM, KiB), or None off Linux. Not `ru_maxrss`:
-    Linux carries the pre-exec high-water mark of the forked harness into it, so a worker
-    started by a harness holding 500 MB of generated data reported at least that."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def worker(mode: str, reference: str, current: str) -> None:
     """Runs in the child: one comparison, then prints timing and peak RSS as JSON."""
     import resource
@@ -110,7 +97,9 @@ def worker(mode: str, reference: str, current: str) -> None:
             "drifted": sorted({f.feature for f in result.features if f.drifted}),
         }
     done, cpu_done = time.perf_counter(), cpu_seconds()
-    peak_kib = peak_rss_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux carries the forked harness's pre-exec high-water mark into
+    # ru_maxrss, so a worker started by a harness holding 500 MB of data reported that much
+    peak_kib = status_kb("VmHWM")
     print(
         json.dumps(
             {

@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from procstat import host_steal, process_cpu, thread_cpu_parts, threads_cpu  # noqa: E402
 from shape import CATEGORICAL, CATEGORY_COUNTS, NUMERIC, feature_kinds  # noqa: E402
 
 MODEL = "bench-model"
@@ -181,17 +180,6 @@ class Timing:
         return self.records / self.steady_seconds if self.steady_seconds else 0.0
 
 
-def host_steal() -> float:
-    """CPU seconds the hypervisor has taken from this machine so far, all CPUs (/proc/stat
-    'steal'): a round it grew in ran on less CPU than the others."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def consume_bare(bootstrap: str, topics: list[str], expected: int, max_poll_records: int,
                  options: dict, deadline_s: float = 600.0) -> Timing:
     """A plain KafkaConsumer with the ingestor's settings; records are counted, not decoded."""
@@ -322,46 +310,6 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
         print("\ncProfile of one ingest round, polling thread (top 30 by internal time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return timing
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process has used so far (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def threads_cpu() -> dict[int, tuple[str, float]]:
-    """Per thread of this process: its name (Python's, else the OS one: DuckDB's workers
-    are unnamed "python" threads) and CPU seconds so far (Linux /proc)."""
-    names = {t.native_id: t.name for t in threading.enumerate()}
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                head, fields = f.read().rsplit(")", 1)
-        except OSError:
-            continue
-        fields = fields.split()
-        name = names.get(int(tid)) or f"native:{head.split('(', 1)[1]}"
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
-    return out
-
-
-def thread_cpu_parts(before: dict[int, tuple[str, float]],
-                     after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds per thread name between two `threads_cpu` snapshots (same names summed)."""
-    parts: dict[str, float] = {}
-    for tid, (name, cpu) in after.items():
-        used = cpu - before.get(tid, (name, 0.0))[1]
-        if used > 0:
-            key = f"thread:{re.sub(r'_[0-9]+$', '', name)}"
-            parts[key] = parts.get(key, 0.0) + used
-    return parts
 
 
 def decoding_children_cpu(ingestor) -> float:

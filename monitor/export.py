@@ -19,13 +19,14 @@ from monitor import __version__
 from monitor.config import ModelConfig
 from monitor.references import file_sha256
 from monitor.sql import events_table, feature_column, ident
-from monitor.store import Store
+from monitor.store import Store, in_parallel
 
 
 def _iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.replace(microsecond=0).isoformat() + "Z"
 
 
+@in_parallel  # a join and Parquet writes over the whole range
 def export_training_data(store: Store, model: str, cfg: ModelConfig, out_dir: Path, *,
                          since: datetime | None = None, until: datetime | None = None,
                          ) -> dict[str, Any]:
@@ -34,12 +35,6 @@ def export_training_data(store: Store, model: str, cfg: ModelConfig, out_dir: Pa
     Events in [since, until) left-joined with their labels (unlabelled events kept with a
     null label). Re-exporting the same range gives byte-identical files.
     """
-    with store.parallel():  # a join and Parquet writes over the whole range
-        return _export(store, model, cfg, out_dir, since, until)
-
-
-def _export(store: Store, model: str, cfg: ModelConfig, out_dir: Path,
-            since: datetime | None, until: datetime | None) -> dict[str, Any]:
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: output directory exists and is not empty")

@@ -16,7 +16,7 @@ import duckdb
 
 from monitor.config import Config
 from monitor.sql import events_table
-from monitor.store import Store
+from monitor.store import Store, in_parallel
 
 log = logging.getLogger("driftd.retention")
 
@@ -28,14 +28,10 @@ class RetentionStats:
     quarantine: int
 
 
+@in_parallel  # scans of whole tables
 def apply_retention(store: Store, config: Config, now: datetime) -> RetentionStats:
     """Delete events older than `store.retention_days`, quarantine older than its own horizon,
     and labels without an event (never seen, or deleted) after `label_pending_days`."""
-    with store.parallel():  # scans of whole tables
-        return _apply_retention(store, config, now)
-
-
-def _apply_retention(store: Store, config: Config, now: datetime) -> RetentionStats:
     cfg = config.store
     events = labels = quarantine = 0
     con = store.con

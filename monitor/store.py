@@ -7,14 +7,15 @@ Kafka offsets are written in one transaction, so offsets never get ahead of the 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -120,6 +121,18 @@ def configured_store(path: str | Path, cfg: StoreConfig) -> Store:
     """A store at `path` with the config's DuckDB settings (limits, checkpoint threshold)."""
     return Store(path, memory_limit=cfg.memory_limit, threads=cfg.threads,
                  checkpoint_threshold=cfg.checkpoint_threshold)
+
+
+T = TypeVar("T")
+
+
+def in_parallel(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn(store, ...)` run inside `store.parallel()`: for bulk reads, exports and deletes."""
+    @functools.wraps(fn)
+    def with_threads(store: Store, *args: Any, **kwargs: Any) -> T:
+        with store.parallel():
+            return fn(store, *args, **kwargs)
+    return with_threads
 
 
 class Store:
@@ -520,16 +533,11 @@ class Store:
             ).fetchone()[0]
         )
 
+    @in_parallel
     def load_window(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
     ) -> Window:
         """Events with start <= ts < end joined with their labels, as typed columns."""
-        with self.parallel():
-            return self._load_window(model, features, start, end)
-
-    def _load_window(
-        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
-    ) -> Window:
         self.ensure_model_table(model, features)
         table = events_table(model)
         con = self.con

@@ -176,21 +176,19 @@ def test_window_loads_and_exports_run_in_parallel(tmp_path, monkeypatch):
     from monitor.export import export_training_data
 
     store = Store(tmp_path / "s.duckdb", threads=2)
+    store.write_batch(_events(["a", "b"]))
     seen = []
-    real = store._load_window
+    real = store.ensure_model_table  # the first thing both do, inside the parallel section
 
     def spy(*args):
         seen.append(store.con.execute("SELECT current_setting('threads')").fetchone()[0])
         return real(*args)
 
-    monkeypatch.setattr(store, "_load_window", spy)
+    monkeypatch.setattr(store, "ensure_model_table", spy)
     try:
-        store.write_batch(_events(["a", "b"]))
         window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
                                    datetime(2026, 11, 23))
         assert window.frame.height == 2 and seen == [2]
-        monkeypatch.setattr("monitor.export._export", lambda store, *a: seen.append(
-            store.con.execute("SELECT current_setting('threads')").fetchone()[0]))
         export_training_data(store, "m", CONFIG.models["m"], tmp_path / "out")
         assert seen == [2, 2]
         assert store.con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
