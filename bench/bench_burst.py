@@ -161,7 +161,7 @@ def run_child(config: Path, events: int, timeout: float) -> dict:
 
 
 def parent(args: argparse.Namespace) -> int:
-    from monitor.broker import EmbeddedBroker
+    from driftd.monitor.demo.broker import EmbeddedBroker
 
     kinds = feature_kinds(args.features)
     poll_settings = [int(v) if v != "default" else None for v in args.poll_records.split(",")]
@@ -231,11 +231,11 @@ def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 def child(config_path: str, events: int, timeout: float) -> int:
-    from monitor.config import load_config
-    from monitor.decode import Decoder
-    from monitor.ingest import KafkaIngestor
-    from monitor.store import open_store
-    from sinks.prometheus import DriftdMetrics
+    from driftd.monitor.config import load_config
+    from driftd.monitor.ingest.consumer import KafkaIngestor
+    from driftd.monitor.ingest.decode import Decoder
+    from driftd.monitor.store.duckdb_file import open_store
+    from driftd.sinks.prometheus import DriftdMetrics
 
     loaded = load_config(config_path)
     store = open_store(loaded)  # the daemon's store settings (checkpoint threshold)

@@ -1,4 +1,4 @@
-"""Benchmark `detectors.check.compare_files` end to end against Evidently's DataDriftPreset.
+"""Benchmark `detectors.check.compare_tables` end to end against Evidently's DataDriftPreset.
 
 Generates seeded Parquet pairs (reference vs current, 25 columns: 20 numeric, 5 categorical,
 some drifted) and times each comparison in a fresh subprocess, which reports its own wall time
@@ -87,10 +87,10 @@ def worker(mode: str, reference: str, current: str) -> None:
         )
         summary = {"metrics": len(snapshot.dict()["metrics"])}
     else:
-        from detectors.check import compare_files
+        from driftd.detectors.check import compare_tables
 
         imported, cpu_start = time.perf_counter(), cpu_seconds()
-        result = compare_files(reference, current, stattest=MODES[mode])
+        result = compare_tables(reference, current, stattest=MODES[mode])
         summary = {
             "drift": result.drift,
             "entries": len(result.features),

@@ -136,7 +136,7 @@ def fill_window(store, model: str, features: dict[str, str], rows: int, seed: in
     import numpy as np
     import pyarrow as pa
 
-    from monitor.sql import events_table, feature_column
+    from driftd.monitor.store.sql import events_table, feature_column
 
     store.ensure_model_table(model, features)
     table = events_table(model)
@@ -186,9 +186,9 @@ def fill_window(store, model: str, features: dict[str, str], rows: int, seed: in
 
 
 def setup(data: Path, case_list: list[dict], outside_share: float, label_share: float) -> Path:
-    from monitor.config import load_config
-    from monitor.references import register_reference
-    from monitor.store import Store
+    from driftd.monitor.config import load_config
+    from driftd.monitor.store.duckdb_file import Store
+    from driftd.monitor.store.references import register_reference
 
     for r in sorted({c["reference"] for c in case_list}):
         t0 = time.perf_counter()
@@ -227,9 +227,9 @@ def _status() -> dict[str, float]:
 
 def profile_worker(path: str, kinds: dict[str, str]) -> dict:
     """Read a reference and build its profile, as `driftd reference add` does."""
-    from detectors.profile import build_profile
-    from monitor.config import ModelConfig
-    from monitor.references import read_table, reference_frame
+    from driftd.detectors.profile import build_profile
+    from driftd.monitor.config import ModelConfig
+    from driftd.monitor.store.references import read_table, reference_frame
 
     model = ModelConfig(reference=path, features=kinds)
     rss0 = _status()["VmRSS"]
@@ -248,12 +248,12 @@ def profile_worker(path: str, kinds: dict[str, str]) -> dict:
 
 def pass_worker(config_path: str, model: str, runs: int) -> dict:
     """`runs` scheduled passes over the model's window; first is cold, the rest warm."""
-    import monitor.runner as runner_module
-    from monitor.config import load_config
-    from monitor.references import ProfileCache
-    from monitor.runner import DetectorRunner
-    from monitor.store import Store
-    from monitor.windows import TimeWindow
+    import driftd.monitor.service.runner as runner_module
+    from driftd.monitor.config import load_config
+    from driftd.monitor.service.runner import DetectorRunner
+    from driftd.monitor.service.windows import TimeWindow
+    from driftd.monitor.store.duckdb_file import Store
+    from driftd.monitor.store.references import ProfileCache
 
     loaded = load_config(config_path)
     store = Store(loaded.store_path)

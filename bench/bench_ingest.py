@@ -240,11 +240,11 @@ def consume_ingestor(bootstrap: str, events_topic: str, labels_topic: str, expec
     """
     from kafka import KafkaConsumer
 
-    from monitor.config import parse_config
-    from monitor.decode import Decoder
-    from monitor.ingest import KafkaIngestor
-    from monitor.store import configured_store
-    from sinks.prometheus import DriftdMetrics
+    from driftd.monitor.config import parse_config
+    from driftd.monitor.ingest.consumer import KafkaIngestor
+    from driftd.monitor.ingest.decode import Decoder
+    from driftd.monitor.store.duckdb_file import configured_store
+    from driftd.sinks.prometheus import DriftdMetrics
 
     db = workdir / f"ingest-{uuid.uuid4().hex[:8]}.duckdb"
     config = parse_config(config_text(bootstrap, db, events_topic, labels_topic,
@@ -377,7 +377,7 @@ def v2_record_batches(values: list[bytes], per_batch: int = 1800) -> list:
     """The values as Kafka v2 record batches of about a fetch's size (RawBatch chunks)."""
     from kafka.record.default_records import DefaultRecordBatchBuilder
 
-    from monitor.recordbatches import RawBatch
+    from driftd.monitor.ingest.recordbatches import RawBatch
 
     chunks = []
     for start in range(0, len(values), per_batch):
@@ -399,11 +399,11 @@ def stages_alone(values: list[bytes], topic: str, config, workdir: Path
     whose CPU is mostly not this process's); `write_raw_events` (decode + transaction) into a
     fresh store, then the same batches again (every id stored: a redelivery). For comparison,
     the pydantic decoder that messages the fast route does not accept take."""
-    from monitor.decode import Decoder, RawMessage
-    from monitor.decodepool import DecodePool
-    from monitor.fastdecode import FastDecoder, RawEvents
-    from monitor.recordbatches import expand
-    from monitor.store import configured_store
+    from driftd.monitor.ingest.decode import Decoder, RawMessage
+    from driftd.monitor.ingest.decodepool import DecodePool
+    from driftd.monitor.ingest.fastdecode import FastDecoder, RawEvents
+    from driftd.monitor.ingest.recordbatches import expand
+    from driftd.monitor.store.duckdb_file import configured_store
 
     flush = config.kafka.flush_max_records if config.kafka else 50_000
     offsets = list(range(len(values)))  # as produced to one partition
@@ -496,8 +496,8 @@ def main() -> None:
     import kafka
     import pydantic
 
-    from monitor.broker import EmbeddedBroker
-    from monitor.config import KafkaConfig, parse_config
+    from driftd.monitor.config import KafkaConfig, parse_config
+    from driftd.monitor.demo.broker import EmbeddedBroker
 
     max_poll = args.max_poll_records or KafkaConfig(bootstrap_servers="x").max_poll_records
     options = {} if args.default_session else dict(FAST_JOIN)

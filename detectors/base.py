@@ -17,8 +17,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from scipy import stats
 
-from detectors.results import Direction, FeatureResult
-from detectors.samples import Pair
+from driftd.detectors.results import Direction, FeatureResult
+from driftd.detectors.samples import Pair
 
 Correction = Literal["none", "bonferroni", "bh"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from detectors.results import Calibration, ReliabilityBin
+from driftd.detectors.results import Calibration, ReliabilityBin
 
 BINS = 10
 

@@ -1,9 +1,10 @@
-"""`driftd check`: compare two files (Parquet or CSV) without a daemon or a config.
+"""`driftd check` and `driftd.compare`: compare two tables without a daemon or a config.
 
-`compare_files` reads both files, infers each column's kind, builds a reference profile and runs
-the same `evaluate` the daemon runs. `check_payload` is the contract's `--format json` object and
-`format_table` the human rendering; the CLI in `monitor/cli.py` maps `result.drift` to the exit
-code.
+`compare_tables` takes files (Parquet or CSV) or in-memory tables (polars, pandas, pyarrow),
+infers each column's kind, builds a reference profile and runs the same `evaluate` the daemon
+runs. `check_payload` is the contract's `--format json` object and `format_table` the human
+rendering; the CLI (`driftd.monitor.cli`) and the Python API (`driftd.api`) both call these, so
+their answers are the same.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 import polars as pl
 
-from detectors.policy import DetectionPolicy
-from detectors.profile import build_profile, json_type
-from detectors.registry import check_method_names
-from detectors.results import DriftResult, FeatureResult
-from detectors.suite import LABEL, PREDICTION, evaluate
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import build_profile, json_type
+from driftd.detectors.registry import check_method_names
+from driftd.detectors.results import DriftResult, FeatureResult
+from driftd.detectors.suite import LABEL, PREDICTION, evaluate
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -42,6 +43,32 @@ def read_table(path: str | Path) -> pl.DataFrame:
     )
 
 
+TableLike = Any  # a path, or a polars / pandas DataFrame, a polars LazyFrame, a pyarrow Table
+
+
+def load_table(source: TableLike, role: str) -> tuple[pl.DataFrame, str]:
+    """`source` as a polars frame, and the name errors give it (the path, or `role`)."""
+    if isinstance(source, (str, Path)):
+        return read_table(source), str(source)
+    if isinstance(source, pl.DataFrame):
+        return source, role
+    if isinstance(source, pl.LazyFrame):
+        return source.collect(), role
+    module = type(source).__module__.split(".", 1)[0]
+    try:
+        if module == "pyarrow":
+            frame = pl.from_arrow(source)
+            if isinstance(frame, pl.DataFrame):
+                return frame, role
+        if module == "pandas":
+            return pl.from_pandas(source), role
+    except (ImportError, TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise ValueError(f"{role}: cannot read the {type(source).__name__}: {exc}") from exc
+    raise ValueError(
+        f"{role}: expected a file path or a polars, pandas or pyarrow table, "
+        f"not {type(source).__name__}")
+
+
 def column_kind(dtype: pl.DataType) -> str | None:
     """numeric for numbers, categorical for strings and booleans, None (skipped) otherwise."""
     if dtype.is_numeric() or dtype == pl.Null:
@@ -62,9 +89,9 @@ def infer_task(reference: pl.DataFrame, label: str | None) -> str:
     return "binary_classification"
 
 
-def compare_files(
-    reference: str | Path,
-    current: str | Path,
+def compare_tables(
+    reference: TableLike,
+    current: TableLike,
     *,
     categorical: Sequence[str] = (),
     prediction_column: str | None = None,
@@ -72,7 +99,8 @@ def compare_files(
     stattest: Sequence[str] | None = None,
     policy: DetectionPolicy | None = None,
 ) -> DriftResult:
-    """Batch drift between two files. Raises ValueError for anything the user must fix.
+    """Batch drift between two tables (`load_table`). Raises ValueError for anything the user
+    must fix.
 
     Every reference column except the prediction and label is a feature: numeric if its dtype
     is numeric, categorical if listed in `categorical` or a string/boolean; other dtypes (dates,
@@ -89,7 +117,7 @@ def compare_files(
         raise ValueError("--label-column needs --prediction-column")
 
     # One file in memory at a time: the reference is dropped once it is profiled.
-    ref = read_table(reference)
+    ref, reference = load_table(reference, "reference")
     special = [c for c in (prediction_column, label_column) if c is not None]
     _require_columns(ref, special, reference)
     unknown = [c for c in categorical if c not in ref.columns]
@@ -124,7 +152,7 @@ def compare_files(
         task=infer_task(ref, label_column),
     )
     del ref  # the profile holds what the comparison needs
-    cur = read_table(current)
+    cur, current = load_table(current, "current")
     _require_columns(cur, special, current)
     observed = {
         name: "null" if cur.height and s.null_count() == cur.height else json_type(s.dtype)

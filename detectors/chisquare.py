@@ -12,8 +12,8 @@ import math
 import numpy as np
 from scipy import stats
 
-from detectors.base import Score, UnivariateMethod
-from detectors.samples import CategoricalPair
+from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.samples import CategoricalPair
 
 
 def cramers_v(chi2: float, total: int, columns: int) -> float:

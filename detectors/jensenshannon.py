@@ -11,9 +11,9 @@ import math
 
 from scipy.spatial import distance
 
-from detectors.base import Score, UnivariateMethod
-from detectors.psi import proportions
-from detectors.samples import Pair
+from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.psi import proportions
+from driftd.detectors.samples import Pair
 
 
 class JensenShannon(UnivariateMethod):

@@ -7,8 +7,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from detectors.base import Score, UnivariateMethod
-from detectors.samples import NumericPair
+from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.samples import NumericPair
 
 # scipy's `method="auto"` computes the exact distribution up to this size, asymptotic above it.
 EXACT_MAX_ROWS = 10_000

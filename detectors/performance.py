@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import stats
 
-from detectors.results import MetricValue, Performance
+from driftd.detectors.results import MetricValue, Performance
 
 # name -> higher is better
 METRICS: dict[str, bool] = {

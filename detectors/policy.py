@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from detectors.performance import METRICS
-from detectors.registry import METHODS, MODEL_METHODS, check_method_names
+from driftd.detectors.performance import METRICS
+from driftd.detectors.registry import METHODS, MODEL_METHODS, check_method_names
 
 # Methods chosen when the policy names none: (kind, large sample?) -> methods, all voting.
 AUTO_METHODS: dict[tuple[str, bool], tuple[str, ...]] = {

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors.calibration import Reliability, binary_pairs, reliability
-from detectors.performance import binary_metrics, class_metrics, regression_metrics
-from detectors.results import ReliabilityBin
-from detectors.samples import CategoricalReference, NumericReference, PrefixSums
-from detectors.threads import map_columns
+from driftd.detectors.calibration import Reliability, binary_pairs, reliability
+from driftd.detectors.performance import binary_metrics, class_metrics, regression_metrics
+from driftd.detectors.results import ReliabilityBin
+from driftd.detectors.samples import CategoricalReference, NumericReference, PrefixSums
+from driftd.detectors.threads import map_columns
 
 PROFILE_VERSION = 1
 TASKS = ("binary_classification", "regression")

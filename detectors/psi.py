@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.base import Score, UnivariateMethod
-from detectors.samples import Pair
+from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.samples import Pair
 
 PROPORTION_FLOOR = 1e-4
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors.base import UnivariateMethod
-from detectors.chisquare import ChiSquare
-from detectors.jensenshannon import JensenShannon
-from detectors.ks import KS
-from detectors.psi import PSI
-from detectors.wasserstein import Wasserstein
+from driftd.detectors.base import UnivariateMethod
+from driftd.detectors.chisquare import ChiSquare
+from driftd.detectors.jensenshannon import JensenShannon
+from driftd.detectors.ks import KS
+from driftd.detectors.psi import PSI
+from driftd.detectors.wasserstein import Wasserstein
 
 METHODS: dict[str, UnivariateMethod] = {
     m.name: m for m in (KS(), PSI(), JensenShannon(), Wasserstein(), ChiSquare())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from detectors.results import SchemaDrift
+from driftd.detectors.results import SchemaDrift
 
 
 def schema_drift(

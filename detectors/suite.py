@@ -17,14 +17,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from detectors.base import Trial, decide, failed_trial, run_trial
-from detectors.calibration import compare_calibration
-from detectors.performance import compare_performance
-from detectors.policy import DetectionPolicy
-from detectors.profile import ColumnReference, ReferenceProfile, score_predictions
-from detectors.registry import METHODS
-from detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
-from detectors.samples import (
+from driftd.detectors.base import Trial, decide, failed_trial, run_trial
+from driftd.detectors.calibration import compare_calibration
+from driftd.detectors.performance import compare_performance
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import ColumnReference, ReferenceProfile, score_predictions
+from driftd.detectors.registry import METHODS
+from driftd.detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
+from driftd.detectors.samples import (
     CategoricalPair,
     CategoricalWindow,
     NumericPair,
@@ -32,8 +32,8 @@ from detectors.samples import (
     NumericWindow,
     Pair,
 )
-from detectors.schema import schema_drift
-from detectors.threads import map_columns
+from driftd.detectors.schema import schema_drift
+from driftd.detectors.threads import map_columns
 
 PREDICTION = "prediction"
 LABEL = "label"

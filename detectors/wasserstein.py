@@ -7,8 +7,8 @@ works for every feature's units. The floor keeps constant reference columns fini
 
 from __future__ import annotations
 
-from detectors.base import Score, UnivariateMethod
-from detectors.samples import NumericPair
+from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.samples import NumericPair
 
 STD_FLOOR = 0.001
 

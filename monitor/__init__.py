@@ -1,3 +1,2 @@
-"""driftd daemon core: config, ingest, store, scheduler, alerting, HTTP and CLI."""
-
-__version__ = "0.1.0"
+"""driftd daemon core, by stage: ingest -> store -> service (scheduler, alerting, HTTP), the CLI
+and the demo."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import __version__
+from driftd import __version__
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -48,18 +48,25 @@ def _parse_duration(value: str) -> timedelta:
 
 
 def _load(path: str):
-    from monitor.config import load_config
+    from driftd.monitor.config import load_config
 
     return load_config(path)
 
 
 def _app(path: str):
-    from monitor.app import build
-    from monitor.logs import setup_logging
+    from driftd.monitor.logs import setup_logging
+    from driftd.monitor.service.app import build
 
     loaded = _load(path)
     setup_logging(loaded.config.log.level, loaded.config.log.format)
     return build(loaded)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write an output file atomically, creating its folder (as `report` and `export` do)."""
+    from driftd.reports.render import write_report_file
+
+    write_report_file(path, text)
 
 
 def _model(app_or_loaded, name: str):
@@ -74,7 +81,7 @@ def _model(app_or_loaded, name: str):
 
 
 def cmd_validate(args) -> int:
-    from monitor.config import ConfigError, load_config
+    from driftd.monitor.config import ConfigError, load_config
 
     try:
         loaded = load_config(args.file)
@@ -100,7 +107,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_reference_add(args) -> int:
-    from monitor.references import register_reference
+    from driftd.monitor.store.references import register_reference
 
     app = _app(args.config)
     cfg = _model(app, args.model)
@@ -113,7 +120,7 @@ def cmd_reference_add(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from monitor.replay import replay_file
+    from driftd.monitor.ingest.replay import replay_file
 
     app = _app(args.config)
     path = Path(args.file)
@@ -126,6 +133,11 @@ def cmd_replay(args) -> int:
 
 
 def cmd_report(args) -> int:
+    if args.evidently:
+        from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
+
+        if not evidently_available():
+            raise CliError(str(EvidentlyMissing()))
     app = _app(args.config)
     out = app.reports.write_run(args.run, out=Path(args.out),
                                 evidently=True if args.evidently else None)
@@ -137,7 +149,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from monitor.export import export_training_data
+    from driftd.monitor.store.export import export_training_data
 
     app = _app(args.config)
     cfg = _model(app, args.model)
@@ -148,7 +160,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_backfill(args) -> int:
-    from monitor.backfill import backfill
+    from driftd.monitor.service.backfill import backfill
 
     app = _app(args.config)
     _model(app, args.model)
@@ -164,7 +176,7 @@ HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "st
 
 
 def cmd_history(args) -> int:
-    from monitor.backfill import history_rows
+    from driftd.monitor.service.backfill import history_rows
 
     app = _app(args.config)
     _model(app, args.model)
@@ -232,42 +244,39 @@ def cmd_silence(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from detectors.check import check_payload, compare_files, format_table
+    from driftd.api import compare, to_json
 
     categorical = [c for c in (args.categorical or "").split(",") if c]
-    stattest = [m for m in (args.stattest or "").split(",") if m] or None
+    stattest = [m for m in (args.stattest or "").split(",") if m] if args.stattest else None
     for path in (args.reference, args.current):
         if not Path(path).exists():
             raise CliError(f"{path}: file not found")
+    if stattest is not None and not stattest:
+        raise CliError("--stattest names no method")
     try:
-        result = compare_files(args.reference, args.current, categorical=categorical,
-                               prediction_column=args.prediction_column,
-                               label_column=args.label_column, stattest=stattest)
+        comparison = compare(args.reference, args.current, categorical=categorical,
+                             prediction=args.prediction_column, label=args.label_column,
+                             stattest=stattest)
     except (ValueError, KeyError) as exc:
         raise CliError(str(exc)) from exc
+    result = comparison.result
     if args.report:
-        from reports.render import render_check
+        from driftd.reports.render import render_check
 
         html = render_check(result, reference_name=Path(args.reference).name,
                             current_name=Path(args.current).name,
                             generated_at=datetime.now(UTC))
-        Path(args.report).write_text(html, encoding="utf-8")
+        _write_text(Path(args.report), html)
     if args.format == "json":
-        print(json.dumps(check_payload(result), default=_json_default))
+        print(to_json(result))
     else:
-        print(format_table(result))
+        print(comparison.to_table())
     return EXIT_DRIFT if result.drift else EXIT_OK
 
 
-def _json_default(value):
-    if isinstance(value, float):
-        return None
-    return str(value)
-
-
 def cmd_compact(args) -> int:
-    from monitor.retention import apply_retention, compact
-    from monitor.store import open_store
+    from driftd.monitor.store.duckdb_file import open_store
+    from driftd.monitor.store.retention import apply_retention, compact
 
     loaded = _load(args.config)
     store = open_store(loaded)
@@ -283,7 +292,7 @@ def cmd_compact(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from monitor.demo import run_demo
+    from driftd.monitor.demo.run import run_demo
 
     return run_demo(Path(args.out), duration=args.duration)
 
@@ -311,118 +320,206 @@ def _table(rows: Sequence[dict], fields: Sequence[str]) -> None:
 
 # --- parser --------------------------------------------------------------------------------
 
+EXIT_CODES = {
+    "plain": "exit codes: 0 done, 2 error (the reason on one line; --debug shows the stack)",
+    "check": "exit codes: 0 no drift, 1 drift, 2 error (nothing could be compared)",
+    "run": "exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or --once found no error; 2 error",
+    "validate": "exit codes: 0 valid, 2 invalid (every error with its path and line)",
+}
+
+
+def _epilog(example: str, codes: str = "plain") -> str:
+    return f"example:\n  {example}\n\n{EXIT_CODES[codes]}"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="driftd", description="Drift monitoring for ML models.")
-    p.add_argument("--version", action="version", version=f"driftd {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, print the Python stack as well as the message")
+    p = argparse.ArgumentParser(
+        prog="driftd", parents=[common],
+        description="Drift monitoring for ML models: a daemon (run) and batch tools.",
+        epilog=_epilog("driftd check --reference train.parquet --current today.parquet",
+                       "check") + "\n(per command; see driftd COMMAND --help)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"driftd {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func, help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, func, help_: str, example: str, codes: str = "plain",
+            parent=sub) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help_, description=help_, parents=[common],
+                               epilog=_epilog(example, codes),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
         return sp
 
-    sp = add("run", cmd_run, "run the daemon (or one cycle with --once)")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--once", action="store_true")
+    def config_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", required=True, metavar="FILE",
+                        help="the driftd config file (YAML)")
 
-    sp = add("validate-config", cmd_validate, "validate a config file")
-    sp.add_argument("file")
+    def model_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", required=True, metavar="M",
+                        help="a model name configured under models:")
 
-    sp = add("check", cmd_check, "compare two files for drift (no daemon, no config)")
-    sp.add_argument("--reference", required=True)
-    sp.add_argument("--current", required=True)
-    sp.add_argument("--categorical")
-    sp.add_argument("--prediction-column")
-    sp.add_argument("--label-column")
-    sp.add_argument("--stattest", help="comma-separated methods, e.g. ks,psi")
-    sp.add_argument("--format", choices=("table", "json"), default="table")
-    sp.add_argument("--report", help="also write a self-contained HTML report here")
+    sp = add("run", cmd_run, "run the daemon (or one cycle with --once)",
+             "driftd run --config driftd.yaml", "run")
+    config_arg(sp)
+    sp.add_argument("--once", action="store_true",
+                    help="ingest what is available now, run every model's detectors, deliver "
+                         "due alerts, write reports, then exit")
+
+    sp = add("validate-config", cmd_validate, "validate a config file",
+             "driftd validate-config driftd.yaml", "validate")
+    sp.add_argument("file", help="the config file to validate")
+
+    sp = add("check", cmd_check, "compare two files for drift (no daemon, no config)",
+             "driftd check --reference train.parquet --current today.csv --categorical region "
+             "--format json", "check")
+    sp.add_argument("--reference", required=True, metavar="FILE",
+                    help="the training (reference) data: Parquet or CSV")
+    sp.add_argument("--current", required=True, metavar="FILE",
+                    help="the data to compare against it: Parquet or CSV")
+    sp.add_argument("--categorical", metavar="A,B",
+                    help="columns to treat as categories even if they hold numbers")
+    sp.add_argument("--prediction-column", metavar="COL",
+                    help="the model's output column (prediction drift, calibration)")
+    sp.add_argument("--label-column", metavar="COL",
+                    help="the ground-truth column (calibration, performance); needs "
+                         "--prediction-column")
+    sp.add_argument("--stattest", metavar="M1,M2",
+                    help="run exactly these methods on every column they apply to: ks, psi, "
+                         "chisquare, jensenshannon, wasserstein (default: an automatic choice "
+                         "per column, docs/detectors.md)")
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="table for people, json for pipelines (default: table)")
+    sp.add_argument("--report", metavar="OUT.html",
+                    help="also write a self-contained HTML report here")
 
     sp = add("reference", lambda a: a.parser.print_help() or EXIT_ERROR,
-             "manage training references")
+             "manage training references",
+             "driftd reference add --config driftd.yaml --model credit-risk --file train.parquet")
     rsub = sp.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
-    ra = rsub.add_parser("add", help="register a training reference")
-    ra.set_defaults(func=cmd_reference_add)
-    ra.add_argument("--config", required=True)
-    ra.add_argument("--model", required=True)
-    ra.add_argument("--file", required=True)
+    ra = add("add", cmd_reference_add, "register a training reference (hash, rows, schema, "
+             "version)", "driftd reference add --config driftd.yaml --model credit-risk "
+             "--file train.parquet", parent=rsub)
+    config_arg(ra)
+    model_arg(ra)
+    ra.add_argument("--file", required=True, metavar="PATH",
+                    help="the reference file: Parquet or CSV with the feature columns")
 
-    sp = add("replay", cmd_replay, "ingest JSONL or Parquet events/labels")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--file", required=True)
-    sp.add_argument("--kind", choices=("events", "labels"), default="events")
+    sp = add("replay", cmd_replay, "ingest JSONL or Parquet events/labels",
+             "driftd replay --config driftd.yaml --file events.jsonl")
+    config_arg(sp)
+    sp.add_argument("--file", required=True, metavar="F",
+                    help="JSONL (one event per line) or Parquet (one event per row)")
+    sp.add_argument("--kind", choices=("events", "labels"), default="events",
+                    help="what the file holds (default: events)")
 
-    sp = add("report", cmd_report, "write the HTML report of a stored run")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--run")
-    sp.add_argument("--out", required=True)
+    sp = add("report", cmd_report, "write the HTML report of a stored run",
+             "driftd report --config driftd.yaml --out report.html")
+    config_arg(sp)
+    sp.add_argument("--run", metavar="RUN_ID", help="the run (default: the latest)")
+    sp.add_argument("--out", required=True, metavar="PATH", help="where to write the HTML")
     sp.add_argument("--evidently", action="store_true",
-                    help="also write Evidently's DataDriftPreset report beside it, linked")
+                    help="also write Evidently's DataDriftPreset report beside it, linked "
+                         "(needs pip install 'driftd[evidently]')")
 
-    sp = add("export", cmd_export, "export logged features joined with labels to Parquet")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--since", type=_parse_time)
-    sp.add_argument("--until", type=_parse_time)
-    sp.add_argument("--out", required=True)
+    sp = add("export", cmd_export, "export logged features joined with labels to Parquet",
+             "driftd export --config driftd.yaml --model credit-risk --since 2026-11-01 "
+             "--out exports/nov")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--since", type=_parse_time, metavar="T",
+                    help="first event time included (RFC 3339, a date, or epoch ms)")
+    sp.add_argument("--until", type=_parse_time, metavar="T",
+                    help="event time up to which rows are exported (exclusive)")
+    sp.add_argument("--out", required=True, metavar="DIR",
+                    help="directory for the Parquet files and manifest.json")
 
-    sp = add("backfill", cmd_backfill, "evaluate every window in a time range")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--since", type=_parse_time, required=True)
-    sp.add_argument("--until", type=_parse_time, required=True)
+    sp = add("backfill", cmd_backfill, "evaluate every window in a time range",
+             "driftd backfill --config driftd.yaml --model credit-risk --since 2026-11-01 "
+             "--until 2026-11-08")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--since", type=_parse_time, required=True, metavar="T",
+                    help="start of the first window (RFC 3339, a date, or epoch ms)")
+    sp.add_argument("--until", type=_parse_time, required=True, metavar="T",
+                    help="end of the last window")
 
-    sp = add("history", cmd_history, "per-window results over time")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--feature")
-    sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    sp = add("history", cmd_history, "per-window results over time",
+             "driftd history --config driftd.yaml --model credit-risk --format csv")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--feature", metavar="X", help="only this feature's findings")
+    sp.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                    help="output format (default: table)")
 
-    sp = add("quarantine", cmd_quarantine, "list quarantined messages")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--format", choices=("table", "json"), default="table")
-    sp.add_argument("--limit", type=int, default=1000)
+    sp = add("quarantine", cmd_quarantine, "list quarantined messages",
+             "driftd quarantine --config driftd.yaml --format json")
+    config_arg(sp)
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="output format (default: table)")
+    sp.add_argument("--limit", type=int, default=1000, metavar="N",
+                    help="newest N messages (default: 1000)")
 
-    sp = add("alerts", cmd_alerts, "list alert state and deliveries")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--format", choices=("table", "json"), default="table")
+    sp = add("alerts", cmd_alerts, "list alert state and deliveries",
+             "driftd alerts --config driftd.yaml")
+    config_arg(sp)
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="output format (default: table)")
 
-    sp = add("silence", cmd_silence, "silence a model's alerts for a while")
-    sp.add_argument("--config", required=True)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--for", dest="duration", type=_parse_duration, required=True)
-    sp.add_argument("--reason", required=True)
-    sp.add_argument("--by")
+    sp = add("silence", cmd_silence, "silence a model's alerts for a while",
+             "driftd silence --config driftd.yaml --model credit-risk --for 2h "
+             "--reason 'planned migration'")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--for", dest="duration", type=_parse_duration, required=True,
+                    metavar="DURATION", help="how long: 30m, 2h, 1d, 1w")
+    sp.add_argument("--reason", required=True, help="why (shown in driftd alerts)")
+    sp.add_argument("--by", help="who silenced it (default: the current user)")
 
     sp = add("compact", cmd_compact,
-             "apply retention and rewrite the store file smaller (daemon stopped)")
-    sp.add_argument("--config", required=True)
+             "apply retention and rewrite the store file smaller (daemon stopped)",
+             "driftd compact --config driftd.yaml")
+    config_arg(sp)
 
-    sp = add("demo", cmd_demo, "the whole loop on this machine")
-    sp.add_argument("--out", default="demo-out")
-    sp.add_argument("--duration", type=float, default=45.0)
+    sp = add("demo", cmd_demo, "the whole loop on this machine",
+             "driftd demo --out demo-out --duration 45")
+    sp.add_argument("--out", default="demo-out", metavar="DIR",
+                    help="where the store, reports and received alerts go (default: demo-out)")
+    sp.add_argument("--duration", type=float, default=45.0, metavar="SECONDS",
+                    help="how long traffic runs (default: 45)")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from monitor.config import ConfigError
+def describe_error(exc: BaseException) -> str:
+    """One line for an expected problem: what went wrong and where, no stack."""
+    from driftd.monitor.errors import user_message
 
+    return user_message(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.parser = parser
+    debug = getattr(args, "debug", False)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_ERROR
-    except CliError as exc:
-        print(f"driftd: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (OSError, ValueError) as exc:
-        print(f"driftd: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception as exc:  # every failure is one line; --debug adds the stack
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        from driftd.monitor.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(exc.render(), file=sys.stderr)
+        else:
+            print(f"driftd: error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_ERROR
 
 

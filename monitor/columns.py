@@ -1,7 +1,7 @@
 """Column conversions shared by both event decoders (pydantic's and msgspec's).
 
-Kept free of heavy imports: the decoding child process (`monitor.decodepool`) imports it, and
-should start in a fraction of a second with little memory.
+Kept free of heavy imports: the decoding child process (`monitor/ingest/decodepool.py`)
+imports it, and should start in a fraction of a second with little memory.
 """
 
 from __future__ import annotations

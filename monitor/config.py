@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detectors.policy import DetectionPolicy
-from monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
-from sinks.registry import SinkConfig
+from driftd.detectors.policy import DetectionPolicy
+from driftd.monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
+from driftd.sinks.registry import SinkConfig
 
 
 class _Strict(BaseModel):
@@ -73,6 +73,12 @@ class IngestConfig(_Strict):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    # what clients may hold (monitor/service/http.py): open connections, an idle connection's
+    # life, the time a request may take to arrive whole, and the threads that answer
+    max_connections: int = Field(default=100, ge=1, le=10_000)
+    idle_timeout_seconds: int = Field(default=30, ge=1)
+    request_timeout_seconds: float = Field(default=10, gt=0)
+    threads: int = Field(default=4, ge=1, le=64)
 
 
 class ReportsConfig(_Strict):
@@ -228,8 +234,21 @@ def _check_consumer_options(config: Config, source: SourceMap) -> list[ConfigIss
     return issues
 
 
+def _check_optional_extras(config: Config, source: SourceMap) -> list[ConfigIssue]:
+    """Options that need an optional extra say how to install it."""
+    if not config.reports.evidently:
+        return []
+    from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
+
+    if evidently_available():
+        return []
+    path = ("reports", "evidently")
+    return [ConfigIssue(_dotted(path), str(EvidentlyMissing()), source.line_of(path))]
+
+
 def _check_references(config: Config, base: Path, source: SourceMap) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = _check_consumer_options(config, source)
+    issues += _check_optional_extras(config, source)
     for name, model in config.models.items():
         for i, sink in enumerate(model.alert.sinks):
             if sink not in config.sinks:

@@ -5,8 +5,8 @@ HTML; `write_report` and `write_report_file` write it atomically. `write_evident
 (optional appendix) imports Evidently lazily.
 """
 
-from reports.evidently_appendix import write_evidently_report
-from reports.lineage import (
+from driftd.reports.evidently_appendix import write_evidently_report
+from driftd.reports.lineage import (
     FindingSeries,
     ModelHistory,
     ModelWindow,
@@ -18,7 +18,7 @@ from reports.lineage import (
     model_slug,
     validate_report_name,
 )
-from reports.render import (
+from driftd.reports.render import (
     render_check,
     render_index,
     render_model_overview,

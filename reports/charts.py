@@ -15,8 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from detectors.results import Distribution, ReliabilityBin
-from reports.lineage import FindingSeries, ModelHistory, ModelWindow, TrendPoint, WindowFinding
+from driftd.detectors.results import Distribution, ReliabilityBin
+from driftd.reports.lineage import (
+    FindingSeries,
+    ModelHistory,
+    ModelWindow,
+    TrendPoint,
+    WindowFinding,
+)
 
 MAX_BARS = 30  # categorical charts fold the smallest categories into one "other" bar
 MAX_TREND_POINTS = 60  # sparklines keep the most recent windows

@@ -8,10 +8,29 @@ function: importing it takes seconds, and the daemon must not pay that unless as
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
+
+INSTALL_HINT = "pip install 'driftd[evidently]'"
+
+
+class EvidentlyMissing(ValueError):
+    """Evidently is an optional extra and is not installed here."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the Evidently appendix needs Evidently, which is not installed: "
+                         f"{INSTALL_HINT}")
+
+
+def evidently_available() -> bool:
+    """Whether the optional `evidently` extra is importable (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("evidently") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _columns(
@@ -43,16 +62,20 @@ def write_evidently_report(
     """Run Evidently's DataDriftPreset on reference vs current and save its HTML to `out_path`.
 
     The file is written atomically (temporary file + `os.replace`). Raises ValueError when the
-    two frames share no usable column.
+    two frames share no usable column, and `EvidentlyMissing` (a ValueError) when Evidently is
+    not installed.
     """
     num, cat = _columns(reference, current, categorical)
     if not num and not cat:
         raise ValueError("reference and current share no numeric or categorical column")
 
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    try:
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+    except ImportError as exc:
+        raise EvidentlyMissing() from exc
 
-    from reports.render import _atomic_write_text
+    from driftd.reports.render import _atomic_write_text
 
     columns = num + cat
 

@@ -28,9 +28,9 @@ from urllib.parse import quote
 
 import jinja2
 
-from detectors.results import ColumnQuality, DriftResult, FeatureResult
-from reports import charts
-from reports.charts import (
+from driftd.detectors.results import ColumnQuality, DriftResult, FeatureResult
+from driftd.reports import charts
+from driftd.reports.charts import (
     BarChart,
     ReliabilityDiagram,
     Sparkline,
@@ -40,7 +40,7 @@ from reports.charts import (
     format_number,
     format_percent,
 )
-from reports.lineage import (
+from driftd.reports.lineage import (
     ModelHistory,
     ModelWindow,
     RunLineage,

@@ -1,7 +1,8 @@
 """What every sink shares: the value handed to it, what it hands back, and how it fails.
 
-The outbox (`monitor/outbox.py`) owns retries, persistence and dead-lettering; a sink only tries
-once per `send()` and says, by the exception type it raises, whether trying again can help.
+The outbox (`monitor/service/outbox.py`) owns retries, persistence and dead-lettering; a sink
+only tries once per `send()` and says, by the exception type it raises, whether trying again
+can help.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def driftd_version() -> str:
     except importlib.metadata.PackageNotFoundError:
         pass
     try:  # a source checkout that is not pip-installed
-        from monitor import __version__
+        from driftd import __version__
     except ImportError:
         return "0+unknown"
     return str(__version__)

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from sinks.base import Sink
-from sinks.slack import SlackSink, SlackSinkConfig
-from sinks.webhook import WebhookSink, WebhookSinkConfig
+from driftd.sinks.base import Sink
+from driftd.sinks.slack import SlackSink, SlackSinkConfig
+from driftd.sinks.webhook import WebhookSink, WebhookSinkConfig
 
 SinkConfig = Annotated[WebhookSinkConfig | SlackSinkConfig, Field(discriminator="type")]
 

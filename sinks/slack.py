@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from sinks.base import (
+from driftd.sinks.base import (
     Delivery,
     HealthStatus,
     PermanentError,
@@ -34,7 +34,7 @@ from sinks.base import (
     parse_retry_after,
     user_agent,
 )
-from sinks.webhook import check_http_url, redact_url
+from driftd.sinks.webhook import check_http_url, redact_url
 
 logger = logging.getLogger(__name__)
 

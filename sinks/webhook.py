@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
-from sinks.base import (
+from driftd.sinks.base import (
     Delivery,
     HealthStatus,
     PermanentError,
@@ -28,7 +28,7 @@ from sinks.base import (
     parse_retry_after,
     user_agent,
 )
-from sinks.signing import sign
+from driftd.sinks.signing import sign
 
 # Headers driftd sets itself; user-configured `headers` may not override them.
 RESERVED_HEADERS = frozenset(

@@ -418,7 +418,7 @@ def test_compose_config_points_at_the_compose_services():
 @pytest.mark.parametrize("source", ["kubernetes", "compose"])
 def test_deploy_configs_validate_against_the_config_schema(source):
     try:
-        from monitor.config import parse_config
+        from driftd.monitor.config import parse_config
     except ImportError as exc:  # the schema module is written in parallel with this file
         pytest.skip(f"monitor.config not importable yet: {exc}")
     if source == "kubernetes":

@@ -13,10 +13,10 @@ import numpy as np
 import polars as pl
 from scipy import spatial, stats
 
-from detectors.policy import DetectionPolicy
-from detectors.profile import build_profile
-from detectors.results import FeatureResult
-from detectors.suite import evaluate
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import build_profile
+from driftd.detectors.results import FeatureResult
+from driftd.detectors.suite import evaluate
 
 DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 

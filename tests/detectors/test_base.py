@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from detectors.base import Score, Trial, UnivariateMethod, adjust_p_values, decide, run_trial
-from detectors.registry import METHODS
-from detectors.samples import NumericPair, NumericReference, NumericWindow
+from driftd.detectors.base import Score, Trial, UnivariateMethod, adjust_p_values, decide, run_trial
+from driftd.detectors.registry import METHODS
+from driftd.detectors.samples import NumericPair, NumericReference, NumericWindow
 
 
 def trial(method: str, statistic: float, p_value: float | None = None, effect=None, feature="f"):

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors.calibration import Reliability, binary_pairs, compare_calibration, reliability
+from driftd.detectors.calibration import Reliability, binary_pairs, compare_calibration, reliability
 
 P = np.array([0.05, 0.15, 0.15, 0.95, 1.0, 0.1])
 Y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])

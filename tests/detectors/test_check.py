@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from detectors.check import check_payload, compare_files, format_table
-from detectors.policy import DetectionPolicy
-from detectors.registry import VALID_METHOD_NAMES
+from driftd.detectors.check import check_payload, compare_tables, format_table
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.registry import VALID_METHOD_NAMES
 
 CONTRACT_ENTRY_KEYS = {"feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"}
 
@@ -44,7 +44,8 @@ def files(tmp_path):
 
 
 def test_kinds_are_inferred_and_prediction_label_are_not_features(files):
-    result = compare_files(*files, categorical=["zip"], prediction_column="score", label_column="y")
+    result = compare_tables(*files, categorical=["zip"], prediction_column="score",
+                            label_column="y")
     kinds = {f.feature: f.kind for f in result.features}
     assert kinds == {
         "age": "numeric",
@@ -58,7 +59,7 @@ def test_kinds_are_inferred_and_prediction_label_are_not_features(files):
 
 
 def test_payload_has_the_contract_shape_and_is_strict_json(files):
-    result = compare_files(*files, prediction_column="score", label_column="y")
+    result = compare_tables(*files, prediction_column="score", label_column="y")
     payload = check_payload(result)
     assert isinstance(payload["drift"], bool) and payload["drift"] is True
     assert 0.0 <= payload["share_drifted"] <= 1.0
@@ -73,7 +74,7 @@ def test_payload_has_the_contract_shape_and_is_strict_json(files):
 
 
 def test_stattest_runs_exactly_those_methods_where_they_apply(files):
-    result = compare_files(
+    result = compare_tables(
         *files, stattest=["ks", "chisquare"], prediction_column="score", label_column="y"
     )
     assert [(f.feature, f.method) for f in result.prediction] == [("score", "ks")]
@@ -97,7 +98,7 @@ def test_stattest_runs_exactly_those_methods_where_they_apply(files):
 
 def test_unknown_stattest_names_it_and_lists_valid_methods(files):
     with pytest.raises(ValueError) as info:
-        compare_files(*files, stattest=["ks", "anderson"])
+        compare_tables(*files, stattest=["ks", "anderson"])
     assert "'anderson'" in str(info.value)
     assert ", ".join(VALID_METHOD_NAMES) in str(info.value)
 
@@ -106,7 +107,7 @@ def test_no_drift_between_draws_of_one_distribution_and_csv_works(tmp_path):
     ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
     frames(seed=1).drop("when").write_csv(ref)
     frames(seed=2).drop("when").write_csv(cur)
-    result = compare_files(ref, cur, prediction_column="score", label_column="y")
+    result = compare_tables(ref, cur, prediction_column="score", label_column="y")
     assert not result.drift and result.drifted_features == ()
     assert check_payload(result)["drift"] is False
     assert {f.kind for f in result.features if f.feature == "member"} == {"categorical"}
@@ -114,7 +115,7 @@ def test_no_drift_between_draws_of_one_distribution_and_csv_works(tmp_path):
 
 def test_a_given_policy_is_used(files):
     policy = DetectionPolicy(drift_share=1.0, methods=["psi"], thresholds={"psi": 10.0})
-    result = compare_files(*files, policy=policy)
+    result = compare_tables(*files, policy=policy)
     assert {f.method for f in result.features} == {"psi"}
     assert not result.drift and all(f.threshold == 10.0 for f in result.features)
 
@@ -130,14 +131,14 @@ def test_a_given_policy_is_used(files):
 )
 def test_user_errors_are_value_errors(files, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        compare_files(*files, **kwargs)
+        compare_tables(*files, **kwargs)
 
 
 def test_unsupported_file_type(tmp_path):
     path = tmp_path / "data.json"
     path.write_text("{}")
     with pytest.raises(ValueError, match="unsupported file type '.json'"):
-        compare_files(path, path)
+        compare_tables(path, path)
 
 
 def test_schema_changes_between_files_are_reported(tmp_path):
@@ -146,7 +147,7 @@ def test_schema_changes_between_files_are_reported(tmp_path):
     frames(seed=2).drop("when", "visits").with_columns(
         pl.col("age").cast(pl.Utf8), pl.lit(1).alias("new_col")
     ).write_parquet(cur)
-    result = compare_files(ref, cur)
+    result = compare_tables(ref, cur)
     assert result.schema.missing_features == ("visits",)
     assert result.schema.unexpected_features == ("new_col",)
     assert result.schema.type_changes == ("age: numeric -> string",)
@@ -154,7 +155,7 @@ def test_schema_changes_between_files_are_reported(tmp_path):
 
 
 def test_table_lists_every_entry_and_the_verdict(files):
-    result = compare_files(*files, prediction_column="score", label_column="y")
+    result = compare_tables(*files, prediction_column="score", label_column="y")
     table = format_table(result)
     lines = table.splitlines()
     assert lines[0].split() == [
@@ -183,6 +184,6 @@ def test_unreadable_files_are_value_errors(tmp_path):
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet at all")
     with pytest.raises(ValueError, match="cannot read"):
-        compare_files(broken, broken)
+        compare_tables(broken, broken)
     with pytest.raises(ValueError, match="cannot read"):
-        compare_files(tmp_path / "absent.csv", tmp_path / "absent.csv")
+        compare_tables(tmp_path / "absent.csv", tmp_path / "absent.csv")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.policy import DetectionPolicy
+from driftd.detectors.policy import DetectionPolicy
 from tests.detectors import oracles
 from tests.detectors.oracles import run_method
 

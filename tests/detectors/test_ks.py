@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from detectors.ks import EXACT_MAX_ROWS, kstwo_sf, smirnov_sf
+from driftd.detectors.ks import EXACT_MAX_ROWS, kstwo_sf, smirnov_sf
 from tests.detectors.oracles import finite, run_method
 
 small_values = st.lists(st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.5]), min_size=1, max_size=40)

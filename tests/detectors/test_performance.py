@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors.performance import (
+from driftd.detectors.performance import (
     binary_metrics,
     class_metrics,
     compare_performance,

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from detectors.policy import AUTO_METHODS, DetectionPolicy, FeatureOverride
-from detectors.registry import METHODS, VALID_METHOD_NAMES
+from driftd.detectors.policy import AUTO_METHODS, DetectionPolicy, FeatureOverride
+from driftd.detectors.registry import METHODS, VALID_METHOD_NAMES
 
 
 def test_defaults_are_the_documented_ones():

@@ -9,16 +9,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors.policy import DetectionPolicy
-from detectors.profile import (
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import (
     PROFILE_VERSION,
     ProfileVersionError,
     ReferenceProfile,
     build_profile,
     npz_views,
 )
-from detectors.samples import CategoricalReference, NumericReference
-from detectors.suite import evaluate
+from driftd.detectors.samples import CategoricalReference, NumericReference
+from driftd.detectors.suite import evaluate
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from detectors.policy import DetectionPolicy
-from detectors.registry import METHODS
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.registry import METHODS
 from tests.detectors.oracles import run_method
 
 KINDS = {"numeric", "categorical"}

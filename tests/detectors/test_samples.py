@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from detectors import samples
-from detectors.samples import (
+from driftd.detectors import samples
+from driftd.detectors.samples import (
     DECILES,
     PREFIX_BLOCK,
     CategoricalPair,

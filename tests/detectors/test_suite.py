@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors.policy import DetectionPolicy
-from detectors.profile import build_profile
-from detectors.results import DriftResult
-from detectors.suite import MAX_CATEGORY_BARS, OTHER, evaluate
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import build_profile
+from driftd.detectors.results import DriftResult
+from driftd.detectors.suite import MAX_CATEGORY_BARS, OTHER, evaluate
 
 
 def numeric_frame(seed: int, columns: int, rows: int, shift: dict[int, float] | None = None):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.config import load_config
-from monitor.simulate import event_messages, reference_frame, sample
+from driftd.monitor.config import load_config
+from driftd.monitor.demo.simulate import event_messages, reference_frame, sample
 
 
 def write_config(tmp_path: Path, *, kafka: str | None = None, sinks: str = "",

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import ConfigError, load_config, parse_config
+from driftd.monitor.cli import main
+from driftd.monitor.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ import uuid
 import numpy as np
 from kafka import KafkaProducer
 
-from monitor.app import build
-from monitor.config import load_config
-from monitor.receivers import SlackApiReceiver, WebhookReceiver
-from monitor.simulate import event_messages, sample
+from driftd.monitor.config import load_config
+from driftd.monitor.demo.receivers import SlackApiReceiver, WebhookReceiver
+from driftd.monitor.demo.simulate import event_messages, sample
+from driftd.monitor.service.app import build
 from tests.monitor.conftest import write_config
 
 SECRET = "e2e-secret"
@@ -98,7 +98,7 @@ def test_no_drift_means_no_alert(tmp_path, broker, monkeypatch):
 def test_demo_command_leaves_captures_and_reports(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "demo", "--out", str(out), "--duration", "20"],
+        [sys.executable, "-m", "driftd", "demo", "--out", str(out), "--duration", "20"],
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "driftd demo summary" in proc.stdout

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from monitor.broker import EmbeddedBroker, free_port
-from monitor.config import load_config
-from monitor.decode import Decoder
-from monitor.ingest import KafkaIngestor
-from monitor.store import Store
-from sinks.prometheus import DriftdMetrics
+from driftd.monitor.config import load_config
+from driftd.monitor.demo.broker import EmbeddedBroker, free_port
+from driftd.monitor.ingest.consumer import KafkaIngestor
+from driftd.monitor.ingest.decode import Decoder
+from driftd.monitor.store.duckdb_file import Store
+from driftd.sinks.prometheus import DriftdMetrics
 from tests.monitor.conftest import write_config
-from tests.monitor.test_lifecycle import (
+from tests.monitor.service.test_lifecycle import (
     MODEL,
     Daemon,
     daemon_config,

@@ -2,10 +2,10 @@
 
 
 
-from monitor.app import build
-from monitor.cli import main
-from monitor.config import load_config
-from monitor.replay import replay_file
+from driftd.monitor.cli import main
+from driftd.monitor.config import load_config
+from driftd.monitor.ingest.replay import replay_file
+from driftd.monitor.service.app import build
 from tests.monitor.conftest import write_config, write_events
 
 

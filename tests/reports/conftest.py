@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.results import (
+from driftd.detectors.results import (
     Calibration,
     ColumnQuality,
     Distribution,
@@ -20,7 +20,7 @@ from detectors.results import (
     ReliabilityBin,
     SchemaDrift,
 )
-from reports.lineage import RunLineage, TrendPoint
+from driftd.reports.lineage import RunLineage, TrendPoint
 
 HOSTILE_FEATURE = "<script>alert(1)</script>"
 QUOTED_FEATURE = "he said \"hi\" & 'bye'"

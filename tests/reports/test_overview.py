@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reports import (
+from driftd.reports import (
     FindingSeries,
     ModelHistory,
     ModelWindow,
@@ -19,7 +19,7 @@ from reports import (
     render_index,
     render_model_overview,
 )
-from reports.charts import timeline
+from driftd.reports.charts import timeline
 from tests.reports.conftest import HOSTILE_FEATURE
 from tests.reports.htmlcheck import external_references, parse
 from tests.reports.test_reports_browser import CHROMIUM, _chromium, _decode_png, _pixels_near

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import render_check, render_run
+from driftd.reports import render_check, render_run
 from tests.reports.conftest import WINDOW_END, build_trends
 
 CHROMIUM = Path("/usr/bin/chromium")

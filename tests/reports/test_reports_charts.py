@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from detectors.results import Distribution, ReliabilityBin
-from reports.charts import (
+from driftd.detectors.results import Distribution, ReliabilityBin
+from driftd.reports.charts import (
     MAX_BARS,
     bar_chart,
     format_change,
@@ -16,7 +16,7 @@ from reports.charts import (
     reliability_diagram,
     sparkline,
 )
-from reports.lineage import TrendPoint
+from driftd.reports.lineage import TrendPoint
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 

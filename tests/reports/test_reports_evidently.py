@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from reports import write_evidently_report
-
-ROOT = Path(__file__).resolve().parents[2]
+from driftd.reports import write_evidently_report
 
 
-def test_importing_reports_does_not_import_evidently():
-    code = "import sys, reports, reports.render; print('evidently' in sys.modules)"
+def test_importing_reports_does_not_import_evidently(tmp_path):
+    code = ("import sys, driftd.reports, driftd.reports.render; "
+            "print('evidently' in sys.modules)")
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

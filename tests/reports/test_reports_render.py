@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from detectors.results import (
+from driftd.detectors.results import (
     ColumnQuality,
     Distribution,
     DriftResult,
     FeatureResult,
 )
-from reports import render_check, render_index, render_run, write_report
-from reports.charts import format_datetime, format_number
-from reports.lineage import RunSummary, TrendPoint
+from driftd.reports import render_check, render_index, render_run, write_report
+from driftd.reports.charts import format_datetime, format_number
+from driftd.reports.lineage import RunSummary, TrendPoint
 from tests.reports.conftest import (
     HOSTILE_CATEGORY,
     HOSTILE_FEATURE,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from monitor.receivers import SlackApiReceiver, WebhookReceiver
+from driftd.monitor.demo.receivers import SlackApiReceiver, WebhookReceiver
 from tests.sinks.factories import ClosingServer
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.base import Delivery
+from driftd.sinks.base import Delivery
 
 REPORT_URL = "http://127.0.0.1:9108/reports/run-42.html"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sinks.signing import sign, verify
+from driftd.sinks.signing import sign, verify
 
 SECRET = "whsec-test"
 BODY = b'{"schema":"driftd.alert.v1","type":"drift.detected"}'

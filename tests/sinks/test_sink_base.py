@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from sinks.base import backoff_seconds, parse_retry_after
+from driftd.sinks.base import backoff_seconds, parse_retry_after
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 40, 10_000])

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from sinks.base import Sink
-from sinks.registry import SINK_TYPES, SinkConfig, build_sink
-from sinks.slack import SlackSink, SlackSinkConfig
-from sinks.webhook import WebhookSink, WebhookSinkConfig
+from driftd.sinks.base import Sink
+from driftd.sinks.registry import SINK_TYPES, SinkConfig, build_sink
+from driftd.sinks.slack import SlackSink, SlackSinkConfig
+from driftd.sinks.webhook import WebhookSink, WebhookSinkConfig
 
 # One minimal config per registered type. Port 9 on loopback: nothing listens, so a
 # constructor or healthcheck that did I/O would fail or hang here.

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sinks.base import PermanentError, RetryableError
-from sinks.registry import SinkConfig
-from sinks.slack import SlackSink, SlackSinkConfig, build_message, mrkdwn_escape
+from driftd.sinks.base import PermanentError, RetryableError
+from driftd.sinks.registry import SinkConfig
+from driftd.sinks.slack import SlackSink, SlackSinkConfig, build_message, mrkdwn_escape
 from tests.sinks.factories import REPORT_URL, ClosingServer, make_body, make_delivery
 
 TOKEN = "xoxb-0000-SUPERSECRET-token"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sinks.base import PermanentError, RetryableError
-from sinks.registry import SinkConfig
-from sinks.signing import verify
-from sinks.webhook import WebhookSink, WebhookSinkConfig, _status_error
+from driftd.sinks.base import PermanentError, RetryableError
+from driftd.sinks.registry import SinkConfig
+from driftd.sinks.signing import verify
+from driftd.sinks.webhook import WebhookSink, WebhookSinkConfig, _status_error
 from tests.sinks.factories import ClosingServer, make_delivery
 
 SECRET = "whsec-do-not-log-7d1c"

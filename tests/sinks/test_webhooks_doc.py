@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sinks.signing import sign
-from sinks.webhook import WebhookSink, WebhookSinkConfig
+from driftd.sinks.signing import sign
+from driftd.sinks.webhook import WebhookSink, WebhookSinkConfig
 from tests.sinks.factories import make_delivery
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"

@@ -1,0 +1,1 @@
+"""Stage 1, ingest: Kafka (or a replayed file) -> validated, column-shaped event batches."""

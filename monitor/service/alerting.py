@@ -1,0 +1,276 @@
+"""Alert policy: run outcomes → alert transitions → outbox deliveries.
+
+State per model is persisted (open/resolved, streaks, last alert, silence), so a restart
+neither re-fires nor forgets an open alert. Deliveries go to the outbox in the same
+transaction as the state change: a crash can delay an alert, never lose or double it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from driftd.monitor.config import Config
+from driftd.monitor.service.runner import RunOutcome
+from driftd.monitor.store.duckdb_file import Store
+
+log = logging.getLogger("driftd.alerting")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_state (
+    model VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, severity VARCHAR,
+    consecutive_drift INTEGER NOT NULL, consecutive_critical INTEGER NOT NULL,
+    episode_id VARCHAR, opened_at TIMESTAMP, last_seen TIMESTAMP, resolved_at TIMESTAMP,
+    last_alert_at TIMESTAMP, finding_key VARCHAR, retrain_requested BOOLEAN NOT NULL,
+    silenced_until TIMESTAMP, silence_reason VARCHAR, silenced_by VARCHAR,
+    last_run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS alert_events (
+    happened_at TIMESTAMP NOT NULL, model VARCHAR NOT NULL, episode_id VARCHAR,
+    event VARCHAR NOT NULL,
+    run_id VARCHAR, detail VARCHAR
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id VARCHAR PRIMARY KEY, sink VARCHAR NOT NULL, event_type VARCHAR NOT NULL,
+    model VARCHAR NOT NULL, episode_id VARCHAR, body VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+    next_attempt_at TIMESTAMP NOT NULL, last_error VARCHAR, sent_at TIMESTAMP,
+    external_id VARCHAR
+);
+"""
+
+EVENT_DETECTED = "drift.detected"
+EVENT_RESOLVED = "drift.resolved"
+EVENT_RETRAIN = "retrain.requested"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.replace(microsecond=0).isoformat() + "Z"
+
+
+@dataclass
+class AlertState:
+    model: str
+    status: str = "none"  # none | open | resolved
+    severity: str | None = None
+    consecutive_drift: int = 0
+    consecutive_critical: int = 0
+    episode_id: str | None = None
+    opened_at: datetime | None = None
+    last_seen: datetime | None = None
+    resolved_at: datetime | None = None
+    last_alert_at: datetime | None = None
+    finding_key: str | None = None
+    retrain_requested: bool = False
+    silenced_until: datetime | None = None
+    silence_reason: str | None = None
+    silenced_by: str | None = None
+    last_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What the policy decided for one run: zero or more event types to send."""
+
+    events: tuple[str, ...]
+    suppressed: str | None = None  # why deliveries were withheld (silence, cooldown)
+
+
+def finding_key(outcome: RunOutcome) -> str:
+    """Identity of the drifted finding set (cooldowns apply per model × finding set)."""
+    items = sorted(f"{f.feature}\x1f{f.method}" for f in outcome.result.drifted_features) \
+        if outcome.result else []
+    return hashlib.sha256("\x1e".join(items).encode()).hexdigest()[:16]
+
+
+def decide(state: AlertState, outcome: RunOutcome, config: Config, now: datetime) -> Transition:
+    """Pure policy step: update `state` in place from one run, return the events to send."""
+    policy = config.models[outcome.model].alert
+    state.last_run_id = outcome.run_id
+    if outcome.status not in ("ok", "drift"):
+        return Transition(())  # skipped/error runs neither extend nor break a streak
+    events: list[str] = []
+    if outcome.status == "drift":
+        state.consecutive_drift += 1
+        critical = outcome.severity == "critical"
+        state.consecutive_critical = state.consecutive_critical + 1 if critical else 0
+        state.last_seen = now
+        key = finding_key(outcome)
+        if state.consecutive_drift >= policy.consecutive:
+            if state.status != "open":
+                state.status, state.episode_id, state.opened_at = "open", outcome.run_id, now
+                state.retrain_requested = False
+                state.resolved_at = None
+                events.append(EVENT_DETECTED)
+            else:
+                escalated = state.severity == "warning" and outcome.severity == "critical"
+                cooled = (state.last_alert_at is None or
+                          now - state.last_alert_at >= timedelta(seconds=policy.cooldown_seconds))
+                if escalated or cooled or key != state.finding_key:
+                    events.append(EVENT_DETECTED)
+            if events:
+                state.severity = outcome.severity
+                state.finding_key = key
+            retrain = policy.retrain
+            if (retrain is not None and not state.retrain_requested and
+                    state.consecutive_critical >= retrain.after_consecutive_critical):
+                state.retrain_requested = True
+                events.append(EVENT_RETRAIN)
+            perf = outcome.result.performance if outcome.result else None
+            if (retrain is not None and retrain.on_performance_drop and perf is not None and
+                    perf.degraded and not state.retrain_requested):
+                state.retrain_requested = True
+                events.append(EVENT_RETRAIN)
+    else:
+        state.consecutive_drift = 0
+        state.consecutive_critical = 0
+        if state.status == "open":
+            state.status, state.resolved_at = "resolved", now
+            if policy.resolve:
+                events.append(EVENT_RESOLVED)
+    suppressed = None
+    if events and state.silenced_until is not None and state.silenced_until > now:
+        suppressed = f"silenced until {_iso(state.silenced_until)}: {state.silence_reason}"
+        events = []
+    if events and EVENT_DETECTED in events:
+        state.last_alert_at = now
+    return Transition(tuple(events), suppressed)
+
+
+class AlertManager:
+    """Loads state, applies `decide`, enqueues deliveries — all in one transaction."""
+
+    def __init__(self, config: Config, store: Store, *,
+                 report_url: Callable[[str], str],
+                 training_data: Callable[[RunOutcome], dict[str, Any] | None] | None = None):
+        self._config = config
+        self._store = store
+        self._report_url = report_url
+        self._training_data = training_data
+        store.con.execute(SCHEMA)
+
+    def state(self, model: str) -> AlertState:
+        cur = self._store.con.execute("SELECT * FROM alert_state WHERE model = ?", [model])
+        row = cur.fetchone()
+        if row is None:
+            return AlertState(model)
+        return AlertState(**dict(zip([d[0] for d in cur.description], row, strict=True)))
+
+    def states(self) -> list[AlertState]:
+        cur = self._store.con.execute("SELECT * FROM alert_state ORDER BY model")
+        names = [d[0] for d in cur.description]
+        return [AlertState(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+    def _save_state(self, con, state: AlertState) -> None:
+        values = state.__dict__
+        cols = list(values)
+        con.execute(
+            f"INSERT OR REPLACE INTO alert_state ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))})",
+            [values[c] for c in cols],
+        )
+
+    def handle(self, outcome: RunOutcome, *, now: datetime | None = None) -> Transition:
+        """Apply the policy to a finished run and enqueue what it decided."""
+        now = now or _utcnow()
+        state = self.state(outcome.model)
+        transition = decide(state, outcome, self._config, now)
+        training = None
+        if EVENT_RETRAIN in transition.events and self._training_data is not None:
+            try:
+                training = self._training_data(outcome)
+            except Exception as exc:  # the alert still goes out without the payload
+                log.exception("training-data export failed", extra={"model": outcome.model})
+                training = {"error": f"{type(exc).__name__}: {exc}"}
+        with self._store.transaction() as con:
+            self._save_state(con, state)
+            for event in transition.events:
+                self._enqueue(con, event, outcome, state, now, training)
+                con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
+                            [now, outcome.model, state.episode_id, event, outcome.run_id, None])
+            if transition.suppressed:
+                con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
+                            [now, outcome.model, state.episode_id, "suppressed", outcome.run_id,
+                             transition.suppressed])
+        if transition.events:
+            log.info("alert", extra={"model": outcome.model, "run_id": outcome.run_id,
+                                     "events": list(transition.events)})
+        return transition
+
+    def _enqueue(self, con, event: str, outcome: RunOutcome, state: AlertState,
+                 now: datetime, training: dict[str, Any] | None) -> None:
+        policy = self._config.models[outcome.model].alert
+        for sink_name in policy.sinks:
+            sink_cfg = self._config.sinks[sink_name]
+            if event not in sink_cfg.event_types:
+                continue
+            delivery_id = uuid.uuid4().hex
+            body = build_body(event, delivery_id, outcome, state, now,
+                              self._report_url(outcome.run_id),
+                              training if event == EVENT_RETRAIN else None,
+                              rationale=policy.rationale, action=policy.action)
+            con.execute(
+                """INSERT INTO outbox VALUES
+                   (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL)""",
+                [delivery_id, sink_name, event, outcome.model, state.episode_id,
+                 json.dumps(body, separators=(",", ":")), now, now],
+            )
+
+    def silence(self, model: str, *, until: datetime, reason: str, by: str,
+                now: datetime | None = None) -> AlertState:
+        state = self.state(model)
+        state.silenced_until, state.silence_reason, state.silenced_by = until, reason, by
+        with self._store.transaction() as con:
+            self._save_state(con, state)
+            con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
+                        [now or _utcnow(), model, state.episode_id, "silenced", None,
+                         f"until {_iso(until)} by {by}: {reason}"])
+        return state
+
+
+def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertState,
+               now: datetime, report_url: str, training: dict[str, Any] | None, *,
+               rationale: str = "", action: str = "") -> dict[str, Any]:
+    """The contract's webhook body (schema driftd.alert.v1)."""
+    result = outcome.result
+    findings = [
+        {"feature": f.feature, "method": f.method, "statistic": f.statistic,
+         "p_value": f.p_value, "threshold": f.threshold, "drifted": f.drifted}
+        for f in ((result.features + result.prediction) if result else ())
+        if f.drifted or event == EVENT_RESOLVED
+    ]
+    ref = outcome.reference
+    body: dict[str, Any] = {
+        "schema": "driftd.alert.v1",
+        "type": event,
+        "delivery_id": delivery_id,
+        "created_at": _iso(now),
+        "model": outcome.model,
+        "model_version": outcome.model_versions[-1] if outcome.model_versions else None,
+        "model_versions": list(outcome.model_versions),
+        "severity": state.severity if event != EVENT_RESOLVED else "info",
+        "run_id": outcome.run_id,
+        "episode_id": state.episode_id,
+        "window": {"start": _iso(outcome.window.start), "end": _iso(outcome.window.end),
+                   "rows": outcome.rows},
+        "reference": {"version": str(ref.version) if ref else None,
+                      "sha256": ref.sha256 if ref else None, "rows": ref.rows if ref else None},
+        "share_drifted": result.share_drifted if result else None,
+        "findings": findings,
+        "report_url": report_url,
+        "rationale": rationale,
+        "action": action,
+    }
+    if event == EVENT_RETRAIN:
+        body["training_data"] = training
+    return body

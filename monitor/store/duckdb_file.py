@@ -1,0 +1,750 @@
+"""The DuckDB store: event log, labels, quarantine, references, runs and findings.
+
+One `Store` per process. Each thread gets its own cursor (DuckDB connections are not
+thread-safe; cursors of one database are). A batch of rows, its quarantine rows and its
+Kafka offsets are written in one transaction, so offsets never get ahead of the data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
+from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+
+if TYPE_CHECKING:
+    from driftd.monitor.config import LoadedConfig, StoreConfig
+    from driftd.monitor.ingest.decodepool import DecodePool
+from driftd.monitor.store.sql import events_table, feature_column, ident
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS quarantine_seq;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id BIGINT PRIMARY KEY DEFAULT nextval('quarantine_seq'),
+    received_at TIMESTAMP NOT NULL,
+    source VARCHAR NOT NULL,
+    topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
+    model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    raw BLOB
+);
+CREATE TABLE IF NOT EXISTS labels (
+    model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
+    label DOUBLE, label_class VARCHAR, ts TIMESTAMP,
+    received_at TIMESTAMP NOT NULL, updates INTEGER NOT NULL DEFAULT 1, source VARCHAR,
+    PRIMARY KEY (model, event_id)
+);
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+    group_id VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (group_id, topic, "partition")
+);
+-- the topic's id when the offset was stored: a topic recreated meanwhile has another
+ALTER TABLE kafka_offsets ADD COLUMN IF NOT EXISTS topic_id VARCHAR;
+CREATE TABLE IF NOT EXISTS "references" (
+    model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
+    path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
+    registered_at TIMESTAMP NOT NULL, profile BLOB,
+    PRIMARY KEY (model, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, status VARCHAR NOT NULL,
+    drift BOOLEAN NOT NULL, severity VARCHAR, share_drifted DOUBLE,
+    window_start TIMESTAMP NOT NULL, window_end TIMESTAMP NOT NULL, rows BIGINT NOT NULL,
+    model_versions VARCHAR NOT NULL, reference_version INTEGER, reference_sha256 VARCHAR,
+    reference_rows BIGINT, config_fingerprint VARCHAR NOT NULL, thresholds VARCHAR NOT NULL,
+    trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
+    error VARCHAR, result VARCHAR, superseded_by VARCHAR
+);
+CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
+    statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
+    status VARCHAR NOT NULL, reason VARCHAR
+);
+"""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: dict[str, int]  # model -> new rows
+    duplicates: int  # events already stored or repeated in the batch (replays, redeliveries)
+    labels: int
+    quarantined: int
+    quarantine_codes: tuple[tuple[str, str], ...] = ()  # (model or "", reason code) per row
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    model: str
+    version: int
+    sha256: str
+    path: str
+    rows: int
+    schema: dict[str, str]
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
+class Window:
+    """A model's window as loaded from the log: one column per feature, prediction, label."""
+
+    frame: pl.DataFrame
+    model_versions: tuple[str, ...]
+    observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+
+
+def _utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def open_store(loaded: LoadedConfig) -> Store:
+    """The configured store: its path resolved against the config file, DuckDB's limits set."""
+    return configured_store(loaded.store_path, loaded.config.store)
+
+
+def configured_store(path: str | Path, cfg: StoreConfig) -> Store:
+    """A store at `path` with the config's DuckDB settings (limits, checkpoint threshold)."""
+    return Store(path, memory_limit=cfg.memory_limit, threads=cfg.threads,
+                 checkpoint_threshold=cfg.checkpoint_threshold)
+
+
+T = TypeVar("T")
+
+
+def in_parallel(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn(store, ...)` run inside `store.parallel()`: for bulk reads, exports and deletes."""
+    @functools.wraps(fn)
+    def with_threads(store: Store, *args: Any, **kwargs: Any) -> T:
+        with store.parallel():
+            return fn(store, *args, **kwargs)
+    return with_threads
+
+
+class Store:
+    """Owns the DuckDB file. Safe to share between threads (cursor per thread)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 memory_limit: str | None = None, threads: int | None = None,
+                 checkpoint_threshold: str | None = None):
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, str | int] = {}
+        if memory_limit is not None:
+            settings["memory_limit"] = memory_limit
+        if checkpoint_threshold is not None:
+            settings["checkpoint_threshold"] = checkpoint_threshold
+        self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
+        # DuckDB runs on one thread outside `parallel()`. The store's steady work is the
+        # ingest's appends and their checkpoints, where DuckDB's worker threads cost the
+        # daemon ~5 CPU-µs per event more than they save (bench/README.md, "one DuckDB
+        # thread"); window loads and exports take `threads` (default: DuckDB's, every core).
+        self._threads = threads or self._con.execute(
+            "SELECT current_setting('threads')").fetchone()[0]
+        self._con.execute("SET threads = 1")
+        self._parallel_lock = threading.Lock()
+        self._parallel_users = 0
+        self._local = threading.local()
+        self._ddl_lock = threading.Lock()
+        self._known_tables: dict[str, frozenset[str]] = {}
+        if not read_only:
+            self._con.execute(SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Let DuckDB use the configured threads while a bulk read or export runs (from any
+        thread; nested or concurrent uses share them); it returns to one thread after."""
+        with self._parallel_lock:
+            self._parallel_users += 1
+            if self._parallel_users == 1 and self._threads > 1:
+                self.con.execute(f"SET threads = {int(self._threads)}")
+        try:
+            yield
+        finally:
+            with self._parallel_lock:
+                self._parallel_users -= 1
+                if self._parallel_users == 0 and self._threads > 1:
+                    self.con.execute("SET threads = 1")
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._con.cursor()
+        return cur
+
+    @contextmanager
+    def transaction(self):
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def touch(self) -> None:
+        """A tiny committed write: proves the store is open and writable (readiness)."""
+        self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
+
+    # --- event log -------------------------------------------------------------------------
+
+    def ensure_model_table(self, model: str, features: Mapping[str, str]) -> None:
+        """Create the model's event table, adding columns for newly configured features."""
+        key = frozenset(features.items())
+        if self._known_tables.get(model) == key:
+            return
+        with self._ddl_lock:
+            table = events_table(model)
+            con = self.con
+            con.execute(
+                f"""CREATE TABLE IF NOT EXISTS {table} (
+                    event_id VARCHAR PRIMARY KEY, model_version VARCHAR, ts TIMESTAMP NOT NULL,
+                    prediction DOUBLE, prediction_class VARCHAR, extras VARCHAR,
+                    type_issues VARCHAR, source VARCHAR, topic VARCHAR, "partition" INTEGER,
+                    "offset" BIGINT, ingested_at TIMESTAMP NOT NULL)"""
+            )
+            existing = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                    [f"events:{model}"],
+                ).fetchall()
+            }
+            for name, kind in features.items():
+                if f"f:{name}" not in existing:
+                    sql_type = "DOUBLE" if kind == "numeric" else "VARCHAR"
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {feature_column(name)} {sql_type}")
+            self._known_tables[model] = key
+
+    @staticmethod
+    def _insert_events(con: duckdb.DuckDBPyConnection, model: str, features: Mapping[str, str],
+                       table: pa.Table, now: datetime, on_conflict: bool) -> int:
+        """Append one model's events (columns as `_arrow` makes them); returns how many were
+        new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
+        sort, skipped when every id is distinct, the usual case."""
+        feature_cols = "".join(", " + feature_column(n) for n in features)
+        feature_src = "".join(f", __f{j}" for j in range(len(features)))
+        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
+        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+        con.register("__events", table)
+        try:
+            # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
+            # batch insert, whose threads cost more than they save on appends of this size:
+            # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
+            # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
+            return con.execute(
+                f"""INSERT INTO {events_table(model)}
+                (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
+                 source, topic, "partition", "offset", ingested_at {feature_cols})
+                SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+                 type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
+                FROM __events {first_of_each if repeated else ""}
+                {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
+                [now],
+            ).to_arrow_table().num_rows
+        finally:
+            con.unregister("__events")
+
+    @staticmethod
+    def _arrow(rows: ModelRows) -> pa.Table:
+        columns: dict[str, pa.Array] = {
+            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order (ids are distinct)
+            "event_id": pa.array(rows.event_id, pa.string()),
+            "model_version": pa.array(rows.model_version, pa.string()),
+            "ts": pa.array(rows.ts, pa.timestamp("us")),
+            "prediction": pa.array(rows.prediction, pa.float64()),
+            "prediction_class": pa.array(rows.prediction_class, pa.string()),
+            "extras": pa.array(rows.extras, pa.string()),
+            "type_issues": pa.array(rows.type_issues, pa.string()),
+            "source": pa.array(rows.source, pa.string()),
+            "topic": pa.array(rows.topic, pa.string()),
+            "partition": pa.array(rows.partition, pa.int32()),
+            "offset": pa.array(rows.offset, pa.int64()),
+        }
+        for i, (name, kind) in enumerate(rows.features.items()):
+            typ = pa.float64() if kind == "numeric" else pa.string()
+            columns[f"__f{i}"] = pa.array(rows.values[name], typ)
+        return pa.table(columns)
+
+    def write_batch(
+        self,
+        batch: DecodedBatch,
+        *,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        group_id: str | None = None,
+        topic_ids: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Append a decoded batch, its quarantine rows and offsets in one transaction.
+
+        Events already stored (same model and event_id) are skipped, so replays and
+        redeliveries are stored once. Returns how many rows were new.
+
+        The primary keys make this exactly-once. The usual batch has no stored ids, so it is
+        first written with plain INSERTs, which check each key against the PK index. If any key
+        exists (a redelivery, a replay, a label update) the transaction rolls back and the batch
+        is written again with ON CONFLICT, which DuckDB resolves by joining the batch against a
+        scan of the table's keys: right, but its cost grows with the table.
+        """
+        now = _utcnow()
+        for model, rows in batch.events.items():
+            self.ensure_model_table(model, rows.features)
+        try:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                     topic_ids=topic_ids)
+        except duckdb.ConstraintException:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                     topic_ids=topic_ids)
+
+    def write_raw_events(
+        self,
+        raw: RawEvents,
+        fast: FastDecoder | DecodePool,
+        decoder: Decoder,
+        *,
+        batch: DecodedBatch | None = None,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        group_id: str | None = None,
+        topic_ids: Mapping[str, str] | None = None,
+        accepted: FastResult | None = None,
+    ) -> WriteResult:
+        """Decode raw event messages and append them like `write_batch` does.
+
+        `fast` takes the plainly valid messages; the rest go through `decoder` (pydantic),
+        and both land in one Arrow table per model, so the first occurrence of an id in the
+        batch wins whichever route it took. `batch` may carry labels and quarantine rows
+        decoded beforehand: they share the transaction. `accepted`: the fast route's result
+        when it already ran (the ingestor decodes polls in a child process as they arrive);
+        when it carries the refused messages, `raw` need hold only the topic.
+        """
+        # a copy: the slow route adds quarantine rows, and a retried write starts afresh
+        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
+                             duplicates_in_batch=batch.duplicates_in_batch) if batch else (
+            DecodedBatch())
+        window = decoder.time_window()
+        if accepted is None:
+            accepted = fast.decode(raw, window)
+        tables = dict(accepted.tables)
+        if accepted.rejected:
+            self._decode_slow(raw, accepted.rejected, decoder, batch, tables, window,
+                              accepted.rejected_messages)
+        staged = {model: (fast.features(model), table) for model, table in tables.items()}
+        for model, (features, _) in staged.items():
+            self.ensure_model_table(model, features)
+        now = _utcnow()
+        try:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                     staged=staged, topic_ids=topic_ids)
+        except duckdb.ConstraintException:
+            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                     staged=staged, topic_ids=topic_ids)
+
+    def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
+                     batch: DecodedBatch, tables: dict[str, pa.Table],
+                     window: tuple[datetime, datetime],
+                     given: list[tuple[bytes | None, int, int]] | None = None) -> None:
+        """pydantic for the messages the fast route did not take (`given`, or looked up in
+        `raw` by position): its events join the model's table (with their positions), its
+        quarantine rows the batch."""
+        if given is None:
+            given = [(raw.values[i], raw.partitions[i], raw.offsets[i]) for i in slow]
+        messages = [RawMessage(value, "kafka", raw.topic, partition, offset)
+                    for value, partition, offset in given]
+        events = decoder.decode_events(messages, DecodedBatch(), window=window)
+        batch.quarantine.extend(events.quarantine)
+        batch.duplicates_in_batch += events.duplicates_in_batch
+        ord_of = {(m.partition, m.offset): i for m, i in zip(messages, slow, strict=True)}
+        for model, rows in events.events.items():
+            if not len(rows):
+                continue
+            table = self._arrow(rows).set_column(
+                0, "ord", pa.array([ord_of[k] for k in zip(rows.partition, rows.offset,
+                                                            strict=True)], pa.int64()))
+            if model in tables:
+                fast_table = tables[model]
+                table = pa.concat_tables([fast_table, table.select(fast_table.column_names)
+                                          .cast(fast_table.schema)])
+            tables[model] = table
+
+    def _write_batch(
+        self,
+        batch: DecodedBatch,
+        offsets: Mapping[tuple[str, int], int] | None,
+        group_id: str | None,
+        now: datetime,
+        *,
+        on_conflict: bool,
+        staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
+        topic_ids: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
+        labels, quarantine rows and offsets."""
+        inserted: dict[str, int] = {}
+        duplicates = batch.duplicates_in_batch
+        tables = [(model, features, table) for model, (features, table) in (staged or {}).items()]
+        tables += [(model, rows.features, self._arrow(rows))
+                   for model, rows in batch.events.items() if len(rows)]
+        with self.transaction() as con:
+            for model, features, table in tables:
+                new = self._insert_events(con, model, features, table, now, on_conflict)
+                inserted[model] = inserted.get(model, 0) + new
+                duplicates += table.num_rows - new
+            labels = batch.labels
+            if len(labels):
+                self._write_labels(con, labels, now, on_conflict=on_conflict)
+            quarantined: list[tuple[str, str]] = []
+            if batch.quarantine:
+                quarantined = self._write_quarantine(con, batch, now)
+            if offsets and group_id is not None:
+                # UPDATE, then INSERT the partitions not seen before: a third of the cost of
+                # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
+                for (topic, partition), offset in offsets.items():
+                    topic_id = (topic_ids or {}).get(topic)
+                    updated = con.execute(
+                        # overwrite, never max(): after a topic is recreated its offsets restart,
+                        # and a lower value only costs an idempotent re-read
+                        """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
+                           topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
+                        [offset, now, topic_id, group_id, topic, partition],
+                    ).fetchone()[0]
+                    if not updated:
+                        con.execute(
+                            """INSERT INTO kafka_offsets (group_id, topic, "partition",
+                               next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
+                            [group_id, topic, partition, offset, now, topic_id])
+        return WriteResult(inserted, duplicates, len(labels), len(quarantined),
+                           tuple(quarantined))
+
+    @staticmethod
+    def _write_quarantine(con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+                          now: datetime) -> list[tuple[str, str]]:
+        """Append the batch's quarantine rows, except a message already quarantined (same
+        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        twice). Returns (model or "", reason code) of the rows written."""
+        rows = batch.quarantine
+        table = pa.table({
+            "source": pa.array([q.source for q in rows], pa.string()),
+            "topic": pa.array([q.topic for q in rows], pa.string()),
+            "partition": pa.array([q.partition for q in rows], pa.int32()),
+            "offset": pa.array([q.offset for q in rows], pa.int64()),
+            "line": pa.array([q.line for q in rows], pa.int64()),
+            "model": pa.array([q.model for q in rows], pa.string()),
+            "reason_code": pa.array([q.reason_code for q in rows], pa.string()),
+            "reason": pa.array([q.reason for q in rows], pa.string()),
+            "raw": pa.array([q.raw for q in rows], pa.binary()),
+        })
+        con.register("__quarantine", table)
+        try:
+            written = con.execute(
+                """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
+                   line, model, reason_code, reason, raw)
+                   SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
+                          q.model, q.reason_code, q.reason, q.raw
+                   FROM __quarantine q
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM quarantine x
+                       WHERE x.source = q.source AND x.raw = q.raw
+                         AND x.topic IS NOT DISTINCT FROM q.topic
+                         AND x."partition" IS NOT DISTINCT FROM q."partition"
+                         AND x."offset" IS NOT DISTINCT FROM q."offset"
+                         AND x.line IS NOT DISTINCT FROM q.line)
+                   RETURNING model, reason_code""", [now]).fetchall()
+        finally:
+            con.unregister("__quarantine")
+        return [(model or "", code) for model, code in written]
+
+    @staticmethod
+    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
+                      on_conflict: bool) -> None:
+        # last write wins within the batch too: keep the final occurrence of each id
+        last: dict[tuple[str, str], int] = {}
+        for i, key in enumerate(zip(labels.model, labels.event_id, strict=True)):
+            last[key] = i
+        idx = sorted(last.values())
+        table = pa.table(
+            {
+                "model": pa.array([labels.model[i] for i in idx], pa.string()),
+                "event_id": pa.array([labels.event_id[i] for i in idx], pa.string()),
+                "label": pa.array([labels.label[i] for i in idx], pa.float64()),
+                "label_class": pa.array([labels.label_class[i] for i in idx], pa.string()),
+                "ts": pa.array([labels.ts[i] for i in idx], pa.timestamp("us")),
+                "source": pa.array([labels.source[i] for i in idx], pa.string()),
+            }
+        )
+        upsert = """ON CONFLICT DO UPDATE SET label = excluded.label,
+                     label_class = excluded.label_class, ts = excluded.ts,
+                     received_at = excluded.received_at, updates = labels.updates + 1,
+                     source = excluded.source"""
+        con.register("__labels", table)
+        try:
+            con.execute(
+                f"""INSERT INTO labels (model, event_id, label, label_class, ts, received_at,
+                   updates, source)
+                   SELECT model, event_id, label, label_class, ts, ?, 1, source FROM __labels
+                   {upsert if on_conflict else ""}""",
+                [now],
+            )
+        finally:
+            con.unregister("__labels")
+
+    def stored_topic_ids(self, group_id: str) -> dict[tuple[str, int], str]:
+        """The topic id each stored offset was recorded with (where known)."""
+        rows = self.con.execute(
+            """SELECT topic, "partition", topic_id FROM kafka_offsets
+               WHERE group_id = ? AND topic_id IS NOT NULL""", [group_id]).fetchall()
+        return {(t, p): i for t, p, i in rows}
+
+    def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        rows = self.con.execute(
+            'SELECT topic, "partition", next_offset FROM kafka_offsets WHERE group_id = ?',
+            [group_id],
+        ).fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    def event_count(self, model: str) -> int:
+        if not self.has_model_table(model):
+            return 0
+        return self.con.execute(f"SELECT count(*) FROM {events_table(model)}").fetchone()[0]
+
+    def has_model_table(self, model: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [f"events:{model}"],
+            ).fetchone()[0]
+        )
+
+    @in_parallel
+    def load_window(
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+    ) -> Window:
+        """Events with start <= ts < end joined with their labels, as typed columns."""
+        self.ensure_model_table(model, features)
+        table = events_table(model)
+        con = self.con
+        cols = ", ".join(f"e.{feature_column(n)} AS {ident(n)}" for n in features)
+        # the join is a third of the load; a model whose labels never arrive skips it
+        if con.execute("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
+                       [model]).fetchone()[0]:
+            label_cols = "l.label AS label, l.label_class"
+            join = "LEFT JOIN labels l ON l.model = ? AND l.event_id = e.event_id"
+            params: list[Any] = [model, start, end]
+        else:
+            label_cols = "NULL::DOUBLE AS label, NULL::VARCHAR AS label_class"
+            join = ""
+            params = [start, end]
+        frame = con.execute(
+            f"""SELECT {cols}, e.prediction AS prediction, e.prediction_class, {label_cols}
+                FROM {table} e {join}
+                WHERE e.ts >= ? AND e.ts < ?""",
+            params,
+        ).pl()
+        # a model emits either numeric scores or class strings
+        if frame.height and frame["prediction"].null_count() == frame.height:
+            frame = frame.with_columns(pl.col("prediction_class").alias("prediction"))
+        if (frame.height and frame["label"].null_count() == frame.height
+                and frame["label_class"].null_count() < frame.height):
+            frame = frame.with_columns(pl.col("label_class").alias("label"))
+        frame = frame.drop("prediction_class", "label_class")
+        versions = tuple(
+            r[0]
+            for r in con.execute(
+                f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
+                    WHERE ts >= ? AND ts < ? ORDER BY 1""",
+                [start, end],
+            ).fetchall()
+        )
+        return Window(frame, versions, self._observed_types(model, features, start, end))
+
+    def _observed_types(
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[str, str]:
+        table = events_table(model)
+        types: dict[str, str] = {}
+        for name, kind in features.items():
+            types[name] = "number" if kind == "numeric" else "string"
+        rows = self.con.execute(
+            f"""SELECT DISTINCT k, v FROM (
+                  SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
+                  WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
+                  UNION ALL
+                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
+                    SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
+                    WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
+            [start, end, start, end],
+        ).fetchall()
+        for key, value in rows:
+            if value is None:
+                types.setdefault(key, "unexpected")
+            else:
+                types[key] = value
+        return types
+
+    def time_bounds(self, model: str) -> tuple[datetime | None, datetime | None]:
+        if not self.has_model_table(model):
+            return None, None
+        return self.con.execute(f"SELECT min(ts), max(ts) FROM {events_table(model)}").fetchone()
+
+    # --- quarantine ------------------------------------------------------------------------
+
+    def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+        cur = self.con.execute(
+            """SELECT id, received_at, source, topic, "partition", "offset", line, model,
+                      reason_code, reason, raw FROM quarantine ORDER BY id DESC LIMIT ?""",
+            [limit],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def quarantine_counts(self) -> list[tuple[str | None, str, int]]:
+        return self.con.execute(
+            "SELECT model, reason_code, count(*) FROM quarantine GROUP BY ALL"
+        ).fetchall()
+
+    # --- references ------------------------------------------------------------------------
+
+    def add_reference(
+        self, model: str, sha256: str, path: str, rows: int, schema: Mapping[str, str],
+        profile: bytes,
+    ) -> tuple[ReferenceRecord, bool]:
+        """Register a reference version; an unchanged file (same sha256) is not a new version."""
+        with self.transaction() as con:
+            current = con.execute(
+                """SELECT version, sha256 FROM "references" WHERE model = ?
+                   ORDER BY version DESC LIMIT 1""",
+                [model],
+            ).fetchone()
+            if current and current[1] == sha256:
+                return self.reference(model, current[0]), False
+            version = (current[0] + 1) if current else 1
+            con.execute(
+                'INSERT INTO "references" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                [model, version, sha256, path, rows, json.dumps(dict(schema)), _utcnow(),
+                 profile],
+            )
+        return self.reference(model, version), True
+
+    def reference(self, model: str, version: int | None = None) -> ReferenceRecord | None:
+        sql = ('SELECT model, version, sha256, path, rows, schema, registered_at '
+               'FROM "references" WHERE model = ?')
+        params: list[Any] = [model]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        row = self.con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        return ReferenceRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+    def reference_profile(self, model: str, version: int) -> bytes:
+        return self.con.execute(
+            'SELECT profile FROM "references" WHERE model = ? AND version = ?', [model, version]
+        ).fetchone()[0]
+
+    def replace_reference_profile(self, model: str, version: int, profile: bytes) -> None:
+        """Store a version's profile rebuilt in the current layout (same reference content:
+        the version, sha256 and registration stay as they were)."""
+        self.con.execute('UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
+                         [profile, model, version])
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def save_run(self, run: Mapping[str, Any], findings: Iterable[Sequence[Any]],
+                 *, replaces: Sequence[str] = ()) -> None:
+        """Store a run and its findings; runs it replaces point to it via superseded_by."""
+        cols = list(run)
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [run[c] for c in cols],
+            )
+            rows = [(run["run_id"], *f) for f in findings]
+            if rows:
+                con.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            for old in replaces:
+                con.execute("UPDATE runs SET superseded_by = ? WHERE run_id = ?",
+                            [run["run_id"], old])
+
+    def runs(self, model: str | None = None, *, limit: int = 200,
+             include_superseded: bool = False) -> list[dict[str, Any]]:
+        where, params = [], []
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if not include_superseded:
+            where.append("superseded_by IS NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        cur = self.con.execute(
+            f"""SELECT * EXCLUDE (result) FROM runs {clause}
+                ORDER BY started_at DESC, window_end DESC LIMIT ?""",
+            [*params, limit],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def run(self, run_id: str | None = None) -> dict[str, Any] | None:
+        if run_id is None:
+            cur = self.con.execute(
+                "SELECT * FROM runs WHERE superseded_by IS NULL ORDER BY started_at DESC LIMIT 1")
+        else:
+            cur = self.con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def last_evaluated_end(self, model: str) -> datetime | None:
+        """End of the newest window with a stored (non-superseded) scheduled or once run."""
+        return self.con.execute(
+            """SELECT max(window_end) FROM runs WHERE model = ? AND superseded_by IS NULL
+               AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
+
+    def stale_runs(self, model: str, *, since: datetime) -> list[tuple[str, datetime, datetime]]:
+        """Aligned-window runs that events arrived for after the run started (late events)."""
+        if not self.has_model_table(model):
+            return []
+        return self.con.execute(
+            f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
+                WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
+                  AND r.trigger IN ('aligned', 'backfill')
+                  AND EXISTS (SELECT 1 FROM {events_table(model)} e
+                              WHERE e.ts >= r.window_start AND e.ts < r.window_end
+                                AND e.ingested_at > r.started_at)
+                ORDER BY r.window_start""", [model, since]).fetchall()
+
+    def latest_findings(self) -> list[tuple]:
+        """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
+        return self.con.execute(
+            """WITH latest AS (
+                 SELECT model, arg_max(run_id, started_at) AS run_id FROM runs
+                 WHERE status IN ('ok', 'drift') AND superseded_by IS NULL GROUP BY model)
+               SELECT l.model, f.feature, f.method, f.statistic, f.drifted
+               FROM latest l JOIN findings f USING (run_id)"""
+        ).fetchall()
+
+    def last_runs(self) -> list[tuple[str, datetime, datetime]]:
+        return self.con.execute(
+            """SELECT model, max(started_at + to_microseconds(
+                 CAST(duration_seconds * 1e6 AS BIGINT))), max(window_end)
+               FROM runs GROUP BY model"""
+        ).fetchall()
+

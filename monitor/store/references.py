@@ -1,0 +1,161 @@
+"""Registering a model's training reference: hash, rows, schema, version, profile.
+
+A changed file is a new version, never a silent overwrite; the profile (bin edges, sorted
+values, category counts) is built once here so every window only pays for its own rows. A
+profile stored by a driftd with another profile layout is rebuilt from the reference file on
+first use (`ProfileCache`), in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from driftd.detectors.profile import (
+    PROFILE_VERSION,
+    ProfileVersionError,
+    ReferenceProfile,
+    build_profile,
+)
+from driftd.monitor.config import ModelConfig
+from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
+
+log = logging.getLogger("driftd.references")
+
+
+class ReferenceError(ValueError):
+    """The reference file cannot be used for this model (missing columns, unreadable)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """Read Parquet or CSV by extension."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pl.read_parquet(path)
+        if suffix in (".csv", ".tsv"):
+            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",",
+                               infer_schema_length=10000)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ReferenceError(f"{path}: cannot read: {exc}") from exc
+    raise ReferenceError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.DataFrame:
+    """Select and type the configured columns; prediction/label are renamed to fixed names."""
+    missing = [f for f in model.features if f not in frame.columns]
+    if missing:
+        raise ReferenceError(f"{source}: configured features missing from the reference: "
+                             f"{', '.join(missing)}")
+    exprs = []
+    for name, kind in model.features.items():
+        col = pl.col(name)
+        if kind == "numeric":
+            if not frame.schema[name].is_numeric() and frame.schema[name] != pl.Boolean:
+                raise ReferenceError(f"{source}: feature {name!r} is configured numeric but the "
+                                     f"reference column is {frame.schema[name]}")
+            exprs.append(col.cast(pl.Float64))
+        else:
+            exprs.append(col.cast(pl.Utf8))
+    for column, alias in ((model.prediction_column, "prediction"), (model.label_column, "label")):
+        if column in frame.columns:
+            dtype = frame.schema[column]
+            exprs.append(pl.col(column).cast(pl.Float64 if dtype.is_numeric() or
+                                             dtype == pl.Boolean else pl.Utf8).alias(alias))
+    return frame.select(exprs)
+
+
+def profile_reference(raw: pl.DataFrame, model: ModelConfig, source: str) -> ReferenceProfile:
+    """The reference profile of a model's reference file, as read by `read_table`."""
+    frame = reference_frame(raw, model, source)
+    return build_profile(
+        frame, model.features,
+        prediction="prediction" if "prediction" in frame.columns else None,
+        label="label" if "label" in frame.columns else None,
+        task=model.task,
+    )
+
+
+@dataclass(frozen=True)
+class RegisteredReference:
+    record: ReferenceRecord
+    created: bool
+
+
+def register_reference(store: Store, model_name: str, model: ModelConfig,
+                       path: Path) -> RegisteredReference:
+    """Hash and profile a reference file; store it as a new version if its content changed."""
+    if not path.exists():
+        raise ReferenceError(f"{path}: reference file not found")
+    sha = file_sha256(path)
+    current = store.reference(model_name)
+    if current is not None and current.sha256 == sha:
+        return RegisteredReference(current, False)
+    raw = read_table(path)
+    profile = profile_reference(raw, model, str(path))
+    schema = {name: str(dtype) for name, dtype in raw.schema.items()}
+    record, created = store.add_reference(model_name, sha, str(path), raw.height, schema,
+                                          profile.to_bytes())
+    if created:
+        log.info("registered reference", extra={"model": model_name, "version": record.version,
+                                                 "sha256": sha, "rows": raw.height})
+    return RegisteredReference(record, created)
+
+
+class ProfileCache:
+    """Profiles by (model, version): loaded from the store once, never recomputed per run.
+
+    A stored profile with another `profile_version` (written by an older driftd) is rebuilt
+    from the version's reference file when its model's config is given and the file still has
+    the registered sha256; the rebuilt profile replaces the stored one, so it is rebuilt once.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._cache: dict[tuple[str, int], ReferenceProfile] = {}
+
+    def get(self, record: ReferenceRecord, model: ModelConfig | None = None) -> ReferenceProfile:
+        key = (record.model, record.version)
+        profile = self._cache.get(key)
+        if profile is None:
+            blob = self._store.reference_profile(record.model, record.version)
+            try:
+                profile = ReferenceProfile.from_bytes(blob)
+            except ProfileVersionError as exc:
+                if model is None:
+                    raise
+                profile = rebuild_profile(record, model, exc.version)
+                self._store.replace_reference_profile(record.model, record.version,
+                                                      profile.to_bytes())
+            self._cache[key] = profile
+        return profile
+
+
+def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
+                    stored_version: object) -> ReferenceProfile:
+    """The profile of a registered reference version, built again from its file."""
+    path = Path(record.path)
+    why = (f"the stored profile of {record.model!r} reference version {record.version} has "
+           f"profile_version {stored_version!r} and this driftd reads {PROFILE_VERSION}")
+    if not path.exists():
+        raise ReferenceError(f"{why}; its file {path} is gone, so it cannot be rebuilt")
+    if file_sha256(path) != record.sha256:
+        raise ReferenceError(f"{why}; its file {path} changed since it was registered, so it "
+                             "cannot be rebuilt (register the file again)")
+    profile = profile_reference(read_table(path), model, str(path))
+    log.warning("rebuilt reference profile from its file", extra={
+        "model": record.model, "version": record.version, "stored_version": stored_version,
+        "profile_version": PROFILE_VERSION})
+    return profile

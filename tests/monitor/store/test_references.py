@@ -1,0 +1,96 @@
+"""Reference versions and their profiles: a profile from an older layout is rebuilt, not misread."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import PROFILE_VERSION, ProfileVersionError, ReferenceProfile
+from driftd.detectors.suite import evaluate
+from driftd.monitor.config import ModelConfig
+from driftd.monitor.demo.simulate import reference_frame
+from driftd.monitor.store.duckdb_file import Store
+from driftd.monitor.store.references import (
+    ProfileCache,
+    ReferenceError,
+    profile_reference,
+    read_table,
+    register_reference,
+)
+
+FEATURES = {"age": "numeric", "income": "numeric", "region": "categorical"}
+
+
+@pytest.fixture
+def registered(tmp_path: Path):
+    path = tmp_path / "reference.parquet"
+    reference_frame(3000, seed=3).write_parquet(path)
+    model = ModelConfig(reference=str(path), features=FEATURES)
+    store = Store(tmp_path / "driftd.duckdb")
+    record = register_reference(store, "m", model, path).record
+    yield store, record, model, path
+    store.close()
+
+
+def store_old_layout(store: Store, record, path: Path, model: ModelConfig) -> None:
+    """What a driftd with an older profile layout left in the store."""
+    profile = profile_reference(read_table(path), model, str(path))
+    blob = replace(profile, profile_version=PROFILE_VERSION - 1).to_bytes()
+    store.con.execute(
+        'UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
+        [blob, record.model, record.version],
+    )
+
+
+def test_a_profile_of_an_older_layout_is_rebuilt_from_its_reference_file(registered):
+    store, record, model, path = registered
+    store_old_layout(store, record, path, model)
+    with pytest.raises(ProfileVersionError):
+        ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
+
+    cache = ProfileCache(store)
+    profile = cache.get(record, model)
+    assert profile.profile_version == PROFILE_VERSION
+    assert cache.get(record, model) is profile  # rebuilt once, then cached
+    expected = profile_reference(read_table(path), model, str(path))
+    window = reference_frame(800, seed=9).select(*FEATURES, "prediction", "label")
+    policy = DetectionPolicy()
+    assert evaluate(profile, window, policy).to_dict() == evaluate(
+        expected, window, policy
+    ).to_dict()
+    age = profile.columns["age"]
+    assert np.array_equal(age.prefix.within, expected.columns["age"].prefix.within)
+    # stored in the current layout: the next process loads it instead of rebuilding
+    stored = ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
+    assert stored.profile_version == PROFILE_VERSION
+    assert store.reference(record.model).sha256 == record.sha256
+
+
+def test_an_older_profile_is_refused_without_the_models_config(registered):
+    store, record, model, path = registered
+    store_old_layout(store, record, path, model)
+    with pytest.raises(ProfileVersionError, match="unsupported profile_version"):
+        ProfileCache(store).get(record)
+
+
+def test_an_older_profile_of_a_changed_file_is_not_rebuilt_from_the_new_content(registered):
+    store, record, model, path = registered
+    store_old_layout(store, record, path, model)
+    reference_frame(3000, seed=4).write_parquet(path)  # not yet registered as a new version
+    with pytest.raises(ReferenceError, match="changed since it was registered"):
+        ProfileCache(store).get(record, model)
+    path.unlink()
+    with pytest.raises(ReferenceError, match="is gone"):
+        ProfileCache(store).get(record, model)
+
+
+def test_a_current_profile_is_loaded_as_stored(registered):
+    store, record, model, path = registered
+    path.unlink()  # not needed: nothing is rebuilt
+    profile = ProfileCache(store).get(record, model)
+    assert profile.profile_version == PROFILE_VERSION
+    assert set(profile.columns) == set(FEATURES)
