@@ -91,8 +91,15 @@ class BasicAuth(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    username: str = Field(min_length=1, pattern=r"^[^:\r\n]+$")
+    username: str = Field(min_length=1)
     password: SecretStr = Field(repr=False)
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value or "\r" in value or "\n" in value:
+            raise ValueError("a basic-auth username cannot contain ':' or line breaks")
+        return value
 
     def header(self) -> str:
         pair = f"{self.username}:{self.password.get_secret_value()}".encode()
@@ -116,8 +123,8 @@ class EventRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     method: Method | None = None
-    path_template: str | None = None
-    body_template: str | None = None
+    path_template: str | None = Field(default=None, repr=False)
+    body_template: str | None = Field(default=None, repr=False)
 
     _templates_parse = field_validator(*TEMPLATE_OPTIONS, mode="before")(_parses)
 
@@ -132,13 +139,22 @@ class RequestShapeOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     method: Method = "POST"
-    content_type: str = Field(default="application/json", pattern=_CONTENT_TYPE.pattern)
+    content_type: str = "application/json"
     basic_auth: BasicAuth | None = Field(default=None, repr=False)
-    path_template: str | None = None
-    body_template: str | None = None
-    per_event_type: dict[EventType, EventRequest] = Field(default_factory=dict)
+    # templates may hold secrets substituted from ${ENV} (a PagerDuty routing key): no repr
+    path_template: str | None = Field(default=None, repr=False)
+    body_template: str | None = Field(default=None, repr=False)
+    per_event_type: dict[EventType, EventRequest] = Field(default_factory=dict, repr=False)
 
     _templates_parse = field_validator(*TEMPLATE_OPTIONS, mode="before")(_parses)
+
+    @field_validator("content_type")
+    @classmethod
+    def _media_type(cls, value: str) -> str:
+        if not _CONTENT_TYPE.match(value):
+            raise ValueError("must be a media type such as application/json or "
+                             "text/plain; charset=utf-8")
+        return value
 
     @field_validator("headers", check_fields=False)
     @classmethod

@@ -325,3 +325,24 @@ def test_the_samples_cover_every_event_type() -> None:
         assert alert["type"] == event and json.dumps(alert, allow_nan=False)
     assert "training_data" in sample_alert("retrain.requested")
     assert "training_data" not in sample_alert("drift.detected")
+
+
+def test_templates_and_credentials_stay_out_of_repr() -> None:
+    config = WebhookSinkConfig.model_validate({
+        "type": "webhook", "url": "https://events.example/v2/enqueue",
+        "basic_auth": {"username": "u", "password": "pw-SECRET"},
+        "body_template": '{"routing_key": "rk-SECRET"}',
+        "per_event_type": {"drift.resolved": {"body_template": '{"k": "rk-SECRET"}'}}})
+    assert "SECRET" not in repr(config) and "SECRET" not in repr(WebhookSink("s", config))
+
+
+def test_bad_content_type_and_username_get_plain_messages() -> None:
+    issues = _issues("""  ci:
+    type: webhook
+    url: "https://ci.example/"
+    content_type: "json please"
+    basic_auth: {username: "a:b", password: p}
+""")
+    assert any(i.startswith("sinks.ci.content_type (line 9): Value error, must be a media type")
+               for i in issues), issues
+    assert any(i.startswith("sinks.ci.basic_auth.username (line 10)") for i in issues), issues
