@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -26,7 +25,6 @@ from tests.monitor.service.test_alerting import _outcome
 from tests.sinks.factories import make_delivery
 from tests.sinks.fake_apis import (
     FakeAirflow,
-    FakeApi,
     FakeArgo,
     FakeGitHub,
     FakeKubeflow,
@@ -98,22 +96,8 @@ def deliver(tmp_path) -> Iterator[Callable[..., Delivered]]:
         store.close()
 
 
-@pytest.fixture
-def fake() -> Iterator[Callable[[FakeApi], Any]]:
-    started: list[FakeApi] = []
-
-    def start(api: FakeApi) -> Any:
-        api.start()
-        started.append(api)
-        return api
-
-    yield start
-    for api in started:
-        api.stop()
-
-
-def test_airflow_preset_starts_one_dag_run_carrying_the_retrain_contract(deliver, fake) -> None:
-    airflow = fake(FakeAirflow({"retrain_model"}, username="driftd", password="s3cret"))
+def test_airflow_preset_starts_one_dag_run_carrying_the_retrain_contract(deliver, serve) -> None:
+    airflow = serve(FakeAirflow({"retrain_model"}, username="driftd", password="s3cret"))
     env = {"AIRFLOW_URL": airflow.base_url, "AIRFLOW_USERNAME": "driftd",
            "AIRFLOW_PASSWORD": "s3cret"}
     done = deliver("airflow.yaml", env, [drifted(0)])
@@ -134,9 +118,9 @@ def test_airflow_preset_starts_one_dag_run_carrying_the_retrain_contract(deliver
     assert conf["model"] == "credit-risk" and conf["driftd_delivery_id"] == delivery_id
 
 
-def test_airflow_refuses_a_second_run_for_the_same_delivery(fake) -> None:
+def test_airflow_refuses_a_second_run_for_the_same_delivery(serve) -> None:
     """The dag_run_id comes from the delivery id: a redelivery cannot start training twice."""
-    airflow = fake(FakeAirflow({"retrain_model"}, username="u", password="p"))
+    airflow = serve(FakeAirflow({"retrain_model"}, username="u", password="p"))
     data = yaml.safe_load((PRESETS / "airflow.yaml").read_text())["sinks"]["airflow"]
     data.update(url=f"{airflow.base_url}/api/v1/dags/retrain_model/dagRuns",
                 basic_auth={"username": "u", "password": "p"})
@@ -149,8 +133,8 @@ def test_airflow_refuses_a_second_run_for_the_same_delivery(fake) -> None:
     assert len(airflow.runs) == 1
 
 
-def test_github_preset_dispatches_repository_dispatch(deliver, fake) -> None:
-    github = fake(FakeGitHub({"acme/models"}, token="ghp_test"))
+def test_github_preset_dispatches_repository_dispatch(deliver, serve) -> None:
+    github = serve(FakeGitHub({"acme/models"}, token="ghp_test"))
     env = {"GITHUB_API_URL": github.base_url, "GITHUB_REPOSITORY": "acme/models",
            "GITHUB_TOKEN": "ghp_test"}
     done = deliver("github-dispatch.yaml", env, [drifted(0)])
@@ -169,8 +153,8 @@ def test_github_preset_dispatches_repository_dispatch(deliver, fake) -> None:
     assert payload["replaces_reference"]["sha256"] == REFERENCE.sha256
 
 
-def test_argo_preset_submits_the_workflow_template_with_parameters(deliver, fake) -> None:
-    argo = fake(FakeArgo({("ml", "retrain-model")}, token="argo-token"))
+def test_argo_preset_submits_the_workflow_template_with_parameters(deliver, serve) -> None:
+    argo = serve(FakeArgo({("ml", "retrain-model")}, token="argo-token"))
     env = {"ARGO_SERVER_URL": argo.base_url, "ARGO_NAMESPACE": "ml", "ARGO_TOKEN": "argo-token"}
     done = deliver("argo-workflows.yaml", env, [drifted(0)])
 
@@ -188,8 +172,8 @@ def test_argo_preset_submits_the_workflow_template_with_parameters(deliver, fake
     assert params["replaces-reference-sha256"] == REFERENCE.sha256
 
 
-def test_kubeflow_preset_creates_a_run_of_the_pipeline_version(deliver, fake) -> None:
-    kfp = fake(FakeKubeflow({("pipe-1", "ver-7")}, token="kfp-token"))
+def test_kubeflow_preset_creates_a_run_of_the_pipeline_version(deliver, serve) -> None:
+    kfp = serve(FakeKubeflow({("pipe-1", "ver-7")}, token="kfp-token"))
     env = {"KFP_ENDPOINT": kfp.base_url, "KFP_TOKEN": "kfp-token", "KFP_PIPELINE_ID": "pipe-1",
            "KFP_PIPELINE_VERSION_ID": "ver-7"}
     done = deliver("kubeflow-pipelines.yaml", env, [drifted(0)])
@@ -207,8 +191,8 @@ def test_kubeflow_preset_creates_a_run_of_the_pipeline_version(deliver, fake) ->
         "drifted_features": "f0,f1,f2", "replaces_reference_sha256": REFERENCE.sha256}
 
 
-def test_pagerduty_resolve_carries_the_dedup_key_of_its_trigger(deliver, fake) -> None:
-    pagerduty = fake(FakePagerDuty(ROUTING_KEY))
+def test_pagerduty_resolve_carries_the_dedup_key_of_its_trigger(deliver, serve) -> None:
+    pagerduty = serve(FakePagerDuty(ROUTING_KEY))
     env = {"PAGERDUTY_EVENTS_URL": pagerduty.base_url, "PAGERDUTY_ROUTING_KEY": ROUTING_KEY}
     done = deliver("pagerduty.yaml", env, [drifted(0), recovered(1)])
 
@@ -228,8 +212,8 @@ def test_pagerduty_resolve_carries_the_dedup_key_of_its_trigger(deliver, fake) -
     assert pagerduty.alerts == {episode: "resolved"}
 
 
-def test_opsgenie_preset_creates_then_closes_the_alert_by_alias(deliver, fake) -> None:
-    opsgenie = fake(FakeOpsgenie("genie-key"))
+def test_opsgenie_preset_creates_then_closes_the_alert_by_alias(deliver, serve) -> None:
+    opsgenie = serve(FakeOpsgenie("genie-key"))
     env = {"OPSGENIE_API_URL": opsgenie.base_url, "OPSGENIE_API_KEY": "genie-key"}
     done = deliver("opsgenie.yaml", env, [drifted(0), recovered(1)])
 
@@ -263,11 +247,11 @@ API_CASES = {
 
 
 @pytest.mark.parametrize("api", sorted(API_CASES))
-def test_each_api_refuses_driftds_own_body(api, fake) -> None:
+def test_each_api_refuses_driftds_own_body(api, serve) -> None:
     """Without a template the driftd.alert.v1 body reaches the API and is refused: the
     look-alikes check the body, so the presets' passing means something."""
     factory, path, headers, status = API_CASES[api]
-    server = fake(factory())
+    server = serve(factory())
     sink = WebhookSink(api, WebhookSinkConfig(type="webhook", url=server.base_url + path,
                                               headers=headers))
     with pytest.raises(PermanentError) as info:
@@ -295,9 +279,9 @@ WRONG_CREDENTIALS = {
 
 
 @pytest.mark.parametrize("preset", sorted(WRONG_CREDENTIALS))
-def test_wrong_credentials_are_refused_and_recorded_dead(preset, deliver, fake) -> None:
+def test_wrong_credentials_are_refused_and_recorded_dead(preset, deliver, serve) -> None:
     factory, env, url_variable, status = WRONG_CREDENTIALS[preset]
-    server = fake(factory())
+    server = serve(factory())
     done = deliver(preset, {**env, url_variable: server.base_url}, [drifted(0)])
     rows = done.rows()
     assert rows and all(s == "dead" for _, _, s, _ in rows)
