@@ -78,6 +78,13 @@ def _line_of(exc: BaseException) -> int | None:
     return lines[-1] if lines else None
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Compiled once per text: config checks, reloads and the sink share it (a compiled
+    template is immutable and safe to render from any thread)."""
+    return template_environment().from_string(source)
+
+
 @dataclass(frozen=True)
 class RequestTemplate:
     """One compiled template; `option` names it in messages (`body_template`, ...)."""
@@ -89,7 +96,7 @@ class RequestTemplate:
     def compile(cls, source: str, option: str) -> RequestTemplate:
         """Parse `source`; a syntax error is a `TemplateProblem` with its line."""
         try:
-            compiled = template_environment().from_string(source)
+            compiled = _compiled(source)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(f"does not parse at template line {exc.lineno}: "
                                   f"{exc.message}", template_line=exc.lineno) from None
