@@ -270,8 +270,16 @@ class RequestShaper:
     def shape(self, event_type: str, alert: Mapping[str, Any]) -> ShapedRequest:
         """Render the request for one alert; a `TemplateProblem` if a template fails."""
         shape = self._per_event.get(event_type, self._default)
-        url = render_url(shape.path, alert, self._url) if shape.path else self._url
+        try:
+            url = render_url(shape.path, alert, self._url) if shape.path else self._url
+        except TemplateProblem as problem:
+            raise TemplateProblem(f"path_template: {problem.message}",
+                                  template_line=problem.template_line) from None
         if shape.body is None:
             return ShapedRequest(shape.method, url, "application/json", None, self._headers)
-        body = render_body(shape.body, alert, json_body=self._json)
+        try:
+            body = render_body(shape.body, alert, json_body=self._json)
+        except TemplateProblem as problem:
+            raise TemplateProblem(f"body_template: {problem.message}",
+                                  template_line=problem.template_line) from None
         return ShapedRequest(shape.method, url, self._content_type, body, self._headers)

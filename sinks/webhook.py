@@ -148,7 +148,8 @@ class WebhookSink:
             )
         try:
             shaped = self._shaper.shape(delivery.event_type, delivery.body)
-        except TemplateProblem as exc:  # validated at load, so only a body validation missed
+        except TemplateProblem as exc:  # checked at load against sample alerts; a real one
+            # can still differ (training_data {"error": ...}): retrying cannot help
             raise PermanentError(f"sink {self.name!r}: {exc}") from None
         body = shaped.body if shaped.body is not None else _encode_body(delivery.body)
         timestamp = int(self._clock())

@@ -180,7 +180,8 @@ def test_a_render_failure_at_send_time_is_permanent_and_names_the_line() -> None
              body_template='{\n "uri": {{ alert.training_data.uri | tojson }}\n}')
     with pytest.raises(PermanentError) as info:
         s.send(make_delivery("retrain.requested", training_data={"error": "disk full"}))
-    assert "template line 2" in str(info.value) and "uri" in str(info.value)
+    assert "body_template: rendering a retrain.requested alert failed at template line 2" \
+        in str(info.value) and "uri" in str(info.value)
 
 
 # --- config checks ----------------------------------------------------------------------------
