@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftd.detectors.policy import DetectionPolicy
 from driftd.monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
 from driftd.sinks.registry import SinkConfig
+from driftd.sinks.templates import TemplateProblem
 
 
 class _Strict(BaseModel):
@@ -187,6 +188,12 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIssue:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    problem = (err.get("ctx") or {}).get("error")
+    if isinstance(problem, TemplateProblem):  # names the option below loc, and a template line
+        loc = (*loc, *problem.subpath)
+        line = (source.line_in_value(loc, problem.template_line)
+                if problem.template_line is not None else None)
+        return ConfigIssue(_dotted(loc), problem.message, line or source.line_of(loc))
     kind = err["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -204,7 +211,7 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
 
 # values under these keys are never echoed back in an error message
 _SECRET_KEYS = frozenset({"token", "webhook_url", "secret", "headers", "sasl_plain_password",
-                          "ssl_password"})
+                          "ssl_password", "basic_auth", "body_template", "path_template"})
 
 # pydantic inserts the discriminator tag into error paths; users never wrote it.
 _UNION_TAGS = {"webhook", "slack"}

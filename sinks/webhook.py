@@ -28,7 +28,9 @@ from driftd.sinks.base import (
     parse_retry_after,
     user_agent,
 )
+from driftd.sinks.request_shape import RequestShapeOptions, RequestShaper
 from driftd.sinks.signing import sign
+from driftd.sinks.templates import TemplateProblem
 
 # Headers driftd sets itself; user-configured `headers` may not override them.
 RESERVED_HEADERS = frozenset(
@@ -71,8 +73,9 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-class WebhookSinkConfig(SinkConfigBase):
-    """`sinks.<name>` with `type: webhook`. `secret` signs every request when set."""
+class WebhookSinkConfig(SinkConfigBase, RequestShapeOptions):
+    """`sinks.<name>` with `type: webhook`. `secret` signs every request when set; the
+    request-shaping options (method, templates, basic_auth) are in `sinks/request_shape.py`."""
 
     type: Literal["webhook"]
     url: Annotated[str, AfterValidator(check_http_url)]
@@ -114,6 +117,7 @@ class WebhookSink:
         self.event_types: frozenset[str] = frozenset(config.event_types)
         self._clock = clock
         self._opener = urllib.request.build_opener(_NoRedirect())
+        self._shaper = RequestShaper(config)
 
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, url={redact_url(self.config.url)!r})"
@@ -125,7 +129,8 @@ class WebhookSink:
         except ValueError as exc:
             return HealthStatus(ok=False, detail=f"url {exc}")
         signed = "signed" if self.config.secret is not None else "unsigned"
-        return HealthStatus(ok=True, detail=f"POST {redact_url(self.config.url)} ({signed})")
+        return HealthStatus(ok=True, detail=f"{self.config.method} {redact_url(self.config.url)} "
+                                             f"({signed})")
 
     def _describe(self, exc: BaseException) -> str:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
@@ -141,11 +146,17 @@ class WebhookSink:
                 f"sink {self.name!r} does not take {delivery.event_type!r} events "
                 f"(event_types: {sorted(self.event_types)})"
             )
-        body = _encode_body(delivery.body)
+        try:
+            shaped = self._shaper.shape(delivery.event_type, delivery.body)
+        except TemplateProblem as exc:  # checked at load against sample alerts; a real one
+            # can still differ (training_data {"error": ...}): retrying cannot help
+            raise PermanentError(f"sink {self.name!r}: {exc}") from None
+        body = shaped.body if shaped.body is not None else _encode_body(delivery.body)
         timestamp = int(self._clock())
         headers = {
             **{k: v.get_secret_value() for k, v in self.config.headers.items()},
-            "Content-Type": "application/json",
+            **shaped.headers,
+            "Content-Type": shaped.content_type,
             "User-Agent": user_agent(),
             "X-Driftd-Event": delivery.event_type,
             "X-Driftd-Delivery": delivery.delivery_id,
@@ -155,8 +166,9 @@ class WebhookSink:
             headers["X-Driftd-Signature"] = sign(
                 self.config.secret.get_secret_value(), timestamp, body
             )
-        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
-        where = redact_url(self.config.url)
+        request = urllib.request.Request(shaped.url, data=body, headers=headers,
+                                         method=shaped.method)
+        where = redact_url(shaped.url)
         try:
             with self._opener.open(request, timeout=self.config.timeout_seconds) as response:
                 status = int(response.status)

@@ -140,6 +140,15 @@ def _make_handler(receiver: _Receiver) -> type[BaseHTTPRequestHandler]:
         server_version = "driftd-receiver"
 
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            self._with_body("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._with_body("PUT")
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._with_body("PATCH")
+
+        def _with_body(self, method: str) -> None:
             length_header = self.headers.get("Content-Length")
             if length_header is None or not length_header.strip().isdigit():
                 self._reply(411, {"Content-Type": "text/plain"}, b"length required")
@@ -150,7 +159,7 @@ def _make_handler(receiver: _Receiver) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length)
             headers = {k: v for k, v in self.headers.items()}
-            status, out_headers, out_body = receiver._answer("POST", self.path, headers, body)
+            status, out_headers, out_body = receiver._answer(method, self.path, headers, body)
             self._reply(status, out_headers, out_body)
 
         def do_GET(self) -> None:  # noqa: N802

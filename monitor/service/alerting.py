@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from driftd.monitor.config import Config
 from driftd.monitor.service.runner import RunOutcome
-from driftd.monitor.store.duckdb_file import Store
+from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
 
 log = logging.getLogger("driftd.alerting")
 
@@ -249,7 +250,8 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         for f in ((result.features + result.prediction) if result else ())
         if f.drifted or event == EVENT_RESOLVED
     ]
-    ref = outcome.reference
+    drifted = list(dict.fromkeys(f.feature for f in result.drifted_features)) \
+        if result and event != EVENT_RESOLVED else []
     body: dict[str, Any] = {
         "schema": "driftd.alert.v1",
         "type": event,
@@ -263,9 +265,9 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         "episode_id": state.episode_id,
         "window": {"start": _iso(outcome.window.start), "end": _iso(outcome.window.end),
                    "rows": outcome.rows},
-        "reference": {"version": str(ref.version) if ref else None,
-                      "sha256": ref.sha256 if ref else None, "rows": ref.rows if ref else None},
+        "reference": reference_summary(outcome.reference),
         "share_drifted": result.share_drifted if result else None,
+        "drifted_features": drifted,
         "findings": findings,
         "report_url": report_url,
         "rationale": rationale,
@@ -274,3 +276,11 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
     if event == EVENT_RETRAIN:
         body["training_data"] = training
     return body
+
+
+def reference_summary(ref: ReferenceRecord | None) -> dict[str, Any]:
+    """The training reference a run compared against (and a retrain would replace)."""
+    if ref is None:
+        return {"version": None, "sha256": None, "rows": None, "uri": None}
+    return {"version": str(ref.version), "sha256": ref.sha256, "rows": ref.rows,
+            "uri": Path(ref.path).absolute().as_uri()}

@@ -15,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from driftd.monitor.config import ConfigError, LoadedConfig, load_config
 from driftd.monitor.ingest.consumer import KafkaIngestor
 from driftd.monitor.ingest.decode import Decoder
-from driftd.monitor.service.alerting import AlertManager
+from driftd.monitor.service.alerting import AlertManager, reference_summary
 from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
 from driftd.monitor.service.reporting import ReportWriter
@@ -23,7 +23,7 @@ from driftd.monitor.service.runner import DetectorRunner, RunOutcome
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
 from driftd.monitor.store.export import export_training_data
-from driftd.monitor.store.references import ProfileCache, register_reference
+from driftd.monitor.store.references import ProfileCache, file_sha256, register_reference
 from driftd.monitor.store.retention import RetentionStats, apply_retention
 from driftd.sinks.base import EVENT_TYPES
 from driftd.sinks.prometheus import DriftdMetrics, StoredState
@@ -136,9 +136,16 @@ class App:
         out = self.loaded.export_dir / outcome.model / f"retrain-{outcome.run_id}"
         manifest = export_training_data(self.store, outcome.model, cfg, out,
                                         since=since, until=outcome.window.end)
+        manifest_file = out / "manifest.json"
         return {"uri": manifest["uri"], "sha256": manifest["content_sha256"],
                 "rows": manifest["rows"], "labelled_rows": manifest["labelled_rows"],
-                "manifest": (out / "manifest.json").resolve().as_uri()}
+                "manifest": manifest_file.resolve().as_uri(),
+                # a pipeline checks the manifest it fetched is the one announced, then each
+                # file against the manifest's sha256s
+                "manifest_sha256": file_sha256(manifest_file),
+                "time_range": {"start": manifest["time_range"]["start"],
+                               "end": manifest["time_range"]["end"]},
+                "replaces": reference_summary(outcome.reference)}
 
     def stored_state(self) -> StoredState:
         state = StoredState(schedules=[(m, float(c.schedule_seconds))

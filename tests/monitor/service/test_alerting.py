@@ -181,3 +181,48 @@ def test_body_matches_contract(make_manager):
     assert body["findings"] == [{"feature": "f0", "method": "psi", "statistic": 0.5,
                                  "p_value": None, "threshold": 0.2, "drifted": True}]
     assert body["report_url"] == "http://x/run0.html"
+
+
+def test_body_names_the_drifted_features_and_the_reference_file(make_manager, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from driftd.monitor.store.duckdb_file import ReferenceRecord
+
+    mgr, store = make_manager(cooldown=99999)
+    ref = ReferenceRecord("credit-risk", 2, "9f" * 32, str(tmp_path / "ref.parquet"), 5000, {},
+                          T0)
+    mgr.handle(replace(_outcome(0, ["f2", "f0"]), reference=ref), now=T0)
+    mgr.handle(replace(_outcome(1, []), reference=ref), now=T0 + timedelta(hours=1))
+    bodies = {e: json.loads(b) for e, b in store.con.execute(
+        "SELECT event_type, body FROM outbox WHERE sink = 'hook'").fetchall()}
+    assert bodies["drift.detected"]["drifted_features"] == ["f0", "f2"]
+    assert bodies["drift.resolved"]["drifted_features"] == []
+    assert bodies["drift.detected"]["reference"] == {
+        "version": "2", "sha256": "9f" * 32, "rows": 5000,
+        "uri": (tmp_path / "ref.parquet").as_uri()}
+
+
+def test_alert_samples_have_the_keys_of_real_bodies(make_manager):
+    """Templates are validated against `sinks/alert_samples.py`: it must not drift from
+    `build_body`, or validate-config would pass templates that fail on real alerts."""
+    import json
+
+    from driftd.sinks.alert_samples import sample_alert
+
+    def shape(value):
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items()}
+        return [shape(value[0])] if isinstance(value, list) and value else None
+
+    mgr, store = make_manager(retrain_after=1, cooldown=99999)
+    mgr.handle(_outcome(0, ["f0", "f1", "f2"]), now=T0)
+    mgr.handle(_outcome(1, []), now=T0 + timedelta(hours=1))
+    bodies = {e: json.loads(b) for e, b in store.con.execute(
+        "SELECT event_type, body FROM outbox WHERE sink = 'hook'").fetchall()}
+    assert set(bodies) == {"drift.detected", "drift.resolved", "retrain.requested"}
+    for event, body in bodies.items():
+        sample = sample_alert(event)
+        if event == "retrain.requested":  # the real payload comes from App.training_data
+            body.pop("training_data"), sample.pop("training_data")
+        assert shape(body) == shape(sample), event
