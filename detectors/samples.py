@@ -15,9 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import polars as pl
+
+from driftd.detectors.ecdf import EcdfGap, ecdf_gap
 
 DECILES = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
 
@@ -233,6 +236,8 @@ class CategoricalReference:
 
 @dataclass(eq=False)
 class NumericWindow:
+    """Window side of a numeric column held in memory, sorted."""
+
     rows: int
     missing: int
     sorted_values: np.ndarray  # finite values, ascending
@@ -245,6 +250,41 @@ class NumericWindow:
     @property
     def size(self) -> int:
         return int(self.sorted_values.size)
+
+    def gap_to(self, reference: NumericReference) -> EcdfGap:
+        return ecdf_gap(reference, self.sorted_values)
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray:
+        # Sorting (SIMD, needed for ks/wasserstein anyway) then cutting at 9 edges is cheaper
+        # than searching every value among the edges.
+        return bin_counts_sorted(self.sorted_values, edges)
+
+    def count_outside(self, low: float, high: float) -> int:
+        """Values below `low` or above `high` (two binary searches)."""
+        below = int(np.searchsorted(self.sorted_values, low, side="left"))
+        above = self.size - int(np.searchsorted(self.sorted_values, high, side="right"))
+        return below + above
+
+
+class NumericSide(Protocol):
+    """What methods read of a numeric column's window side: `NumericWindow` (sorted in
+    memory) or `detectors.window.ChunkedNumericWindow` (read in ascending value ranges,
+    `sorted_values` None)."""
+
+    rows: int
+    missing: int
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sorted_values(self) -> np.ndarray | None: ...
+
+    def gap_to(self, reference: NumericReference) -> EcdfGap: ...
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray: ...
+
+    def count_outside(self, low: float, high: float) -> int: ...
 
 
 @dataclass(eq=False)
@@ -274,242 +314,21 @@ class Bins:
     unseen: tuple[bool, ...] = ()  # categorical: bin absent from the reference
 
 
-@dataclass(frozen=True)
-class EcdfGap:
-    """Sup and integral of |F_ref − F_cur| over the real line (ks statistic and W1)."""
-
-    sup: float
-    integral: float
-
-
-SEARCH_CHUNK = 1 << 16  # window values per pass of `ecdf_gap`
-SEARCH_GROUP = 16  # stretches per group whose ends `ecdf_gap` searches first
-
-
-def ecdf_gap(reference: NumericReference, cur_sorted: np.ndarray) -> EcdfGap:
-    """The ks statistic and W1 between a reference and a sorted window, exactly.
-
-    The window's values are searched in the sorted reference: O(m log n) for m window values
-    and n reference values, and the reference is touched only at the positions the searches
-    visit and through its prefix sums, never as a whole — so a window's cost does not grow
-    with the reference (but for the log).
-
-    F_cur is constant, c_j = C_j/m, on each stretch [v_j, v_{j+1}) between distinct window
-    values (C_j window values <= v_j) while F_ref rises, from R_j/n to L_{j+1}/n
-    (R, L = searchsorted(ref, v, right/left)). So |F_ref − F_cur| peaks at an end of a
-    stretch: ks = max over j of |R_j/n − C_j/m| and |L_j/n − C_{j−1}/m| — the very
-    differences scipy's ks_2samp takes the maximum of, at fewer points.
-
-    Most stretches need no search of their own. The ends of groups of `SEARCH_GROUP`
-    stretches are searched first. Where F_ref stays on one side of F_cur over a whole group
-    (its lowest value is at least F_cur's highest, or the reverse), W1 over the group is
-    |∫F_ref − ∫F_cur| from the ends alone: ∫F_ref from the reference's prefix sums,
-    ∫F_cur = Σ c_j·(v_{j+1} − v_j). And a group whose largest possible gap is below the ks
-    maximum found so far cannot hold the ks statistic. Only the other groups — where the CDFs
-    cross, or near the maximum — are searched value by value (`_stretch_integral`). Counts
-    are compared as integers (R·m against C·n), so those decisions are exact.
-    """
-    ref, prefix = reference.sorted_values, reference.prefix
-    n, m = ref.size, cur_sorted.size
-    if n == 0 or m == 0:
-        raise ValueError("the ecdf gap needs values on both sides")
-    if n * m >= 2**62:  # counts are compared as int64 products R·m and C·n
-        raise ValueError(f"samples too large for exact counts: {n} × {m}")
-    # Cut the window at ends of runs of ties so that every chunk holds whole runs.
-    cuts = np.searchsorted(cur_sorted, cur_sorted[SEARCH_CHUNK::SEARCH_CHUNK], side="right")
-    bounds = np.unique(np.concatenate(([0], cuts, [m])))
-    ks = _KsMax(n, m)
-    integral = 0.0
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        values, counts, ends = _distinct(cur_sorted, lo, hi)
-        k, e = values.size, ends.size
-
-        # Group ends: every SEARCH_GROUP-th value and the last (the next chunk's first).
-        edge = np.arange(0, e, SEARCH_GROUP)
-        if edge[-1] != e - 1:
-            edge = np.append(edge, e - 1)
-        edge_left = np.searchsorted(ref, ends[edge], side="left")
-        own = edge[edge < k]  # window values of this chunk (not the next chunk's first)
-        edge_right = _right(ref, values[own], edge_left[: own.size])
-        ks.update(edge_right, counts[own], edge_left[: own.size], _before(counts, own, lo))
-
-        if lo == 0:  # ∫ F_ref below the first window value
-            first = edge_left[0] * (ends[0] - prefix.centre) - prefix.at(edge_left[:1]).total()[0]
-            integral += float(first) / n
-        if hi == m:  # ∫ (1 − F_ref) above the last window value
-            k1 = edge_right[-1:]
-            last = prefix.at(np.array([n])).minus(prefix.at(k1))
-            last -= (n - k1) * (values[-1] - prefix.centre)
-            integral += float(last[0]) / n
-        if e == 1:
-            continue
-
-        # Groups of stretches [v_a, v_b): F_cur from C_a/m to C_{b−1}/m, F_ref from R_a/n to
-        # L_b/n; the gap inside a group is at most `reach` (over n·m).
-        a, b = edge[:-1], edge[1:]
-        ra, la, lb = edge_right[: a.size], edge_left[:-1], edge_left[1:]
-        ca, cb = counts[a] * n, counts[b - 1] * n
-        above, below = ra * m >= cb, lb * m <= ca  # F_ref >= F_cur, or <=, on the whole group
-        reach = np.maximum(lb * m - ca, cb - ra * m)
-        one_sided = above | below
-        ref_area = _n_integral(prefix, ends[a], la, ends[b], lb) / n  # ∫ F_ref over the group
-        cur_area = np.add.reduceat(counts[: e - 1] * np.diff(ends), a) / m  # ∫ F_cur
-        integral += float(np.abs(ref_area - cur_area).sum(where=one_sided))
-
-        ks_open = (reach >= ks.numerator) & (b - a > 1)  # may hold the maximum inside
-        open_ = ks_open | ~one_sided
-        if not open_.any():
-            continue
-        ga, gb = a[open_], b[open_]
-        sizes = gb - ga + 1
-        index = _ranges(ga, gb + 1)  # every value of each open group, its two ends included
-        left = np.searchsorted(ref, ends[index], side="left")
-        last_of_group = np.cumsum(sizes) - 1
-        inner = np.ones(index.size, dtype=bool)
-        inner[last_of_group] = False
-        crossing = inner & np.repeat(~one_sided[open_], sizes)
-        p = np.flatnonzero(crossing)
-        if p.size:
-            j = index[p]
-            integral += _stretch_integral(
-                reference, ends[j], left[p], ends[j + 1], left[p + 1], counts[j], m
-            )
-        inner[last_of_group - sizes + 1] = False
-        p = np.flatnonzero(inner & np.repeat(ks_open[open_], sizes))
-        if p.size:
-            j = index[p]
-            right = _right(ref, values[j], left[p])
-            ks.update(right, counts[j], left[p], _before(counts, j, lo))
-    return EcdfGap(sup=min(ks.value, 1.0), integral=integral)
-
-
-def _distinct(
-    cur_sorted: np.ndarray, lo: int, hi: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct values v_j of cur_sorted[lo:hi] (whole runs of ties), the window count C_j of
-    values <= v_j, and the v_j followed by the next value of the window, if any."""
-    chunk = cur_sorted[lo:hi]
-    counts = np.flatnonzero(chunk[1:] != chunk[:-1])
-    if counts.size == chunk.size - 1:  # no ties: the chunk is its own distinct values
-        return chunk, np.arange(lo + 1, hi + 1), cur_sorted[lo : hi + 1]
-    counts += 1
-    counts = np.append(counts, hi - lo)
-    values = chunk[counts - 1]
-    counts += lo
-    ends = values if hi == cur_sorted.size else np.append(values, cur_sorted[hi])
-    return values, counts, ends
-
-
-class _KsMax:
-    """The largest |F_ref − F_cur| seen, as scipy rounds it and exactly (over n·m)."""
-
-    def __init__(self, n: int, m: int):
-        self.n, self.m = n, m
-        self.value = 0.0
-        self.numerator = 0
-
-    def update(self, right, counts, left, before) -> None:
-        """Candidates |R/n − C/m| and |L/n − C_before/m| at some window values."""
-        if not right.size:
-            return
-        n, m = self.n, self.m
-        at = np.abs(right * m - counts * n)
-        below = np.abs(left * m - before * n)
-        self.numerator = max(self.numerator, int(at.max()), int(below.max()))
-        gap = right / n
-        gap -= counts / m
-        value = float(np.max(np.abs(gap, out=gap)))
-        gap = left / n
-        gap -= before / m
-        self.value = max(self.value, value, float(np.max(np.abs(gap, out=gap))))
-
-
-def _before(counts: np.ndarray, j: np.ndarray, lo: int) -> np.ndarray:
-    """C_{j−1}, window values < v_j, from C (counts) and the chunk's first position lo."""
-    out = counts[j - 1]
-    out[j == 0] = lo
-    return out
-
-
-def _right(ref: np.ndarray, values: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """searchsorted(ref, values, "right") given the "left" one: searched again only at ties."""
-    right = left.copy()
-    tied = ref[np.minimum(left, ref.size - 1)] == values
-    if tied.any():
-        right[tied] = np.searchsorted(ref, values[tied], side="right")
-    return right
-
-
-def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]), vectorised."""
-    sizes = stops - starts
-    shift = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-    return np.arange(int(sizes.sum())) + shift
-
-
-def _stretch_integral(
-    reference: NumericReference,
-    x: np.ndarray,
-    kx: np.ndarray,
-    y: np.ndarray,
-    ky: np.ndarray,
-    counts: np.ndarray,
-    m: int,
-) -> float:
-    """Σ ∫_x^y |F_ref − C/m| over stretches [x, y) of constant F_cur = C/m.
-
-    kx, ky are valid counts for G at x and y (see `_n_integral`). F_ref first reaches C/m at
-    ref[q−1], q = ⌈C·n/m⌉; with s that point clamped to [x, y] (and its count clamped the same
-    way), the integral is C/m·((s − x) − (y − s)) + ∫_s^y F_ref − ∫_x^s F_ref.
-    """
-    ref, prefix = reference.sorted_values, reference.prefix
-    n = ref.size
-    if n * m < 2**52:  # then the float ceiling is exact, or off only where F_ref − c is 0
-        q = np.ceil(counts * float(n) / m).astype(np.int64)
-    else:
-        q = (counts * n + (m - 1)) // m
-    s = ref[q - 1]
-    np.clip(s, x, y, out=s)
-    ks = np.clip(q, kx, ky)
-    pieces = _n_integral(prefix, s, ks, y, ky)
-    pieces -= _n_integral(prefix, x, kx, s, ks)
-    pieces /= n
-    pieces += (counts / m) * ((s - x) - (y - s))
-    return float(pieces.sum())
-
-
-def _n_integral(
-    prefix: PrefixSums, x: np.ndarray, kx: np.ndarray, y: np.ndarray, ky: np.ndarray
-) -> np.ndarray:
-    """n·∫_x^y F_ref for x <= y, given valid counts: ref[k−1] <= x <= ref[k] for k = kx (ky).
-
-    With G(x) = ∫_{−∞}^x F_ref = Σ_{i<k} (x − ref_i)/n — the same for any valid k, ties
-    adding zeros — this is kx·(y − x) + Σ_{kx<=i<ky} (y − ref_i), the sum formed from the
-    prefix sums of the values between the two counts only, so its rounding scales with them.
-    """
-    out = kx * (y - x)
-    out += (ky - kx) * (y - prefix.centre)
-    out -= prefix.at(ky).minus(prefix.at(kx))
-    return out
-
-
 @dataclass(eq=False)
 class NumericPair:
     feature: str
     reference: NumericReference
-    current: NumericWindow
+    current: NumericSide
     kind: str = field(default="numeric", init=False)
 
     @cached_property
     def gap(self) -> EcdfGap:
-        return ecdf_gap(self.reference, self.current.sorted_values)
+        return self.current.gap_to(self.reference)
 
     @cached_property
     def bins(self) -> Bins:
-        # Sorting (SIMD, cached for ks/wasserstein) then cutting at 9 edges is cheaper than
-        # searching every value among the edges.
         edges = self.reference.edges
-        current = bin_counts_sorted(self.current.sorted_values, edges)
+        current = self.current.bin_counts(edges)
         return Bins(bin_labels(edges), self.reference.bin_counts, current)
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from driftd.detectors import samples
+from driftd.detectors import ecdf
 from driftd.detectors.samples import (
     DECILES,
     PREFIX_BLOCK,
@@ -165,16 +165,16 @@ def test_gap_matches_scipy_in_small_chunks_and_groups(ref, cur, chunk, group):
     # Chunk edges inside runs of ties, groups of one stretch, every group searched or not.
     ref, cur = np.array(ref), np.array(cur)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(samples, "SEARCH_CHUNK", chunk)
-        patch.setattr(samples, "SEARCH_GROUP", group)
+        patch.setattr(ecdf, "SEARCH_CHUNK", chunk)
+        patch.setattr(ecdf, "SEARCH_GROUP", group)
         assert_gap_matches_scipy(gap_of(ref, cur), ref, cur)
 
 
 @pytest.mark.parametrize("group", [1, 2, 3, 16, 1000])
 @pytest.mark.parametrize("kind", ["normal", "ties", "integers", "constant-window"])
 def test_group_size_does_not_change_the_result(monkeypatch, group, kind):
-    monkeypatch.setattr(samples, "SEARCH_CHUNK", 997)
-    monkeypatch.setattr(samples, "SEARCH_GROUP", group)
+    monkeypatch.setattr(ecdf, "SEARCH_CHUNK", 997)
+    monkeypatch.setattr(ecdf, "SEARCH_GROUP", group)
     ref, cur = draws(kind, 20_000, 3_001, seed=group)
     assert_gap_matches_scipy(gap_of(ref, cur), ref, cur)
 
