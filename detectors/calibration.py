@@ -51,6 +51,15 @@ def reliability(p: np.ndarray, y: np.ndarray) -> Reliability | None:
     counts = np.bincount(idx, minlength=BINS)
     sum_p = np.bincount(idx, weights=p, minlength=BINS)
     sum_y = np.bincount(idx, weights=y, minlength=BINS)
+    return reliability_from_bins(counts, sum_p, sum_y, float(np.mean((p - y) ** 2)))
+
+
+def reliability_from_bins(
+    counts: np.ndarray, sum_p: np.ndarray, sum_y: np.ndarray, brier: float
+) -> Reliability:
+    """ECE and the reliability diagram from each bin's row count, Σp and Σy (gathered over
+    any number of batches, `detectors/scoring.py`)."""
+    n = int(counts.sum())
     bins, ece = [], 0.0
     for b in range(BINS):
         lower, upper = b / BINS, (b + 1) / BINS
@@ -60,7 +69,6 @@ def reliability(p: np.ndarray, y: np.ndarray) -> Reliability | None:
         mean_p, mean_y = sum_p[b] / counts[b], sum_y[b] / counts[b]
         ece += counts[b] / n * abs(mean_y - mean_p)
         bins.append(ReliabilityBin(lower, upper, int(counts[b]), float(mean_p), float(mean_y)))
-    brier = float(np.mean((p - y) ** 2))
     return Reliability(ece=float(ece), brier=brier, bins=tuple(bins), rows=n)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
 
 from driftd.detectors.results import MetricValue, Performance
+from driftd.detectors.scoring import ClassScores, ProbabilityScores, RankSum, RegressionScores
 
 # name -> higher is better
 METRICS: dict[str, bool] = {
@@ -26,51 +26,33 @@ METRICS: dict[str, bool] = {
     "mae": False,
     "rmse": False,
 }
-CUTOFF = 0.5
-LOG_LOSS_EPS = 1e-15
 
 
 def roc_auc(p: np.ndarray, y: np.ndarray) -> float | None:
-    """Mann-Whitney AUC from average ranks; None when only one class is present."""
-    positives = int(np.count_nonzero(y == 1))
-    negatives = y.size - positives
-    if positives == 0 or negatives == 0:
-        return None
-    rank_sum = float(stats.rankdata(p)[y == 1].sum())
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    """Mann-Whitney AUC, ties counting one half; None when only one class is present."""
+    ranks = RankSum()
+    ranks.add_range(p, (y == 1).astype(np.float64))
+    return ranks.auc()
 
 
 def binary_metrics(p: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    if y.size == 0:
-        return {}
-    predicted = p >= CUTOFF
-    actual = y == 1
-    tp = int(np.count_nonzero(predicted & actual))
-    fp = int(np.count_nonzero(predicted & ~actual))
-    fn = int(np.count_nonzero(~predicted & actual))
-    clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
-    log_loss = -float(np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
-    return {
-        "roc_auc": roc_auc(p, y),
-        "accuracy": float(np.mean(predicted == actual)),
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "log_loss": log_loss,
-    }
+    """Metrics of probabilities `p` against 0/1 labels `y` (finite, as `binary_pairs` gives)."""
+    scores = ProbabilityScores()
+    scores.add(p, y)
+    scores.ranks.add_range(p, y)
+    return scores.metrics()
 
 
 def class_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float | None]:
-    if actual.size == 0:
-        return {}
-    return {"accuracy": float(np.mean(predicted == actual))}
+    scores = ClassScores()
+    scores.add(predicted, actual)
+    return scores.metrics()
 
 
 def regression_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float | None]:
-    if actual.size == 0:
-        return {}
-    error = predicted - actual
-    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error**2)))}
+    scores = RegressionScores()
+    scores.add(predicted, actual)
+    return scores.metrics()
 
 
 def compare_performance(

@@ -249,12 +249,18 @@ def summarize_column(series: pl.Series, kind: str) -> ColumnReference:
     return CategoricalReference.from_series(series)
 
 
-def class_strings(series: pl.Series) -> pl.Series:
-    """Class labels as strings, with integral floats written as integers (1.0 -> "1")."""
+def class_strings(series: pl.Series, *, integral: bool | None = None) -> pl.Series:
+    """Class labels as strings, with integral floats written as integers (1.0 -> "1").
+
+    Whether a float column is integral is decided over all of it; a caller that hands over
+    a column in batches passes that decision (`integral`) so every batch is written alike.
+    """
     if series.dtype.is_float():
-        values = series.drop_nulls()
-        values = values.filter(values.is_finite())
-        if (values == values.round()).all():
+        if integral is None:
+            values = series.drop_nulls()
+            values = values.filter(values.is_finite())
+            integral = bool((values == values.round()).all())
+        if integral:
             series = series.cast(pl.Int64, strict=False)
     return series.cast(pl.Utf8, strict=False)
 

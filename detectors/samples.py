@@ -41,12 +41,26 @@ def sorted_finite(series: pl.Series) -> tuple[np.ndarray, int]:
 
 def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int]:
     """Distinct non-null categories (sorted), their counts, and the null count."""
-    strings = series.cast(pl.Utf8, strict=False).rename("category")
-    counts = (
-        strings.to_frame().lazy().drop_nulls().group_by("category").len().sort("category")
-    ).collect()
-    cats = counts.get_column("category").to_list()
-    return tuple(cats), counts.get_column("len").to_numpy().astype(np.int64), strings.null_count()
+    raw = series.rename("category").to_frame().lazy().group_by("category").len().collect()
+    return categories_from_counts(raw.get_column("category"), raw.get_column("len").to_numpy())
+
+
+def categories_from_counts(
+    values: pl.Series, counts: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """`category_counts` from distinct raw values (null among them) and how often each
+    occurs — what a window's GROUP BY hands back — so a category's text is decided per
+    distinct value, not per row."""
+    strings = values.cast(pl.Utf8, strict=False)
+    grouped = (
+        pl.DataFrame({"category": strings, "len": np.asarray(counts, dtype=np.int64)})
+        .group_by("category")
+        .agg(pl.col("len").sum())
+    )
+    missing = int(grouped.filter(pl.col("category").is_null()).get_column("len").sum())
+    grouped = grouped.drop_nulls("category").sort("category")
+    cats = grouped.get_column("category").to_list()
+    return tuple(cats), grouped.get_column("len").to_numpy().astype(np.int64), missing
 
 
 def sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """One detector pass over one window: every feature, the prediction, calibration, performance.
 
-`evaluate` is pure: a reference profile and a polars window in, a frozen `DriftResult` out.
-A feature that cannot be scored (absent, empty, broken) yields `status="error"` results with the
-reason; it never raises for the run.
+`evaluate` is pure: a reference profile and a window in, a frozen `DriftResult` out. The
+window is a polars frame or a `detectors.window.WindowSource`, which hands over one column at a
+time (a DuckDB window, a Parquet file), so no more of it is in memory than the columns being
+scored. A feature that cannot be scored (absent, empty, broken) yields `status="error"` results
+with the reason; it never raises for the run.
 
 `DriftResult.drift` is true when the share of drifted features reaches `policy.drift_share`, or
 the prediction drifted, or calibration drifted, or a performance metric degraded. Schema drift is
@@ -21,19 +23,13 @@ from driftd.detectors.base import Trial, decide, failed_trial, run_trial
 from driftd.detectors.calibration import compare_calibration
 from driftd.detectors.performance import compare_performance
 from driftd.detectors.policy import DetectionPolicy
-from driftd.detectors.profile import ColumnReference, ReferenceProfile, score_predictions
+from driftd.detectors.profile import ColumnReference, ReferenceProfile
 from driftd.detectors.registry import METHODS
 from driftd.detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
-from driftd.detectors.samples import (
-    CategoricalPair,
-    CategoricalWindow,
-    NumericPair,
-    NumericReference,
-    NumericWindow,
-    Pair,
-)
+from driftd.detectors.samples import CategoricalPair, NumericPair, NumericReference, Pair
 from driftd.detectors.schema import schema_drift
 from driftd.detectors.threads import map_columns
+from driftd.detectors.window import WindowSource, frame_window
 
 PREDICTION = "prediction"
 LABEL = "label"
@@ -46,7 +42,7 @@ class _Target:
     name: str
     kind: str
     reference: ColumnReference
-    series: pl.Series | None  # None: the column is absent from the window
+    present: bool  # False: the column is absent from the window
     window_rows: int
     is_prediction: bool = False
 
@@ -60,18 +56,24 @@ class _Outcome:
 
 def evaluate(
     profile: ReferenceProfile,
-    current: pl.DataFrame,
+    current: pl.DataFrame | WindowSource,
     policy: DetectionPolicy,
     *,
     observed_types: Mapping[str, str] | None = None,
 ) -> DriftResult:
     """Compare one window with the reference under `policy`.
 
-    `current` has a column per configured feature (numeric: Float64, categorical: Utf8; other
-    dtypes are cast) and `prediction` / `label` columns when the profile has them.
+    A frame `current` has a column per configured feature (numeric: Float64, categorical:
+    Utf8; other dtypes are cast) and `prediction` / `label` columns when the profile has them.
     """
+    window = (
+        frame_window(current, profile.features, prediction=PREDICTION, label=LABEL)
+        if isinstance(current, pl.DataFrame)
+        else current
+    )
+    present = set(window.columns)
     targets = [
-        _Target(name, kind, profile.columns[name], _column(current, name), current.height)
+        _Target(name, kind, profile.columns[name], name in present, window.rows)
         for name, kind in profile.features.items()
     ]
     if profile.prediction is not None and profile.prediction_column is not None:
@@ -80,12 +82,14 @@ def evaluate(
                 profile.prediction,
                 profile.prediction_kind or "numeric",
                 profile.prediction_column,
-                _column(current, PREDICTION),
-                current.height,
+                window.has_prediction(),
+                window.rows,
                 is_prediction=True,
             )
         )
-    outcomes = map_columns(lambda target: _score(target, policy), targets)
+    outcomes = map_columns(
+        lambda target: _score(target, policy, window), targets, workers=window.workers
+    )
     results = iter(
         decide(
             [trial for outcome in outcomes for trial in outcome.trials],
@@ -105,14 +109,9 @@ def evaluate(
 
     calibration = performance = None
     if profile.scoring is not None:
-        absent = pl.Series([None] * current.height, dtype=pl.Float64)
         reason = None
         try:
-            cal, metrics, labelled = score_predictions(
-                profile.scoring,
-                _column(current, PREDICTION) if PREDICTION in current.columns else absent,
-                _column(current, LABEL) if LABEL in current.columns else absent,
-            )
+            cal, metrics, labelled = window.scores(profile.scoring)
         except Exception as exc:  # a broken label column must not stop feature drift
             cal, metrics, labelled = None, {}, 0
             reason = f"cannot score predictions against labels: {type(exc).__name__}: {exc}"
@@ -138,13 +137,13 @@ def evaluate(
         share_drifted=share,
         features=tuple(features),
         rows_reference=profile.rows,
-        rows_current=current.height,
+        rows_current=window.rows,
         quality=tuple(
             o.quality for t, o in zip(targets, outcomes, strict=True) if not t.is_prediction
         ),
         distributions=tuple(o.distribution for o in outcomes if o.distribution is not None),
         schema=schema_drift(
-            profile.features, profile.source_types, current.columns, observed_types
+            profile.features, profile.source_types, window.columns, observed_types
         ),
         prediction=tuple(prediction),
         calibration=calibration,
@@ -153,22 +152,19 @@ def evaluate(
     )
 
 
-def _column(frame: pl.DataFrame, name: str) -> pl.Series | None:
-    return frame.get_column(name) if name in frame.columns else None
-
-
 def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _score(target: _Target, policy: DetectionPolicy) -> _Outcome:
-    """All methods for one column, plus its quality and chart data."""
+def _score(target: _Target, policy: DetectionPolicy, window: WindowSource) -> _Outcome:
+    """All methods for one column, plus its quality and chart data. The column's window
+    side is read here and dropped with the pair: one column in memory per worker."""
     ref = target.reference
     ref_missing = _rate(ref.missing, ref.rows)
-    if target.series is None:
+    if not target.present:
         return _failed(target, policy, f"column {target.name!r} is missing from the window")
     try:
-        pair = _pair(target)
+        pair = _pair(target, window)
     except Exception as exc:  # e.g. a list column where a number was configured
         return _failed(
             target,
@@ -209,12 +205,12 @@ def _failed(target: _Target, policy: DetectionPolicy, reason: str) -> _Outcome:
     return _Outcome(trials, quality, None)
 
 
-def _pair(target: _Target) -> Pair:
-    assert target.series is not None
-    if isinstance(target.reference, NumericReference):
-        return NumericPair(target.name, target.reference, NumericWindow.from_series(target.series))
-    window = CategoricalWindow.from_series(target.series)
-    return CategoricalPair(target.name, target.reference, window)
+def _pair(target: _Target, window: WindowSource) -> Pair:
+    ref, prediction = target.reference, target.is_prediction
+    if isinstance(ref, NumericReference):
+        current = window.numeric(target.name, ref, prediction=prediction)
+        return NumericPair(target.name, ref, current)
+    return CategoricalPair(target.name, ref, window.categorical(target.name, prediction=prediction))
 
 
 def _proportions(counts: np.ndarray) -> tuple[float, ...]:

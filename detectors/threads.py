@@ -24,10 +24,11 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def map_columns(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """`[fn(x) for x in items]`, in order, on up to min(cpus, 8) threads."""
+def map_columns(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
+    """`[fn(x) for x in items]`, in order, on up to min(cpus, 8) threads (or `workers`: a
+    memory budget may allow fewer columns in flight)."""
     items = list(items)
-    workers = min(len(items), usable_cpus(), MAX_WORKERS)
+    workers = min(len(items), usable_cpus() if workers is None else workers, MAX_WORKERS)
     if workers <= 1:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="driftd-detect") as pool:
