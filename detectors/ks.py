@@ -77,10 +77,10 @@ class KS(UnivariateMethod):
         Above `EXACT_MAX_ROWS` scipy uses Smirnov's asymptotic distribution, `kstwo.sf(d,
         round(n1·n2/(n1+n2)))`, which is reproduced here on the presorted reference.
         """
-        ref, cur = pair.reference.sorted_values, pair.current.sorted_values
-        n1, n2 = ref.size, cur.size
-        if max(n1, n2) <= EXACT_MAX_ROWS:
-            result = stats.ks_2samp(ref, cur)
+        n1, n2 = pair.reference.size, pair.current.size
+        cur = pair.current.sorted_values  # a window read in ranges has none: it is large
+        if max(n1, n2) <= EXACT_MAX_ROWS and cur is not None:
+            result = stats.ks_2samp(pair.reference.sorted_values, cur)
             return Score(float(result.statistic), float(result.pvalue), float(result.statistic))
         d = pair.gap.sup
         m, n = sorted((float(n1), float(n2)), reverse=True)
