@@ -39,6 +39,15 @@ class StoreConfig(_Strict):
     memory_limit: str | None = Field(default=None, pattern=MEMORY_SIZE)
     # for window loads, exports and retention; the ingest's appends run on one (Store.parallel)
     threads: int | None = Field(default=None, ge=1)
+    # memory the detector pass may hold for window columns outside DuckDB (sorted values in
+    # flight; reference profiles come on top): whole columns while they fit, on as many
+    # threads as fit, else each column is read in ascending value ranges — a larger window
+    # takes more passes over its rows, never more memory (monitor/store/window_stats.py)
+    window_memory_mb: int = Field(default=256, ge=16)
+
+    @property
+    def window_memory_bytes(self) -> int:
+        return self.window_memory_mb << 20
     # how much write-ahead log DuckDB gathers before a commit folds it into the file
     # (compressing it). DuckDB's 16MB means a checkpoint every ~50k ingested events; at
     # 128MB the ingest spends about a quarter less CPU per event (bench/README.md). The WAL

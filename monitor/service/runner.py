@@ -16,6 +16,7 @@ from driftd.monitor.config import Config
 from driftd.monitor.service.windows import TimeWindow
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
 from driftd.monitor.store.references import ProfileCache
+from driftd.monitor.store.window_stats import open_window
 
 log = logging.getLogger("driftd.runner")
 
@@ -75,17 +76,20 @@ class DetectorRunner:
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
-            loaded = self._store.load_window(model, cfg.features, window.start, window.end)
-            rows = loaded.frame.height
-            versions = loaded.model_versions
-            if rows < cfg.min_rows:
-                status = "skipped"
-                error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
-            else:
-                profile = self._profiles.get(reference, cfg)
-                result = evaluate(profile, loaded.frame, cfg.detection,
-                                  observed_types=loaded.observed_types)
-                status = "drift" if result.drift else "ok"
+            # the window stays in DuckDB: the detectors read it column by column, within
+            # store.window_memory_mb (monitor/store/window_stats.py)
+            with open_window(self._store, model, cfg.features, window.start, window.end,
+                             memory_bytes=self._config.store.window_memory_bytes) as loaded:
+                rows = loaded.rows
+                versions = loaded.model_versions
+                if rows < cfg.min_rows:
+                    status = "skipped"
+                    error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
+                else:
+                    profile = self._profiles.get(reference, cfg)
+                    result = evaluate(profile, loaded.source, cfg.detection,
+                                      observed_types=loaded.observed_types)
+                    status = "drift" if result.drift else "ok"
         except Exception as exc:  # one model's failure never stops the others
             log.exception("detector run failed", extra={"model": model, "run_id": run_id})
             status, error = "error", f"{type(exc).__name__}: {exc}"

@@ -184,6 +184,22 @@ class Store:
                 if self._parallel_users == 0 and self._threads > 1:
                     self.con.execute("SET threads = 1")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own in one read transaction, with the configured threads: every
+        query on it sees the same rows while the ingest appends, so a window read column by
+        column (`monitor/store/window_stats.py`) stays one window."""
+        with self.parallel():
+            cursor = self._con.cursor()
+            try:
+                cursor.execute("BEGIN TRANSACTION")
+                yield cursor
+            finally:
+                try:
+                    cursor.execute("ROLLBACK")
+                finally:
+                    cursor.close()
+
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cursor", None)

@@ -1,0 +1,218 @@
+"""A model's window in the DuckDB store, read column by column where it lies.
+
+The detector pass used to load the whole window into one polars frame, so its memory grew with
+the window (6.2 GB for 10M events of 25 features). `open_window` instead hands the detectors
+a `detectors.window.RelationWindow` over a `SqlRelation`: every statistic is a DuckDB query on
+the window's rows — counts, category counts (GROUP BY), and a numeric column's finite values,
+read whole when the column fits its share of `store.window_memory_mb` or else in ascending value
+ranges (a filter DuckDB pushes into its scan) — and the model's outputs are scored on the
+labelled rows, joined once into a temporary table. DuckDB's own memory is `store.memory_limit`.
+
+All of a window's queries run on one cursor in one read transaction (`Store.snapshot`), so a
+window read column by column is one window even while the ingest appends to it; the cursor is
+shared by the pass's worker threads under a lock, each query read to its end before the next.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from driftd.detectors.value_ranges import RangeStats
+from driftd.detectors.window import RelationWindow
+from driftd.monitor.store.sql import events_table, feature_column
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from driftd.monitor.store.duckdb_file import Store
+
+BATCH_ROWS = 1 << 19  # rows per Arrow batch a query hands back (4 MiB of float64)
+SAMPLE_SEED = 7
+PAIRS_TABLE = "__driftd_window_pairs"
+
+
+@dataclass
+class StoreWindow:
+    """A window opened for one detector pass: the detectors' source and what the run records."""
+
+    source: RelationWindow
+    rows: int
+    model_versions: tuple[str, ...]
+    observed_types: dict[str, str]
+
+
+@contextmanager
+def open_window(
+    store: Store,
+    model: str,
+    features: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    memory_bytes: int | None,
+) -> Iterator[StoreWindow]:
+    """The events with start <= ts < end, as a window the detectors read column by column
+    (valid inside the `with`: its queries run in one read transaction)."""
+    store.ensure_model_table(model, features)
+    observed = store._observed_types(model, features, start, end)
+    with store.snapshot() as con:
+        relation = SqlRelation(con, model, start, end)
+        rows, predictions, classes = con.execute(
+            f"SELECT count(*), count(e.prediction), count(e.prediction_class) "
+            f"FROM {relation.source}", relation.params).fetchone()
+        # a model emits either numeric scores or class strings (as `Store.load_window`)
+        classes_only = rows and not predictions and classes
+        prediction = "e.prediction_class" if classes_only else "e.prediction"
+        label = relation.label_column()
+        versions = tuple(
+            r[0] for r in con.execute(
+                f"SELECT DISTINCT coalesce(e.model_version, '') FROM {relation.source} "
+                "ORDER BY 1", relation.params).fetchall()
+        )
+        source = RelationWindow(
+            relation, {name: feature_column_in(name) for name in features},
+            prediction=prediction, label=label, memory_bytes=memory_bytes, rows=rows,
+        )
+        yield StoreWindow(source, rows, versions, observed)
+
+
+def feature_column_in(name: str) -> str:
+    return f"e.{feature_column(name)}"
+
+
+class SqlRelation:
+    """`detectors.window.Relation` over a model's events in a time range, on one cursor.
+
+    Columns are SQL expressions over the events (`e.`) and, in `pairs` / `class_pairs`, the
+    labels (`l.`) joined to them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, model: str, start: datetime,
+                 end: datetime):
+        self._con = con
+        self._lock = threading.Lock()
+        self._model = model
+        self.source = f"{events_table(model)} e WHERE e.ts >= ? AND e.ts < ?"
+        self.params: list[Any] = [start, end]
+        self._joined = (f"{events_table(model)} e JOIN labels l "
+                        "ON l.model = ? AND l.event_id = e.event_id "
+                        "WHERE e.ts >= ? AND e.ts < ?")
+        self._joined_params: list[Any] = [model, start, end]
+        self._pairs: str | None = None
+
+    @contextmanager
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run one query on the shared cursor; its result is read inside the `with`."""
+        with self._lock:
+            yield self._con.execute(sql, list(params))
+
+    def label_column(self) -> str | None:
+        """The label expression, or None when the model has no labels at all."""
+        with self.query("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
+                        [self._model]) as cur:
+            if not cur.fetchone()[0]:
+                return None
+        with self.query(f"SELECT count(l.label), count(l.label_class) FROM {self._joined}",
+                        self._joined_params) as cur:
+            numeric, classes = cur.fetchone()
+        return "l.label_class" if not numeric and classes else "l.label"
+
+    def row_count(self) -> int:
+        with self.query(f"SELECT count(*) FROM {self.source}", self.params) as cur:
+            return int(cur.fetchone()[0])
+
+    def numeric(self, column: str) -> SqlScan:
+        return SqlScan(self, f"SELECT {column}::DOUBLE AS x FROM {self.source}", self.params)
+
+    def value_counts(self, column: str) -> tuple[pl.Series, np.ndarray]:
+        with self.query(f"SELECT {column} AS value, count(*) AS n FROM {self.source} GROUP BY 1",
+                        self.params) as cur:
+            counts = pl.from_arrow(cur.to_arrow_table())
+        assert isinstance(counts, pl.DataFrame)
+        return counts.get_column("value"), counts.get_column("n").to_numpy()
+
+    def pairs(self, prediction: str, label: str) -> SqlScan:
+        """Labelled rows with a finite prediction and label, joined once per window."""
+        if self._pairs is None:
+            with self.query(
+                f"""CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS
+                    SELECT x, y FROM (SELECT TRY_CAST({prediction} AS DOUBLE) AS x,
+                                             TRY_CAST({label} AS DOUBLE) AS y
+                                      FROM {self._joined})
+                    WHERE isfinite(x) AND isfinite(y)""", self._joined_params):
+                pass
+            self._pairs = PAIRS_TABLE
+        return SqlScan(self, f"SELECT x, y FROM {self._pairs}", [])
+
+    def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
+        with self.query(f"SELECT {prediction} AS p, {label} AS y FROM {self._joined}",
+                        self._joined_params) as cur:
+            for batch in cur.to_arrow_reader(BATCH_ROWS):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                yield frame.get_column("p"), frame.get_column("y")
+
+    def integral(self, column: str) -> bool | None:
+        if not column.startswith(("e.prediction", "l.label")) or column.endswith("_class"):
+            return None  # class columns are text
+        source = self._joined if column.startswith("l.") else self.source
+        params = self._joined_params if column.startswith("l.") else self.params
+        with self.query(f"SELECT coalesce(bool_and({column} = round({column})), true) "
+                        f"FROM {source} WHERE isfinite({column})", params) as cur:
+            return bool(cur.fetchone()[0])
+
+
+class SqlScan:
+    """`detectors.value_ranges.ColumnScan` over `SELECT x[, y] ...`: its finite x by range."""
+
+    def __init__(self, relation: SqlRelation, select: str, params: Sequence[Any]):
+        self._relation = relation
+        self._select = select
+        self._params = list(params)
+
+    def _range(self, lo: float | None, hi: float | None,
+               what: str = "*") -> tuple[str, list[Any]]:
+        where, params = ["isfinite(x)"], list(self._params)
+        if lo is not None:
+            where.append("x >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("x < ?")
+            params.append(hi)
+        return f"SELECT {what} FROM ({self._select}) WHERE {' AND '.join(where)}", params
+
+    def stats(self, lo: float | None, hi: float | None) -> RangeStats:
+        sql, params = self._range(lo, hi, "count(*), min(x), max(x)")
+        with self._relation.query(sql, params) as cur:
+            count, least, greatest = cur.fetchone()
+        return RangeStats(int(count), math.nan if least is None else float(least),
+                          math.nan if greatest is None else float(greatest))
+
+    def count_below(self, cuts: np.ndarray) -> np.ndarray:
+        if not cuts.size:
+            return np.zeros(0, dtype=np.int64)
+        what = ", ".join("count(*) FILTER (WHERE x < ?::DOUBLE)" for _ in range(cuts.size))
+        sql, params = self._range(None, None, what)
+        with self._relation.query(sql, [*cuts.tolist(), *params]) as cur:
+            return np.asarray(cur.fetchone(), dtype=np.int64)
+
+    def sample(self, size: int, lo: float | None, hi: float | None) -> np.ndarray:
+        sql, params = self._range(lo, hi, "x")
+        sql = (f"SELECT x FROM ({sql}) USING SAMPLE reservoir({int(size)} ROWS) "
+               f"REPEATABLE ({SAMPLE_SEED})")
+        with self._relation.query(sql, params) as cur:
+            return np.asarray(cur.fetchnumpy()["x"], dtype=np.float64)
+
+    def batches(self, lo: float | None, hi: float | None) -> Iterator[tuple[np.ndarray, ...]]:
+        sql, params = self._range(lo, hi)
+        with self._relation.query(sql, params) as cur:
+            for batch in cur.to_arrow_reader(BATCH_ROWS):
+                yield tuple(column.to_numpy(zero_copy_only=False) for column in batch.columns)

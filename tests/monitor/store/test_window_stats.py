@@ -1,0 +1,194 @@
+"""A window read column by column in DuckDB scores as the same window loaded whole.
+
+Real DuckDB files; the old path (`Store.load_window` into one polars frame, then `evaluate`)
+is the oracle for the new one (`open_window`: per-column queries, value ranges when a column
+is over its memory share, the labelled rows joined once), on the same rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from driftd.detectors import window as window_module
+from driftd.detectors.policy import DetectionPolicy
+from driftd.detectors.profile import build_profile
+from driftd.detectors.suite import evaluate
+from driftd.detectors.window import ChunkedNumericWindow, NumericWindow
+from driftd.monitor.store.duckdb_file import Store
+from driftd.monitor.store.sql import events_table, feature_column
+from driftd.monitor.store.window_stats import open_window
+
+START = datetime(2026, 11, 22, 7, 0)
+END = START + timedelta(hours=1)
+FEATURES = {"a": "numeric", "b": "numeric", "zeros": "numeric", 'we"ird': "categorical"}
+
+
+def columns(n: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(shift, size=n)
+    a[rng.random(n) < 0.03] = np.nan
+    p = 1 / (1 + np.exp(-(rng.normal(size=n) + shift)))
+    return {
+        "a": a,
+        "b": np.round(rng.normal(size=n), 1),
+        "zeros": np.where(rng.random(n) < 0.8, 0.0, rng.exponential(size=n)),
+        'we"ird': rng.choice(["x", "y", "q"], size=n, p=[0.6, 0.3, 0.1]),
+        "prediction": np.round(p, 3),
+        "label": (rng.random(n) < p).astype(float),
+    }
+
+
+def fill(store: Store, model: str, n: int, *, seed: int, shift: float = 0.0,
+         label_share: float = 0.5, classes: bool = False, start: datetime = START) -> None:
+    """n events spread over [start, start + 1h), labels for a share of them (as SQL does in
+    bench/bench_detector_pass.py: the layout `write_batch` produces)."""
+    store.ensure_model_table(model, FEATURES)
+    data = columns(n, seed, shift)
+    rng = np.random.default_rng(seed + 1)
+    ts = np.datetime64(start, "us") + np.sort(rng.integers(0, 3_600_000_000, n)).astype(
+        "timedelta64[us]")
+    table = pa.table({
+        "i": np.arange(n) + seed * 10_000_000,
+        "ts": ts,
+        **{f"f{j}": data[name] for j, name in enumerate(FEATURES)},
+        "prediction": data["prediction"],
+        "prediction_class": np.where(data["prediction"] > 0.5, "yes", "no"),
+        "label": data["label"],
+        "has_label": rng.random(n) < label_share,
+    })
+    cols = ", ".join(feature_column(name) for name in FEATURES)
+    src = ", ".join(f"f{j}" for j in range(len(FEATURES)))
+    pred = "NULL, prediction_class" if classes else "prediction, NULL"
+    label = "NULL, CASE WHEN label = 1 THEN 'yes' ELSE 'no' END" if classes else "label, NULL"
+    store.con.register("__chunk", table)
+    store.con.execute(
+        f"""INSERT INTO {events_table(model)} (event_id, model_version, ts, prediction,
+            prediction_class, extras, type_issues, source, topic, "partition", "offset",
+            ingested_at, {cols})
+            SELECT 'e' || i, 'v1', ts, {pred}, NULL, NULL, 'test', NULL, NULL, NULL, ts, {src}
+            FROM __chunk""")
+    store.con.execute(
+        f"""INSERT INTO labels (model, event_id, label, label_class, ts, received_at, updates,
+            source) SELECT ?, 'e' || i, {label}, ts, ts, 1, 'test' FROM __chunk
+            WHERE has_label""", [model])
+    store.con.unregister("__chunk")
+
+
+def profile_for(classes: bool = False):
+    import polars as pl
+
+    data = columns(40_000, seed=99)
+    frame = pl.DataFrame({k: v for k, v in data.items()})
+    if classes:
+        frame = frame.with_columns(
+            pl.when(pl.col("prediction") > 0.5).then(pl.lit("yes")).otherwise(pl.lit("no"))
+            .alias("prediction"),
+            pl.when(pl.col("label") == 1).then(pl.lit("yes")).otherwise(pl.lit("no"))
+            .alias("label"))
+    return build_profile(frame, FEATURES, prediction="prediction", label="label",
+                         task="binary_classification")
+
+
+def agree(found, expected) -> None:
+    assert found.rows_current == expected.rows_current
+    assert found.drift == expected.drift
+    for f, e in zip(found.features + found.prediction, expected.features + expected.prediction,
+                    strict=True):
+        assert (f.feature, f.method, f.status, f.drifted) == (e.feature, e.method, e.status,
+                                                                e.drifted), f.reason
+        assert f.statistic == pytest.approx(e.statistic, rel=1e-9, abs=1e-12)
+        assert (f.p_value is None) == (e.p_value is None)
+        if e.p_value is not None:
+            assert f.p_value == pytest.approx(e.p_value, rel=1e-9, abs=1e-12)
+    assert found.quality == expected.quality
+    assert found.distributions == expected.distributions
+    assert found.schema == expected.schema
+    if expected.calibration is not None and expected.calibration.ece_current is not None:
+        assert found.calibration.ece_current == pytest.approx(expected.calibration.ece_current,
+                                                              rel=1e-12)
+        assert found.calibration.rows_labelled == expected.calibration.rows_labelled
+    for got, want in zip(found.performance.metrics, expected.performance.metrics, strict=True):
+        assert (got.name, got.degraded, got.current is None) == (
+            want.name, want.degraded, want.current is None)
+        if want.current is not None:
+            assert got.current == pytest.approx(want.current, rel=1e-12)
+
+
+def old_path(store: Store, model: str, profile, policy):
+    window = store.load_window(model, FEATURES, START, END)
+    return evaluate(profile, window.frame, policy, observed_types=window.observed_types)
+
+
+POLICY = DetectionPolicy(methods=["ks", "wasserstein", "psi", "jensenshannon", "chisquare"])
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.4])
+@pytest.mark.parametrize("budget", ["whole", "ranges"])
+def test_the_streamed_window_scores_as_the_loaded_one(tmp_path, monkeypatch, shift, budget):
+    store = Store(tmp_path / "s.duckdb", threads=2)
+    fill(store, "m", 80_000, seed=1, shift=shift)
+    fill(store, "m", 20_000, seed=2, start=START - timedelta(hours=1))  # outside the window
+    profile = profile_for()
+    expected = old_path(store, "m", profile, POLICY)
+    memory = None
+    if budget == "ranges":  # 8 000 values per range: every numeric column is read in ranges
+        monkeypatch.setattr(window_module, "MIN_PIECE_VALUES", 1)
+        monkeypatch.setattr(window_module, "PIECE_OVERHEAD_BYTES", 0)
+        monkeypatch.setattr(window_module, "usable_cpus", lambda: 2)
+        memory = 2 * 8_000 * 8
+    with open_window(store, "m", FEATURES, START, END, memory_bytes=memory) as loaded:
+        assert loaded.rows == 80_000
+        assert loaded.model_versions == ("v1",)
+        side = loaded.source.numeric("a", profile.columns["a"])
+        assert isinstance(side, ChunkedNumericWindow if memory else NumericWindow)
+        found = evaluate(profile, loaded.source, POLICY, observed_types=loaded.observed_types)
+    agree(found, expected)
+    assert found.drift == (shift > 0)
+    store.close()
+
+
+def test_class_predictions_and_labels_are_scored_as_loaded(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    fill(store, "m", 30_000, seed=3, classes=True)
+    profile = profile_for(classes=True)
+    expected = old_path(store, "m", profile, DetectionPolicy())
+    with open_window(store, "m", FEATURES, START, END, memory_bytes=64 << 20) as loaded:
+        found = evaluate(profile, loaded.source, DetectionPolicy(),
+                         observed_types=loaded.observed_types)
+    agree(found, expected)
+    assert found.performance.metrics[0].name == "accuracy"
+    assert found.prediction[0].kind == "categorical"
+
+
+def test_a_model_without_labels_skips_the_join_and_scores_nothing(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    fill(store, "m", 5_000, seed=4, label_share=0.0)
+    profile = profile_for()
+    expected = old_path(store, "m", profile, DetectionPolicy())
+    with open_window(store, "m", FEATURES, START, END, memory_bytes=None) as loaded:
+        found = evaluate(profile, loaded.source, DetectionPolicy())
+    agree(found, expected)
+    assert found.performance.rows_labelled == 0
+
+
+def test_a_window_read_while_events_arrive_stays_one_window(tmp_path):
+    """Every query of a pass sees the rows there were when the window was opened: events the
+    ingest commits meanwhile (late ones, inside the window) wait for the next pass."""
+    store = Store(tmp_path / "s.duckdb")
+    fill(store, "m", 10_000, seed=5)
+    profile = profile_for()
+    with open_window(store, "m", FEATURES, START, END, memory_bytes=None) as loaded:
+        writer = threading.Thread(target=fill, args=(store, "m", 7_000),
+                                  kwargs={"seed": 6})
+        writer.start()
+        writer.join()
+        assert store.event_count("m") == 17_000  # committed, visible outside the snapshot
+        found = evaluate(profile, loaded.source, DetectionPolicy())
+    assert found.rows_current == 10_000
+    assert {f.rows_current for f in found.features if f.feature == 'we"ird'} == {10_000}
+    assert found.performance.rows_labelled == pytest.approx(5_000, rel=0.05)
