@@ -73,6 +73,7 @@ class GapStream:
         if n * m >= 2**62:  # counts are compared as int64 products R·m and C·n
             raise ValueError(f"samples too large for exact counts: {n} × {m}")
         self._reference = reference
+        self._prefix = reference.prefix_sums()
         self._n, self._m = n, m
         self._ks = _KsMax(n, m)
         self._integral = 0.0
@@ -142,7 +143,7 @@ class GapStream:
         """Distinct window values v_j (ascending) with C_j, the window count of values <= v_j;
         `successor` is the next window value after them (None: they end the window)."""
         reference, ks = self._reference, self._ks
-        ref, prefix = reference.sorted_values, reference.prefix
+        ref, prefix = reference.sorted_values, self._prefix
         n, m, lo = self._n, self._m, self._done
         ends = values if successor is None else np.append(values, successor)
         k, e = values.size, ends.size
@@ -195,7 +196,7 @@ class GapStream:
         if p.size:
             j = index[p]
             self._integral += _stretch_integral(
-                reference, ends[j], left[p], ends[j + 1], left[p + 1], counts[j], m
+                ref, prefix, ends[j], left[p], ends[j + 1], left[p + 1], counts[j], m
             )
         inner[last_of_group - sizes + 1] = False
         p = np.flatnonzero(inner & np.repeat(ks_open[open_], sizes))
@@ -264,7 +265,8 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
 
 
 def _stretch_integral(
-    reference: NumericReference,
+    ref: np.ndarray,
+    prefix: PrefixSums,
     x: np.ndarray,
     kx: np.ndarray,
     y: np.ndarray,
@@ -278,7 +280,6 @@ def _stretch_integral(
     ref[q−1], q = ⌈C·n/m⌉; with s that point clamped to [x, y] (and its count clamped the same
     way), the integral is C/m·((s − x) − (y − s)) + ∫_s^y F_ref − ∫_x^s F_ref.
     """
-    ref, prefix = reference.sorted_values, reference.prefix
     n = ref.size
     if n * m < 2**52:  # then the float ceiling is exact, or off only where F_ref − c is 0
         q = np.ceil(counts * float(n) / m).astype(np.int64)

@@ -4,10 +4,11 @@ Built once per reference version (`build_profile`), stored as bytes (`to_bytes`,
 `.npz` holding one JSON metadata array and one sorted-values array per numeric column; loaded
 without pickle), and read by every window, so a window costs only its own work.
 
-The prefix sums of each numeric column (`PrefixSums`) are part of the in-memory profile but not
-of the stored one: `from_bytes` derives them from the sorted values in a few milliseconds per
-million values, whereas storing them doubles the blob, and DuckDB needs seconds and several
-times a blob's size in memory per gigabyte it hands back (bench/README.md).
+The prefix sums of each numeric column (`PrefixSums`) are not stored: a loaded profile
+(`from_bytes`) derives a column's from its sorted values when a window is scored against it, a
+few milliseconds per million values, and drops them after, so a profile in the daemon's cache
+costs its sorted values only (storing them would double the blob; keeping them doubled the
+cache). A profile built in memory (`build_profile`, as `driftd check` does) keeps them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import polars as pl
 from driftd.detectors.calibration import Reliability, binary_pairs, reliability
 from driftd.detectors.performance import binary_metrics, class_metrics, regression_metrics
 from driftd.detectors.results import ReliabilityBin
-from driftd.detectors.samples import CategoricalReference, NumericReference, PrefixSums
+from driftd.detectors.samples import CategoricalReference, NumericReference
 from driftd.detectors.threads import map_columns
 
 PROFILE_VERSION = 1
@@ -101,8 +102,8 @@ class ReferenceProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
-        """The profile `to_bytes` wrote. Its arrays are read-only views of `data`, not copies;
-        the numeric columns' prefix sums are computed here, on a few threads."""
+        """The profile `to_bytes` wrote. Its arrays are read-only views of `data`, not copies
+        (the numeric columns' prefix sums are computed when a window uses them)."""
         arrays = npz_views(data)
         meta = json.loads(arrays.pop("meta").tobytes())
         version = meta.get("profile_version")
@@ -186,6 +187,7 @@ def npz_views(data: bytes) -> dict[str, np.ndarray]:
             flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset)
             if not flat.flags.aligned:
                 flat = flat.copy()
+            flat.flags.writeable = False  # a profile is shared by every window (and threads)
             arrays[info.filename.removesuffix(".npy")] = flat.reshape(shape)
     return arrays
 
@@ -221,7 +223,6 @@ def _column_from_meta(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
             edges=np.asarray(meta["edges"], dtype=np.float64),
             bin_counts=np.asarray(meta["bin_counts"], dtype=np.int64),
             std=meta["std"],
-            prefix=PrefixSums.of_sorted(ordered),
         )
     return CategoricalReference(
         rows=meta["rows"],
@@ -240,13 +241,6 @@ def json_type(dtype: pl.DataType) -> str:
     if dtype == pl.Null:
         return "null"
     return "string"
-
-
-def summarize_column(series: pl.Series, kind: str) -> ColumnReference:
-    """The reference side of one column, by kind."""
-    if kind == "numeric":
-        return NumericReference.from_series(series)
-    return CategoricalReference.from_series(series)
 
 
 def class_strings(series: pl.Series, *, integral: bool | None = None) -> pl.Series:
@@ -289,26 +283,34 @@ def score_predictions(
 
 
 def build_profile(
-    reference: pl.DataFrame,
+    reference: pl.DataFrame | pl.LazyFrame,
     features: Mapping[str, str],
     *,
     prediction: str | None,
     label: str | None,
     task: str,
+    workers: int | None = None,
 ) -> ReferenceProfile:
     """Summarise a reference once: sorted values and their prefix sums, decile bins, categories,
     calibration.
 
     `features` maps each configured feature to "numeric" or "categorical"; `prediction` and
-    `label` name reference columns (the window calls them `prediction` and `label`).
+    `label` name reference columns (the window calls them `prediction` and `label`). The
+    reference is read one column at a time (`detectors/window.py`), so a LazyFrame — a
+    Parquet scan — costs the profile plus the `workers` columns being summarised, never the
+    whole table.
     """
+    from driftd.detectors.window import FrameRelation, RelationWindow
+
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     for name, kind in features.items():
         if kind not in KINDS:
             raise ValueError(f"feature {name!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    frame = reference.lazy()
+    schema = frame.collect_schema()
     wanted = [*features, *(c for c in (prediction, label) if c is not None)]
-    absent = [c for c in wanted if c not in reference.columns]
+    absent = [c for c in wanted if c not in schema]
     if absent:
         raise ValueError(f"reference has no column(s) {', '.join(map(repr, absent))}")
     if label is not None and prediction is None:
@@ -316,22 +318,36 @@ def build_profile(
 
     prediction_kind = None
     if prediction is not None:
-        dtype = reference.schema[prediction]
+        dtype = schema[prediction]
         prediction_kind = "numeric" if dtype.is_numeric() or dtype == pl.Boolean else "categorical"
         if task == "regression" and prediction_kind != "numeric":
             raise ValueError(f"regression needs a numeric prediction; {prediction!r} is {dtype}")
 
-    jobs = [(reference.get_column(n), k) for n, k in features.items()]
-    if prediction is not None:
-        jobs.append((reference.get_column(prediction), prediction_kind))
-    summaries = map_columns(lambda job: summarize_column(*job), jobs)
+    rows = reference.height if isinstance(reference, pl.DataFrame) else None
+    window = RelationWindow(FrameRelation(frame, rows=rows), {n: n for n in features},
+                            prediction=prediction, label=label, rows=rows)
+
+    def summarize(job: tuple[str, str, bool]) -> ColumnReference:
+        name, kind, is_prediction = job
+        if kind == "numeric":
+            side = window.numeric(name, None, prediction=is_prediction)
+            assert side.sorted_values is not None  # no memory budget: read whole
+            return NumericReference.from_sorted(side.sorted_values, rows=side.rows,
+                                                missing=side.missing)
+        cats = window.categorical(name, prediction=is_prediction)
+        return CategoricalReference(cats.rows, cats.missing, cats.categories, cats.counts)
+
+    jobs = [(n, k, False) for n, k in features.items()]
+    if prediction is not None and prediction_kind is not None:
+        jobs.append((prediction, prediction_kind, True))
+    summaries = map_columns(summarize, jobs, workers=workers)
 
     profile = ReferenceProfile(
         task=task,
         features=dict(features),
         columns=dict(zip(features, summaries, strict=False)),
-        source_types={n: json_type(reference.schema[n]) for n in features},
-        rows=reference.height,
+        source_types={n: json_type(schema[n]) for n in features},
+        rows=window.rows,
         prediction=prediction,
         label=label,
         prediction_kind=prediction_kind,
@@ -339,7 +355,5 @@ def build_profile(
     )
     if profile.scoring is None:
         return profile
-    cal, metrics, labelled = score_predictions(
-        profile.scoring, reference.get_column(prediction), reference.get_column(label)
-    )
+    cal, metrics, labelled = window.scores(profile.scoring)
     return replace(profile, calibration=cal, performance=metrics, rows_labelled=labelled)

@@ -194,7 +194,13 @@ class NumericReference:
     edges: np.ndarray  # reference deciles, duplicates removed
     bin_counts: np.ndarray  # len(edges) + 1
     std: float  # ddof=0
-    prefix: PrefixSums
+    prefix: PrefixSums | None = None  # kept when built; a loaded profile computes them per use
+
+    def prefix_sums(self) -> PrefixSums:
+        """The prefix sums: those kept, else computed now (a few ms per million values) and not
+        kept — a stored profile costs its sorted values only, a pass adds each column's prefix
+        sums while it scores it."""
+        return self.prefix if self.prefix is not None else PrefixSums.of_sorted(self.sorted_values)
 
     @classmethod
     def from_series(cls, series: pl.Series) -> NumericReference:

@@ -77,7 +77,7 @@ class WindowSource(Protocol):
     def has_prediction(self) -> bool: ...
 
     def numeric(
-        self, name: str, reference: NumericReference, *, prediction: bool = False
+        self, name: str, reference: NumericReference | None, *, prediction: bool = False
     ) -> NumericSide:
         """A feature's (or, with `prediction`, the model output's) numeric window side."""
         ...
@@ -185,11 +185,13 @@ class RelationWindow:
         return column
 
     def numeric(
-        self, name: str, reference: NumericReference, *, prediction: bool = False
+        self, name: str, reference: NumericReference | None, *, prediction: bool = False
     ) -> NumericSide:
+        """Sorted in memory if the column fits the plan (always without a budget), else read
+        in ranges against `reference`."""
         scan = self._relation.numeric(self._column(name, prediction))
         rows, limit = self.rows, self.plan.limit
-        if limit is None or rows <= limit:
+        if limit is None or rows <= limit or reference is None:
             buffer = np.empty(rows, dtype=np.float64)
             values = buffer[: read_into(buffer, scan.batches(None, None))]
             values.sort()
@@ -389,7 +391,7 @@ class FrameRelation:
 
     def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
         query = self._frame.select(pl.col(prediction).alias("__p"), pl.col(label).alias("__y"))
-        for batch in query.collect_batches(chunk_size=BATCH_ROWS, maintain_order=False):
+        for batch in query.collect_batches(chunk_size=BATCH_ROWS):
             yield batch.get_column("__p"), batch.get_column("__y")
 
     def integral(self, column: str) -> bool | None:
@@ -442,7 +444,7 @@ class FrameScan:
 
     def batches(self, lo: float | None, hi: float | None) -> Iterator[tuple[np.ndarray, ...]]:
         query = self._range(lo, hi)
-        for batch in query.collect_batches(chunk_size=BATCH_ROWS, maintain_order=False):
+        for batch in query.collect_batches(chunk_size=BATCH_ROWS):
             yield tuple(s.to_numpy() for s in batch.iter_columns())
 
 

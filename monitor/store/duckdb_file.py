@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS "references" (
     registered_at TIMESTAMP NOT NULL, profile BLOB,
     PRIMARY KEY (model, version)
 );
+-- a reference profile in pieces (`PROFILE_CHUNK_BYTES`): DuckDB hands back a large BLOB
+-- whole, at several times its size in memory (a 160 MB profile took the process from 0.2 to
+-- 1.0 GB); the profile column holds profiles stored before, read as they are
+CREATE TABLE IF NOT EXISTS reference_profile_chunks (
+    model VARCHAR NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+    total_bytes BIGINT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (model, version, seq)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, status VARCHAR NOT NULL,
     drift BOOLEAN NOT NULL, severity VARCHAR, share_drifted DOUBLE,
@@ -75,6 +83,9 @@ CREATE TABLE IF NOT EXISTS findings (
     status VARCHAR NOT NULL, reason VARCHAR
 );
 """
+
+
+PROFILE_CHUNK_BYTES = 4 << 20  # a stored profile's piece
 
 
 @dataclass(frozen=True)
@@ -655,8 +666,9 @@ class Store:
             con.execute(
                 'INSERT INTO "references" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
                 [model, version, sha256, path, rows, json.dumps(dict(schema)), _utcnow(),
-                 profile],
+                 None],
             )
+            self._write_profile(con, model, version, profile)
         return self.reference(model, version), True
 
     def reference(self, model: str, version: int | None = None) -> ReferenceRecord | None:
@@ -671,16 +683,46 @@ class Store:
             return None
         return ReferenceRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
 
-    def reference_profile(self, model: str, version: int) -> bytes:
-        return self.con.execute(
-            'SELECT profile FROM "references" WHERE model = ? AND version = ?', [model, version]
-        ).fetchone()[0]
+    def reference_profile(self, model: str, version: int) -> bytes | bytearray:
+        """The stored profile's bytes, read piece by piece into one buffer."""
+        con = self.con
+        where = "WHERE model = ? AND version = ? AND seq = ?"
+        first = con.execute(f"SELECT total_bytes, data FROM reference_profile_chunks {where}",
+                            [model, version, 0]).fetchone()
+        if first is None:  # stored before profiles were kept in pieces
+            return con.execute(
+                'SELECT profile FROM "references" WHERE model = ? AND version = ?',
+                [model, version]).fetchone()[0]
+        total, data = first
+        out = bytearray(total)
+        at, seq = len(data), 1
+        out[:at] = data
+        while at < total:
+            (data,) = con.execute(f"SELECT data FROM reference_profile_chunks {where}",
+                                  [model, version, seq]).fetchone()
+            out[at:at + len(data)] = data
+            at, seq = at + len(data), seq + 1
+        return out
 
     def replace_reference_profile(self, model: str, version: int, profile: bytes) -> None:
         """Store a version's profile rebuilt in the current layout (same reference content:
         the version, sha256 and registration stay as they were)."""
-        self.con.execute('UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
-                         [profile, model, version])
+        with self.transaction() as con:
+            # a profile stored whole is left as it is (pieces are read first): DuckDB would
+            # read all of it into memory to update the row
+            con.execute("DELETE FROM reference_profile_chunks WHERE model = ? AND version = ?",
+                        [model, version])
+            self._write_profile(con, model, version, profile)
+
+    @staticmethod
+    def _write_profile(con: duckdb.DuckDBPyConnection, model: str, version: int,
+                       profile: bytes) -> None:
+        view = memoryview(profile)
+        con.executemany(
+            "INSERT INTO reference_profile_chunks VALUES (?, ?, ?, ?, ?)",
+            [[model, version, seq, len(view), view[at:at + PROFILE_CHUNK_BYTES].tobytes()]
+             for seq, at in enumerate(range(0, max(len(view), 1), PROFILE_CHUNK_BYTES))],
+        )
 
     # --- runs ------------------------------------------------------------------------------
 

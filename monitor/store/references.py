@@ -12,6 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -40,7 +41,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """Read Parquet or CSV by extension."""
+    """Read Parquet or CSV by extension, whole (reports; a profile reads `scan_table`)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -53,9 +54,28 @@ def read_table(path: Path) -> pl.DataFrame:
     raise ReferenceError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
-def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.DataFrame:
+def scan_table(path: Path) -> pl.LazyFrame:
+    """A reference file to read column by column: Parquet is scanned (only the columns a
+    query names are read, row group by row group); CSV, which cannot be read by column, is
+    read whole as `read_table` does."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq"):
+        return read_table(path).lazy()
+    try:
+        frame = pl.scan_parquet(path)
+        frame.collect_schema()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ReferenceError(f"{path}: cannot read: {exc}") from exc
+    return frame
+
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def reference_frame(frame: Frame, model: ModelConfig, source: str) -> Frame:
     """Select and type the configured columns; prediction/label are renamed to fixed names."""
-    missing = [f for f in model.features if f not in frame.columns]
+    schema = frame.collect_schema()
+    missing = [f for f in model.features if f not in schema]
     if missing:
         raise ReferenceError(f"{source}: configured features missing from the reference: "
                              f"{', '.join(missing)}")
@@ -63,29 +83,35 @@ def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.
     for name, kind in model.features.items():
         col = pl.col(name)
         if kind == "numeric":
-            if not frame.schema[name].is_numeric() and frame.schema[name] != pl.Boolean:
+            if not schema[name].is_numeric() and schema[name] != pl.Boolean:
                 raise ReferenceError(f"{source}: feature {name!r} is configured numeric but the "
-                                     f"reference column is {frame.schema[name]}")
+                                     f"reference column is {schema[name]}")
             exprs.append(col.cast(pl.Float64))
         else:
             exprs.append(col.cast(pl.Utf8))
     for column, alias in ((model.prediction_column, "prediction"), (model.label_column, "label")):
-        if column in frame.columns:
-            dtype = frame.schema[column]
+        if column in schema:
+            dtype = schema[column]
             exprs.append(pl.col(column).cast(pl.Float64 if dtype.is_numeric() or
                                              dtype == pl.Boolean else pl.Utf8).alias(alias))
     return frame.select(exprs)
 
 
-def profile_reference(raw: pl.DataFrame, model: ModelConfig, source: str) -> ReferenceProfile:
-    """The reference profile of a model's reference file, as read by `read_table`."""
+def profile_reference(raw: pl.DataFrame | pl.LazyFrame, model: ModelConfig,
+                      source: str) -> ReferenceProfile:
+    """The reference profile of a model's reference file (`scan_table`: read column by column,
+    so memory is the profile plus the columns being summarised)."""
     frame = reference_frame(raw, model, source)
-    return build_profile(
-        frame, model.features,
-        prediction="prediction" if "prediction" in frame.columns else None,
-        label="label" if "label" in frame.columns else None,
-        task=model.task,
-    )
+    columns = frame.collect_schema()
+    try:
+        return build_profile(
+            frame, model.features,
+            prediction="prediction" if "prediction" in columns else None,
+            label="label" if "label" in columns else None,
+            task=model.task,
+        )
+    except pl.exceptions.PolarsError as exc:  # a file that breaks while it is read
+        raise ReferenceError(f"{source}: cannot read: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -103,14 +129,14 @@ def register_reference(store: Store, model_name: str, model: ModelConfig,
     current = store.reference(model_name)
     if current is not None and current.sha256 == sha:
         return RegisteredReference(current, False)
-    raw = read_table(path)
+    raw = scan_table(path)
     profile = profile_reference(raw, model, str(path))
-    schema = {name: str(dtype) for name, dtype in raw.schema.items()}
-    record, created = store.add_reference(model_name, sha, str(path), raw.height, schema,
+    schema = {name: str(dtype) for name, dtype in raw.collect_schema().items()}
+    record, created = store.add_reference(model_name, sha, str(path), profile.rows, schema,
                                           profile.to_bytes())
     if created:
         log.info("registered reference", extra={"model": model_name, "version": record.version,
-                                                 "sha256": sha, "rows": raw.height})
+                                                 "sha256": sha, "rows": profile.rows})
     return RegisteredReference(record, created)
 
 
@@ -154,7 +180,7 @@ def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
     if file_sha256(path) != record.sha256:
         raise ReferenceError(f"{why}; its file {path} changed since it was registered, so it "
                              "cannot be rebuilt (register the file again)")
-    profile = profile_reference(read_table(path), model, str(path))
+    profile = profile_reference(scan_table(path), model, str(path))
     log.warning("rebuilt reference profile from its file", extra={
         "model": record.model, "version": record.version, "stored_version": stored_version,
         "profile_version": PROFILE_VERSION})

@@ -97,12 +97,15 @@ def test_profile_arrays_are_views_of_the_stored_bytes_not_copies(reference):
     assert np.shares_memory(age.sorted_values, np.frombuffer(blob, dtype=np.uint8))
 
 
-def test_prefix_sums_are_derived_on_load_not_stored(reference):
+def test_prefix_sums_are_derived_when_used_not_stored_nor_kept(reference):
     profile = build_profile(reference, FEATURES, prediction=None, label=None, task="regression")
     blob = profile.to_bytes()
     assert sorted(npz_views(blob)) == ["c0", "meta"]  # age's sorted values, the metadata
-    loaded = ReferenceProfile.from_bytes(blob).columns["age"].prefix
+    age = ReferenceProfile.from_bytes(blob).columns["age"]
+    assert age.prefix is None  # a cached profile costs its sorted values only
+    loaded = age.prefix_sums()
     built = profile.columns["age"].prefix
+    assert built is not None and profile.columns["age"].prefix_sums() is built
     assert loaded.centre == built.centre
     assert np.array_equal(loaded.within, built.within)
     assert np.array_equal(loaded.blocks, built.blocks)

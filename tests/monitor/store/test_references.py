@@ -40,10 +40,7 @@ def store_old_layout(store: Store, record, path: Path, model: ModelConfig) -> No
     """What a driftd with an older profile layout left in the store."""
     profile = profile_reference(read_table(path), model, str(path))
     blob = replace(profile, profile_version=PROFILE_VERSION - 1).to_bytes()
-    store.con.execute(
-        'UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
-        [blob, record.model, record.version],
-    )
+    store.replace_reference_profile(record.model, record.version, blob)
 
 
 def test_a_profile_of_an_older_layout_is_rebuilt_from_its_reference_file(registered):
@@ -63,7 +60,7 @@ def test_a_profile_of_an_older_layout_is_rebuilt_from_its_reference_file(registe
         expected, window, policy
     ).to_dict()
     age = profile.columns["age"]
-    assert np.array_equal(age.prefix.within, expected.columns["age"].prefix.within)
+    assert np.array_equal(age.prefix_sums().within, expected.columns["age"].prefix.within)
     # stored in the current layout: the next process loads it instead of rebuilding
     stored = ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
     assert stored.profile_version == PROFILE_VERSION
@@ -93,4 +90,36 @@ def test_a_current_profile_is_loaded_as_stored(registered):
     path.unlink()  # not needed: nothing is rebuilt
     profile = ProfileCache(store).get(record, model)
     assert profile.profile_version == PROFILE_VERSION
+    assert set(profile.columns) == set(FEATURES)
+
+
+def test_a_profile_is_stored_in_pieces_and_read_back_whole(registered, monkeypatch):
+    """DuckDB hands back a large BLOB at several times its size: profiles are stored in
+    pieces (here 1 000 bytes) and read back one piece at a time into one buffer."""
+    store, record, model, path = registered
+    import driftd.monitor.store.duckdb_file as duckdb_file
+
+    monkeypatch.setattr(duckdb_file, "PROFILE_CHUNK_BYTES", 1_000)
+    profile = profile_reference(read_table(path), model, str(path))
+    blob = profile.to_bytes()
+    store.replace_reference_profile(record.model, record.version, blob)
+    pieces = store.con.execute(
+        "SELECT count(*), max(octet_length(data)) FROM reference_profile_chunks "
+        "WHERE model = ? AND version = ?", [record.model, record.version]).fetchone()
+    assert pieces == (-(-len(blob) // 1_000), 1_000)
+    assert bytes(store.reference_profile(record.model, record.version)) == blob
+    loaded = ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
+    assert not loaded.columns["age"].sorted_values.flags.writeable
+    assert np.array_equal(loaded.columns["age"].sorted_values,
+                          profile.columns["age"].sorted_values)
+
+
+def test_a_profile_stored_whole_by_an_earlier_driftd_is_still_read(registered):
+    store, record, model, path = registered
+    blob = store.reference_profile(record.model, record.version)
+    store.con.execute("DELETE FROM reference_profile_chunks")
+    store.con.execute('UPDATE "references" SET profile = ? WHERE model = ? AND version = ?',
+                      [bytes(blob), record.model, record.version])
+    assert isinstance(store.reference_profile(record.model, record.version), bytes)
+    profile = ProfileCache(store).get(record, model)
     assert set(profile.columns) == set(FEATURES)
