@@ -218,9 +218,18 @@ class RelationWindow:
         if scoring != "probability":
             raise ValueError(f"unknown scoring {scoring!r}")
         scores = ProbabilityScores()
+        # scored after the columns: the whole budget is free; the window's rows bound the
+        # labelled ones, so a window that fits is read in one go without counting first
+        budget = self._memory_bytes
+        if budget is None or self.rows * PAIR_BYTES <= budget:
+            p, y = np.empty(self.rows), np.empty(self.rows)
+            n = fill_pairs(p, y, scan.batches(None, None), exact=False)
+            p, y = p[:n], y[:n]
+            scores.add(p, y)
+            scores.ranks.add_range(p, y)
+            return self._probability(scores)
         count = scan.stats(None, None).count
-        limit = count if self.plan.limit is None else max(1, self.plan.limit // 2)
-        ranges = plan_ranges(scan, count, max(limit, 1))
+        ranges = plan_ranges(scan, count, max(budget // PAIR_BYTES, MIN_PIECE_VALUES))
         largest = max((r.count for r in ranges if r.value is None), default=0)
         p_buffer, y_buffer = np.empty(largest), np.empty(largest)
         for r in ranges:
@@ -236,6 +245,10 @@ class RelationWindow:
             fill_pairs(p, y, scan.batches(r.lo, r.hi))
             scores.add(p, y)
             scores.ranks.add_range(p, y)
+        return self._probability(scores)
+
+    @staticmethod
+    def _probability(scores: ProbabilityScores) -> Scores:
         if not scores.valid:  # not binary probabilities: as `binary_pairs` says
             return None, {}, 0
         return scores.reliability(), scores.metrics(), scores.rows
@@ -267,8 +280,11 @@ def read_into(out: np.ndarray, batches: Iterator[tuple[np.ndarray, ...]]) -> int
     return at
 
 
-def fill_pairs(p: np.ndarray, y: np.ndarray, batches: Iterator[tuple[np.ndarray, ...]]) -> None:
-    """`value_ranges.fill` for prediction/label pairs."""
+def fill_pairs(
+    p: np.ndarray, y: np.ndarray, batches: Iterator[tuple[np.ndarray, ...]], *, exact: bool = True
+) -> int:
+    """`value_ranges.fill` for prediction/label pairs (`exact`: they must fill the buffers);
+    how many there were."""
     at = 0
     for batch_p, batch_y in batches:
         end = at + batch_p.size
@@ -277,10 +293,11 @@ def fill_pairs(p: np.ndarray, y: np.ndarray, batches: Iterator[tuple[np.ndarray,
         p[at:end] = batch_p
         y[at:end] = batch_y
         at = end
-    if at != p.size:
+    if exact and at != p.size:
         raise ValueError(
             f"the window changed while it was read: {at} rows where {p.size} were counted"
         )
+    return at
 
 
 @dataclass(frozen=True)

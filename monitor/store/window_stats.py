@@ -115,22 +115,22 @@ class SqlRelation:
             yield self._con.execute(sql, list(params))
 
     def label_column(self) -> str | None:
-        """The label expression, or None when the model has no labels at all."""
-        with self.query("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
+        """The label expression, or None when the model has no labels at all (no join then).
+        Numeric labels unless the model's labels are all class strings — decided over the
+        model's labels, not the window's, so deciding costs no join."""
+        with self.query("SELECT count(label), count(label_class) FROM labels WHERE model = ?",
                         [self._model]) as cur:
-            if not cur.fetchone()[0]:
-                return None
-        with self.query(f"SELECT count(l.label), count(l.label_class) FROM {self._joined}",
-                        self._joined_params) as cur:
             numeric, classes = cur.fetchone()
-        return "l.label_class" if not numeric and classes else "l.label"
+        if not numeric and not classes:
+            return None
+        return "l.label_class" if not numeric else "l.label"
 
     def row_count(self) -> int:
         with self.query(f"SELECT count(*) FROM {self.source}", self.params) as cur:
             return int(cur.fetchone()[0])
 
     def numeric(self, column: str) -> SqlScan:
-        return SqlScan(self, f"SELECT {column}::DOUBLE AS x FROM {self.source}", self.params)
+        return SqlScan(self, self.source, self.params, [f"{column}::DOUBLE"])
 
     def value_counts(self, column: str) -> tuple[pl.Series, np.ndarray]:
         with self.query(f"SELECT {column} AS value, count(*) AS n FROM {self.source} GROUP BY 1",
@@ -140,17 +140,21 @@ class SqlRelation:
         return counts.get_column("value"), counts.get_column("n").to_numpy()
 
     def pairs(self, prediction: str, label: str) -> SqlScan:
-        """Labelled rows with a finite prediction and label, joined once per window."""
+        """Labelled rows with a finite prediction and label. Read whole, they come straight
+        from the join; read by range, the join is kept in a temporary table first (once)."""
+        exprs = [f"TRY_CAST({prediction} AS DOUBLE)", f"TRY_CAST({label} AS DOUBLE)"]
+        return JoinedScan(self, f"{self._joined}", self._joined_params, exprs)
+
+    def materialize(self, source: str, params: Sequence[Any], exprs: Sequence[str]) -> str:
+        """The rows of `SELECT exprs FROM source` in a temporary table, made once."""
         if self._pairs is None:
-            with self.query(
-                f"""CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS
-                    SELECT x, y FROM (SELECT TRY_CAST({prediction} AS DOUBLE) AS x,
-                                             TRY_CAST({label} AS DOUBLE) AS y
-                                      FROM {self._joined})
-                    WHERE isfinite(x) AND isfinite(y)""", self._joined_params):
+            what = ", ".join(f"{e} AS {name}" for e, name in zip(exprs, ("x", "y"), strict=True))
+            checks = " AND ".join(f"isfinite({e})" for e in exprs)
+            with self.query(f"CREATE OR REPLACE TEMP TABLE {PAIRS_TABLE} AS "
+                            f"SELECT {what} FROM {source} AND {checks}", params):
                 pass
             self._pairs = PAIRS_TABLE
-        return SqlScan(self, f"SELECT x, y FROM {self._pairs}", [])
+        return self._pairs
 
     def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
         with self.query(f"SELECT {prediction} AS p, {label} AS y FROM {self._joined}",
@@ -171,26 +175,32 @@ class SqlRelation:
 
 
 class SqlScan:
-    """`detectors.value_ranges.ColumnScan` over `SELECT x[, y] ...`: its finite x by range."""
+    """`detectors.value_ranges.ColumnScan` over `SELECT key[, more] FROM source WHERE ...`:
+    the finite values of `key` by range (the filter DuckDB pushes into its scan)."""
 
-    def __init__(self, relation: SqlRelation, select: str, params: Sequence[Any]):
+    def __init__(self, relation: SqlRelation, source: str, params: Sequence[Any],
+                 exprs: Sequence[str]):
         self._relation = relation
-        self._select = select
+        self._source = source  # "<table> e WHERE <condition>"
         self._params = list(params)
+        self._exprs = list(exprs)
+        self._key = exprs[0]
 
     def _range(self, lo: float | None, hi: float | None,
-               what: str = "*") -> tuple[str, list[Any]]:
-        where, params = ["isfinite(x)"], list(self._params)
+               what: str | None = None) -> tuple[str, list[Any]]:
+        where, params = [f"isfinite({e})" for e in self._exprs], list(self._params)
         if lo is not None:
-            where.append("x >= ?")
+            where.append(f"{self._key} >= ?")
             params.append(lo)
         if hi is not None:
-            where.append("x < ?")
+            where.append(f"{self._key} < ?")
             params.append(hi)
-        return f"SELECT {what} FROM ({self._select}) WHERE {' AND '.join(where)}", params
+        what = what or ", ".join(self._exprs)
+        return f"SELECT {what} FROM {self._source} AND {' AND '.join(where)}", params
 
     def stats(self, lo: float | None, hi: float | None) -> RangeStats:
-        sql, params = self._range(lo, hi, "count(*), min(x), max(x)")
+        key = self._key
+        sql, params = self._range(lo, hi, f"count(*), min({key}), max({key})")
         with self._relation.query(sql, params) as cur:
             count, least, greatest = cur.fetchone()
         return RangeStats(int(count), math.nan if least is None else float(least),
@@ -199,13 +209,13 @@ class SqlScan:
     def count_below(self, cuts: np.ndarray) -> np.ndarray:
         if not cuts.size:
             return np.zeros(0, dtype=np.int64)
-        what = ", ".join("count(*) FILTER (WHERE x < ?::DOUBLE)" for _ in range(cuts.size))
+        what = ", ".join(f"count(*) FILTER (WHERE {self._key} < ?::DOUBLE)" for _ in cuts)
         sql, params = self._range(None, None, what)
         with self._relation.query(sql, [*cuts.tolist(), *params]) as cur:
             return np.asarray(cur.fetchone(), dtype=np.int64)
 
     def sample(self, size: int, lo: float | None, hi: float | None) -> np.ndarray:
-        sql, params = self._range(lo, hi, "x")
+        sql, params = self._range(lo, hi, f"{self._key} AS x")
         sql = (f"SELECT x FROM ({sql}) USING SAMPLE reservoir({int(size)} ROWS) "
                f"REPEATABLE ({SAMPLE_SEED})")
         with self._relation.query(sql, params) as cur:
@@ -216,3 +226,37 @@ class SqlScan:
         with self._relation.query(sql, params) as cur:
             for batch in cur.to_arrow_reader(BATCH_ROWS):
                 yield tuple(column.to_numpy(zero_copy_only=False) for column in batch.columns)
+
+
+class JoinedScan(SqlScan):
+    """A scan of joined rows: read whole in one query; for anything else (ranges, samples,
+    counts) the joined rows are kept in a temporary table first, so the join runs once."""
+
+    def __init__(self, relation: SqlRelation, source: str, params: Sequence[Any],
+                 exprs: Sequence[str]):
+        super().__init__(relation, source, params, exprs)
+        self._joined = (source, list(params), list(exprs))
+
+    def _kept(self) -> None:
+        if self._source.startswith(PAIRS_TABLE):
+            return
+        table = self._relation.materialize(*self._joined)
+        self._source, self._params, self._exprs = f"{table} WHERE true", [], ["x", "y"]
+        self._key = "x"
+
+    def stats(self, lo: float | None, hi: float | None) -> RangeStats:
+        self._kept()
+        return super().stats(lo, hi)
+
+    def count_below(self, cuts: np.ndarray) -> np.ndarray:
+        self._kept()
+        return super().count_below(cuts)
+
+    def sample(self, size: int, lo: float | None, hi: float | None) -> np.ndarray:
+        self._kept()
+        return super().sample(size, lo, hi)
+
+    def batches(self, lo: float | None, hi: float | None) -> Iterator[tuple[np.ndarray, ...]]:
+        if lo is not None or hi is not None:
+            self._kept()
+        return super().batches(lo, hi)
