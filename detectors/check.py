@@ -2,9 +2,11 @@
 
 `compare_tables` takes files (Parquet or CSV) or in-memory tables (polars, pandas, pyarrow),
 infers each column's kind, builds a reference profile and runs the same `evaluate` the daemon
-runs. `check_payload` is the contract's `--format json` object and `format_table` the human
-rendering; the CLI (`driftd.monitor.cli`) and the Python API (`driftd.api`) both call these, so
-their answers are the same.
+runs. Both tables are read a column at a time (`detectors/window.py`): a Parquet file is
+scanned, never loaded whole, so memory is the reference profile plus the columns being scored,
+within `memory_bytes` however large the current file. `check_payload` is the contract's
+`--format json` object and `format_table` the human rendering; the CLI (`driftd.monitor.cli`)
+and the Python API (`driftd.api`) both call these, so their answers are the same.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from driftd.detectors.profile import build_profile, json_type
 from driftd.detectors.registry import check_method_names
 from driftd.detectors.results import DriftResult, FeatureResult
 from driftd.detectors.suite import LABEL, PREDICTION, evaluate
+from driftd.detectors.window import FrameRelation, RelationWindow
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 CSV_SCHEMA_ROWS = 10_000
+MEMORY_BYTES = 256 << 20  # window columns in memory at once (the profile comes on top)
 
 
 def read_table(path: str | Path) -> pl.DataFrame:
@@ -69,6 +73,23 @@ def load_table(source: TableLike, role: str) -> tuple[pl.DataFrame, str]:
         f"not {type(source).__name__}")
 
 
+def open_table(source: TableLike, role: str) -> tuple[pl.LazyFrame, str]:
+    """`source` as a LazyFrame to read column by column, and the name errors give it: a
+    Parquet file is scanned (a query reads only its columns, row group by row group); CSV and
+    in-memory tables are read as `load_table` reads them."""
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pl.scan_parquet(source)
+            frame.collect_schema()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise ValueError(f"{source}: cannot read: {exc}") from exc
+        return frame, str(source)
+    if isinstance(source, pl.LazyFrame):
+        return source, role
+    frame, name = load_table(source, role)
+    return frame.lazy(), name
+
+
 def column_kind(dtype: pl.DataType) -> str | None:
     """numeric for numbers, categorical for strings and booleans, None (skipped) otherwise."""
     if dtype.is_numeric() or dtype == pl.Null:
@@ -78,14 +99,15 @@ def column_kind(dtype: pl.DataType) -> str | None:
     return None
 
 
-def infer_task(reference: pl.DataFrame, label: str | None) -> str:
+def infer_task(reference: pl.DataFrame | pl.LazyFrame, label: str | None) -> str:
     """0/1 or boolean labels: binary classification; other numbers: regression."""
     if label is None:
         return "binary_classification"
-    labels = reference.get_column(label)
-    if labels.dtype.is_numeric():
-        values = set(labels.drop_nulls().unique().to_list())
-        return "binary_classification" if values <= {0, 1} else "regression"
+    frame = reference.lazy()
+    if frame.collect_schema()[label].is_numeric():
+        other = pl.col(label).drop_nulls().is_in([0, 1]).not_().any()
+        found = frame.select(other).collect(engine="streaming").item()
+        return "regression" if found else "binary_classification"
     return "binary_classification"
 
 
@@ -98,9 +120,11 @@ def compare_tables(
     label_column: str | None = None,
     stattest: Sequence[str] | None = None,
     policy: DetectionPolicy | None = None,
+    memory_bytes: int | None = MEMORY_BYTES,
 ) -> DriftResult:
-    """Batch drift between two tables (`load_table`). Raises ValueError for anything the user
-    must fix.
+    """Batch drift between two tables (`open_table`). Raises ValueError for anything the user
+    must fix. `memory_bytes` bounds the current table's columns held at once (a larger column
+    is read in value ranges); None: no bound.
 
     Every reference column except the prediction and label is a feature: numeric if its dtype
     is numeric, categorical if listed in `categorical` or a string/boolean; other dtypes (dates,
@@ -116,11 +140,12 @@ def compare_tables(
     if label_column is not None and prediction_column is None:
         raise ValueError("--label-column needs --prediction-column")
 
-    # One file in memory at a time: the reference is dropped once it is profiled.
-    ref, reference = load_table(reference, "reference")
+    # Column by column: the reference's profile, then the current table's columns.
+    ref, reference = open_table(reference, "reference")
+    ref_schema = ref.collect_schema()
     special = [c for c in (prediction_column, label_column) if c is not None]
-    _require_columns(ref, special, reference)
-    unknown = [c for c in categorical if c not in ref.columns]
+    _require_columns(ref_schema, special, reference)
+    unknown = [c for c in categorical if c not in ref_schema]
     if unknown:
         raise ValueError(
             f"{reference}: no column(s) {', '.join(map(repr, unknown))} (--categorical)"
@@ -128,7 +153,7 @@ def compare_tables(
 
     kinds: dict[str, str] = {}
     skipped: set[str] = set()
-    for name, dtype in ref.schema.items():
+    for name, dtype in ref_schema.items():
         if name in special:
             continue
         kind = "categorical" if name in categorical else column_kind(dtype)
@@ -144,32 +169,57 @@ def compare_tables(
                 "prediction and label; rename them"
             )
 
-    profile = build_profile(
-        ref,
-        kinds,
+    try:
+        profile = build_profile(
+            ref,
+            kinds,
+            prediction=prediction_column,
+            label=label_column,
+            task=infer_task(ref, label_column),
+        )
+        cur, current = open_table(current, "current")
+        cur_schema = cur.collect_schema()
+        _require_columns(cur_schema, special, current)
+        rows = int(cur.select(pl.len()).collect().item())
+        observed = _observed_types(cur, cur_schema, profile.source_types, special, skipped)
+    except pl.exceptions.PolarsError as exc:  # a file that breaks while it is read
+        raise ValueError(f"cannot read: {exc}") from exc
+    window = RelationWindow(
+        FrameRelation(cur, rows=rows),
+        {c: c for c in kinds if c in cur_schema},
         prediction=prediction_column,
         label=label_column,
-        task=infer_task(ref, label_column),
+        memory_bytes=memory_bytes,
+        rows=rows,
     )
-    del ref  # the profile holds what the comparison needs
-    cur, current = load_table(current, "current")
-    _require_columns(cur, special, current)
-    observed = {
-        name: "null" if cur.height and s.null_count() == cur.height else json_type(s.dtype)
-        for s in cur.iter_columns()
-        if (name := s.name) not in special and name not in skipped
-    }
-    window = cur.select(
-        [pl.col(c) for c in kinds if c in cur.columns]
-        + ([pl.col(prediction_column).alias(PREDICTION)] if prediction_column else [])
-        + ([pl.col(label_column).alias(LABEL)] if label_column else [])
-    )
-    del cur
     return evaluate(profile, window, policy, observed_types=observed)
 
 
-def _require_columns(frame: pl.DataFrame, names: Sequence[str], path: str | Path) -> None:
-    absent = [c for c in names if c not in frame.columns]
+def _observed_types(
+    frame: pl.LazyFrame,
+    schema: pl.Schema,
+    source_types: dict[str, str],
+    special: Sequence[str],
+    skipped: set[str],
+) -> dict[str, str]:
+    """Each column's JSON type; "null" for one that holds only nulls — checked (a read of the
+    column) only where its type differs from the reference's, the one case it changes the
+    verdict: an all-null column is missing values, not a type change."""
+    observed = {
+        name: json_type(dtype)
+        for name, dtype in schema.items()
+        if name not in special and name not in skipped
+    }
+    for name, found in observed.items():
+        if name in source_types and found not in (source_types[name], "null"):
+            only_nulls = frame.select(pl.col(name).is_null().all() & (pl.len() > 0))
+            if only_nulls.collect(engine="streaming").item():
+                observed[name] = "null"
+    return observed
+
+
+def _require_columns(schema: pl.Schema, names: Sequence[str], path: str | Path) -> None:
+    absent = [c for c in names if c not in schema]
     if absent:
         raise ValueError(f"{path}: no column(s) {', '.join(map(repr, absent))}")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from driftd.detectors.base import Score, UnivariateMethod
 from driftd.detectors.samples import CategoricalPair
@@ -36,7 +35,24 @@ class ChiSquare(UnivariateMethod):
     def score(self, pair: CategoricalPair) -> Score:
         bins = pair.bins
         table = np.vstack((bins.reference, bins.current))
-        result = stats.chi2_contingency(table, correction=False)
-        chi2 = float(result.statistic)
+        chi2, p_value = chi2_contingency(table)
         v = cramers_v(chi2, int(table.sum()), table.shape[1])
-        return Score(statistic=chi2, p_value=float(result.pvalue), effect_size=v)
+        return Score(statistic=chi2, p_value=p_value, effect_size=v)
+
+
+def chi2_contingency(table: np.ndarray) -> tuple[float, float]:
+    """`scipy.stats.chi2_contingency(table, correction=False)`'s statistic and p-value, step
+    for step (expected = row sum · column sum / total; Σ (o − e)²/e; the χ² survival function
+    at (rows − 1)·(columns − 1) degrees of freedom), without importing scipy.stats."""
+    from scipy import special
+
+    observed = table.astype(np.float64)
+    total = observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / total
+    if (expected == 0).any():
+        raise ValueError("the table of expected frequencies has a zero element")
+    dof = (observed.shape[0] - 1) * (observed.shape[1] - 1)
+    if dof == 0:
+        return 0.0, 1.0
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    return statistic, float(special.chdtrc(dof, statistic))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
 
 from driftd.detectors.base import Score, UnivariateMethod
 from driftd.detectors.samples import NumericPair
@@ -19,6 +18,8 @@ SMIRNOV_DENSE_TERMS = 2048
 
 def _log_terms(n: int, x: float, j: np.ndarray) -> np.ndarray:
     """log of C(n, j) · (1 − x − j/n)^(n−j) · (x + j/n)^(j−1); −inf where the base is <= 0."""
+    from scipy import special
+
     upper = (n - j) / n - x
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = special.gammaln(n + 1.0) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
@@ -49,17 +50,94 @@ def smirnov_sf(n: int, x: float) -> float:
 
 
 def kstwo_sf(d: float, n: float) -> float:
-    """`scipy.stats.kstwo.sf(d, n)`, with its slow branch computed by `smirnov_sf`.
+    """`scipy.stats.kstwo.sf(d, n)`: scipy's own branches (Simard & L'Ecuyer, as scipy's
+    `_kolmogn` chooses them), with the two a large sample takes computed here.
 
-    For n > 140 and 2.2 <= n·d² < 370 scipy returns 2·smirnov(n, d) (Simard & L'Ecuyer), whose
-    exact series costs O(n) double-double steps; every other branch is fast and called as is.
+    For n > 140: 0 when n·d² >= 370; 2·smirnov(n, d) when n·d² >= 2.2, whose exact series
+    scipy sums in O(n) double-double steps (`smirnov_sf` sums it vectorised); and below that,
+    for n > 100 000 or n·d^1.5 > 1.4, 1 − the Pelz-Good approximation (`pelz_good_cdf`, scipy's
+    code). Both keep scipy.stats — a second of imports — out of a large `driftd check`; every
+    other branch (small n, tiny or huge d: exact matrix methods) calls scipy as is.
     """
     size = int(n)
     t = size * d
-    slow_branch = 140 < size <= SMIRNOV_MAX_COMPUTE_N and 0 < d < 0.5 and 1 < t < size - 1
-    if slow_branch and 2.2 <= t * d < 370.0:
-        return min(max(2 * smirnov_sf(size, d), 0.0), 1.0)
+    if size > 140 and 0 < d < 0.5 and 1 < t < size - 1:
+        squared = t * d
+        if squared >= 370.0:
+            return 0.0
+        if squared >= 2.2:
+            if size <= SMIRNOV_MAX_COMPUTE_N:
+                return min(max(2 * smirnov_sf(size, d), 0.0), 1.0)
+            from scipy import special
+
+            return min(max(2 * float(special.smirnov(size, d)), 0.0), 1.0)
+        if size > 100_000 or size * d**1.5 > 1.4:
+            return min(max(1.0 - pelz_good_cdf(size, d), 0.0), 1.0)
+    from scipy import stats  # imported when a p-value needs it: a second of imports
+
     return float(stats.kstwo.sf(d, n))
+
+
+# scipy.stats._ksstats._kolmogn_PelzGood (SciPy, BSD-3-Clause), cdf branch, unchanged.
+_PI_SQUARED = math.pi**2
+_PI_FOUR = math.pi**4
+_PI_SIX = math.pi**6
+_SQRT2PI = math.sqrt(2 * math.pi)
+_SQRT3 = math.sqrt(3)
+_MIN_LOG = -708
+
+
+def pelz_good_cdf(n: int, x: float) -> float:
+    """The Pelz-Good approximation to P(D_n <= x), 0 < x < 1 (Pelz & Good 1976): the
+    Li-Chien/Korolyuk expansion K0 + K1/sqrt(n) + K2/n + K3/n^1.5, each term transformed with
+    Jacobi theta functions for small z = x·sqrt(n) — as scipy computes it."""
+    z = np.sqrt(n) * x
+    zsquared, zthree, zfour, zsix = z**2, z**3, z**4, z**6
+    qlog = -_PI_SQUARED / 8 / zsquared
+    if qlog < _MIN_LOG:  # z ~ 0.041743441416853426
+        return 0.0
+    q = np.exp(qlog)
+    k1a = -zsquared
+    k1b = _PI_SQUARED / 4
+    k2a = 6 * zsix + 2 * zfour
+    k2b = (2 * zfour - 5 * zsquared) * _PI_SQUARED / 4
+    k2c = _PI_FOUR * (1 - 2 * zsquared) / 16
+    k3d = _PI_SIX * (5 - 30 * zsquared) / 64
+    k3c = _PI_FOUR * (-60 * zsquared + 212 * zfour) / 16
+    k3b = _PI_SQUARED * (135 * zfour - 96 * zsix) / 4
+    k3a = -30 * zsix - 90 * z**8
+    terms = np.zeros(4)
+    # Horner scheme for sum c_i q^(i^2), over odd integers
+    maxk = int(np.ceil(16 * z / np.pi))
+    for k in range(maxk, 0, -1):
+        m = 2 * k - 1
+        msquared, mfour, msix = m**2, m**4, m**6
+        qpower = np.power(q, 8 * k)
+        coeffs = np.array([1.0,
+                           k1a + k1b * msquared,
+                           k2a + k2b * msquared + k2c * mfour,
+                           k3a + k3b * msquared + k3c * mfour + k3d * msix])
+        terms *= qpower
+        terms += coeffs
+    terms *= q
+    terms *= _SQRT2PI
+    terms /= np.array([z, 6 * zfour, 72 * z**7, 6480 * z**10])
+    # the other sum, over all integers k
+    q = np.exp(-_PI_SQUARED / 2 / zsquared)
+    ks = np.arange(maxk, 0, -1)
+    ksquared = ks**2
+    sqrt3z = _SQRT3 * z
+    kspi = np.pi * ks
+    qpwers = q**ksquared
+    k2extra = np.sum(ksquared * qpwers)
+    k2extra *= _PI_SQUARED * _SQRT2PI / (-36 * zthree)
+    terms[2] += k2extra
+    k3extra = np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ksquared * qpwers)
+    k3extra *= _PI_SQUARED * _SQRT2PI / (216 * zsix)
+    terms[3] += k3extra
+    powers_of_n = np.power(n * 1.0, np.arange(len(terms)) / 2.0)
+    terms /= powers_of_n
+    return float(sum(terms))
 
 
 class KS(UnivariateMethod):
@@ -80,6 +158,8 @@ class KS(UnivariateMethod):
         n1, n2 = pair.reference.size, pair.current.size
         cur = pair.current.sorted_values  # a window read in ranges has none: it is large
         if max(n1, n2) <= EXACT_MAX_ROWS and cur is not None:
+            from scipy import stats
+
             result = stats.ks_2samp(pair.reference.sorted_values, cur)
             return Score(float(result.statistic), float(result.pvalue), float(result.statistic))
         d = pair.gap.sup

@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from driftd.detectors.check import TableLike, check_payload, compare_tables, format_table
+from driftd.detectors.check import (
+    MEMORY_BYTES,
+    TableLike,
+    check_payload,
+    compare_tables,
+    format_table,
+)
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.results import DriftResult
 
@@ -56,18 +62,22 @@ def compare(
     stattest: Sequence[str] | None = None,
     segment: str | None = None,
     policy: DetectionPolicy | None = None,
+    memory_mb: int | None = MEMORY_BYTES >> 20,
 ) -> Comparison:
     """Compare `current` against `reference`, as `driftd check` does.
 
     `categorical`: columns to treat as categories even if numeric. `prediction` / `label`:
     the model's output and ground-truth columns (prediction drift, calibration, performance).
     `stattest`: run exactly these methods (`ks`, `psi`, `chisquare`, `jensenshannon`,
-    `wasserstein`) on every column they apply to. Raises ValueError for inputs that cannot be
-    compared, with a message that names the table and column.
+    `wasserstein`) on every column they apply to. `memory_mb`: the current table's columns held
+    in memory at once, MiB (a larger column is read in value ranges; the reference profile
+    comes on top; None: no bound). Raises ValueError for inputs that cannot be compared, with a
+    message that names the table and column.
     """
     if segment is not None:
         raise ValueError("segment: per-segment comparison is not available in this version")
     result = compare_tables(reference, current, categorical=list(categorical or ()),
                             prediction_column=prediction, label_column=label,
-                            stattest=stattest, policy=policy)
+                            stattest=stattest, policy=policy,
+                            memory_bytes=None if memory_mb is None else memory_mb << 20)
     return Comparison(result)

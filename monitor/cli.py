@@ -47,6 +47,12 @@ def _parse_duration(value: str) -> timedelta:
     return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
 
 
+def _memory_mb(value: str) -> int:
+    if not value.isdigit() or int(value) < 16:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of MiB, at least 16")
+    return int(value)
+
+
 def _load(path: str):
     from driftd.monitor.config import load_config
 
@@ -256,7 +262,7 @@ def cmd_check(args) -> int:
     try:
         comparison = compare(args.reference, args.current, categorical=categorical,
                              prediction=args.prediction_column, label=args.label_column,
-                             stattest=stattest)
+                             stattest=stattest, memory_mb=args.memory_mb)
     except (ValueError, KeyError) as exc:
         raise CliError(str(exc)) from exc
     result = comparison.result
@@ -395,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="table for people, json for pipelines (default: table)")
     sp.add_argument("--report", metavar="OUT.html",
                     help="also write a self-contained HTML report here")
+    sp.add_argument("--memory-mb", type=_memory_mb, default=256, metavar="N",
+                    help="MiB of the current file's columns held at once; a larger column is "
+                         "read in value ranges, never whole (default: 256; the reference's "
+                         "profile comes on top)")
 
     sp = add("reference", lambda a: a.parser.print_help() or EXIT_ERROR,
              "manage training references",

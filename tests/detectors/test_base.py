@@ -82,3 +82,15 @@ def test_empty_window_and_wrong_kind_are_errors_not_exceptions():
     assert empty.error == "no non-missing values in the window"
     wrong = run_trial(METHODS["chisquare"], pair([1.0], [1.0]), 0.05)
     assert "does not apply to numeric" in wrong.error
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 7, 50, 1000])
+def test_benjamini_hochberg_is_scipys_to_the_bit(m):
+    from scipy import stats
+
+    from driftd.detectors.base import benjamini_hochberg
+
+    rng = np.random.default_rng(m)
+    for p in (rng.random(m), np.round(rng.random(m), 2), rng.random(m) ** 8,
+              np.concatenate((np.zeros(m // 3), np.ones(m - m // 3)))):
+        assert np.array_equal(benjamini_hochberg(p), stats.false_discovery_control(p))

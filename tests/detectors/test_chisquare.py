@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,3 +59,18 @@ def test_significant_but_tiny_effect_is_held_back_by_the_cramers_v_floor():
     assert not found.drifted and "effect floor" in found.reason
     no_floor = DetectionPolicy(methods=["chisquare"], effect_floors={})
     assert run_method("chisquare", ref, cur, kind="categorical", policy=no_floor).drifted
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 200])
+def test_the_table_test_is_scipys_chi2_contingency(k):
+    from scipy import stats
+
+    from driftd.detectors.chisquare import chi2_contingency
+
+    rng = np.random.default_rng(k)
+    for table in (rng.integers(1, 1000, size=(2, k)), rng.integers(1, 5, size=(2, k)),
+                  np.vstack((rng.integers(1, 10**6, size=k), rng.integers(1, 30, size=k)))):
+        expected = stats.chi2_contingency(table, correction=False)
+        statistic, p_value = chi2_contingency(table)
+        assert statistic == pytest.approx(expected.statistic, rel=1e-12, abs=1e-12)
+        assert p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)

@@ -34,3 +34,16 @@ def test_disjoint_categories_reach_the_natural_log_bound():
     found = run_method("jensenshannon", ["a"] * 10, ["b"] * 10, kind="categorical")
     assert found.statistic == pytest.approx(np.sqrt(np.log(2)), abs=1e-12)
     assert found.drifted
+
+
+def test_the_distance_is_scipys():
+    from scipy.spatial import distance
+
+    from driftd.detectors.jensenshannon import jensenshannon
+
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 10, 500):
+        p, q = rng.random(k), rng.random(k)
+        q[: k // 3] = 0.0  # a bin on one side only
+        assert jensenshannon(p, q) == pytest.approx(distance.jensenshannon(p, q), rel=1e-12)
+        assert jensenshannon(p, p) == pytest.approx(0.0, abs=1e-12)

@@ -55,7 +55,7 @@ def test_missing_values_are_excluded_before_testing():
     assert (found.rows_reference, found.rows_current) == (5, 4)
 
 
-@pytest.mark.parametrize("n", [141, 1_000, 12_345, 40_000, 1_000_001])
+@pytest.mark.parametrize("n", [141, 1_000, 12_345, 40_000, 250_000, 1_000_001])
 def test_kstwo_sf_matches_scipy_on_every_branch(n):
     # n·d² from 0.16 to ~5e5 covers every branch of scipy's _kolmogn; above 1e6 scipy itself
     # approximates smirnov and is called as is. (Large n in the smirnov branch costs scipy
