@@ -385,6 +385,28 @@ class Store:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
                                      staged=staged, topic_ids=topic_ids)
 
+    def write_event_tables(
+        self, tables: Mapping[str, tuple[Mapping[str, str], pa.Table]],
+        batch: DecodedBatch | None = None,
+    ) -> WriteResult:
+        """Append events decoded beforehand into Arrow tables by model (features, table in the
+        fast route's columns, with `ord`), and a batch's quarantine rows and labels, in one
+        transaction, as `write_raw_events` does: a replayed file's chunks take this way."""
+        batch = batch or DecodedBatch()
+        for model, (features, _) in tables.items():
+            self.ensure_model_table(model, features)
+        now = _utcnow()
+        try:
+            return self._write_batch(batch, None, None, now, on_conflict=False, staged=tables)
+        except duckdb.ConstraintException:
+            return self._write_batch(batch, None, None, now, on_conflict=True, staged=tables)
+
+    @classmethod
+    def events_arrow(cls, rows: ModelRows, positions: Sequence[int]) -> pa.Table:
+        """Rows the pydantic decoder took, as the Arrow table `_insert_events` writes, each
+        with its message's position in the batch (`ord`: the first of a repeated id wins)."""
+        return cls._arrow(rows).set_column(0, "ord", pa.array(positions, pa.int64()))
+
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
                      window: tuple[datetime, datetime],
