@@ -32,12 +32,15 @@ class RankSum:
 
     def add_range(self, p: np.ndarray, y: np.ndarray) -> None:
         """Every labelled row whose prediction lies in the next range (any order within it)."""
-        pos = np.sort(p[y == 1])
-        neg = np.sort(p[y == 0])
+        positive = y == 1
+        pos = np.sort(p[positive])
+        neg = np.sort(p[~positive & (y == 0)])
+        del positive
         if pos.size and neg.size:
             left = np.searchsorted(neg, pos, side="left")
             right = np.searchsorted(neg, pos, side="right")
-            self._twice_u += 2 * int(left.sum()) + int((right - left).sum())
+            right -= left
+            self._twice_u += 2 * int(left.sum()) + int(right.sum())
         self._twice_u += 2 * self.negatives * int(pos.size)
         self.positives += int(pos.size)
         self.negatives += int(neg.size)

@@ -49,7 +49,7 @@ from driftd.detectors.value_ranges import (
 )
 
 VALUE_BYTES = 8  # a float64 in a read buffer
-PAIR_BYTES = 16  # a prediction and its label
+PAIR_BYTES = 48  # a labelled row being scored: prediction, label, their sorted copies, ranks
 PIECE_OVERHEAD_BYTES = 8 << 20  # per column in flight: a batch being copied, the gap's temporaries
 MIN_PIECE_VALUES = 1 << 20  # a range is never cut smaller (ks's exact small-sample path needs
 # a window of <= 10 000 values in memory, and smaller ranges cost more reads than they save)
@@ -218,32 +218,33 @@ class RelationWindow:
         if scoring != "probability":
             raise ValueError(f"unknown scoring {scoring!r}")
         scores = ProbabilityScores()
-        # scored after the columns: the whole budget is free; the window's rows bound the
-        # labelled ones, so a window that fits is read in one go without counting first
+        # Scored after the columns, so the whole budget is free. The window's labelled rows
+        # are read whole when they fit (most windows: one query, no count first), else in
+        # ascending ranges of the prediction for ROC AUC's ranks.
         budget = self._memory_bytes
-        if budget is None or self.rows * PAIR_BYTES <= budget:
-            p, y = np.empty(self.rows), np.empty(self.rows)
-            n = fill_pairs(p, y, scan.batches(None, None), exact=False)
-            p, y = p[:n], y[:n]
-            scores.add(p, y)
+        limit = None if budget is None else max(budget // PAIR_BYTES, MIN_PIECE_VALUES)
+        whole = _read_pairs(scan.batches(None, None), limit)
+        if whole is not None:
+            p, y = whole
+            _add_pairs(scores, p, y)
             scores.ranks.add_range(p, y)
             return self._probability(scores)
-        count = scan.stats(None, None).count
-        ranges = plan_ranges(scan, count, max(budget // PAIR_BYTES, MIN_PIECE_VALUES))
+        assert limit is not None
+        ranges = plan_ranges(scan, scan.stats(None, None).count, limit)
         largest = max((r.count for r in ranges if r.value is None), default=0)
         p_buffer, y_buffer = np.empty(largest), np.empty(largest)
         for r in ranges:
             if r.value is not None:  # every row of the range has this prediction: one tie
                 positives = negatives = 0
                 for p, y in scan.batches(r.lo, r.hi):
-                    scores.add(p, y)
+                    _add_pairs(scores, p, y)
                     positives += int(np.count_nonzero(y == 1))
                     negatives += int(np.count_nonzero(y == 0))
                 scores.ranks.add_tie(positives, negatives)
                 continue
             p, y = p_buffer[: r.count], y_buffer[: r.count]
             fill_pairs(p, y, scan.batches(r.lo, r.hi))
-            scores.add(p, y)
+            _add_pairs(scores, p, y)
             scores.ranks.add_range(p, y)
         return self._probability(scores)
 
@@ -278,6 +279,32 @@ def read_into(out: np.ndarray, batches: Iterator[tuple[np.ndarray, ...]]) -> int
         out[at:end] = values
         at = end
     return at
+
+
+SCORE_BATCH = 1 << 20  # pairs per sum: bounds the temporaries of `ProbabilityScores.add`
+
+
+def _add_pairs(scores: ProbabilityScores, p: np.ndarray, y: np.ndarray) -> None:
+    for at in range(0, p.size, SCORE_BATCH):
+        scores.add(p[at : at + SCORE_BATCH], y[at : at + SCORE_BATCH])
+
+
+def _read_pairs(
+    batches: Iterator[tuple[np.ndarray, ...]], limit: int | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """All the pairs, if there are at most `limit` (None: no bound); else None, having read
+    no more than the limit."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    total = 0
+    for p, y in batches:
+        total += p.size
+        if limit is not None and total > limit:
+            return None
+        parts.append((p, y))
+    if not parts:
+        return np.empty(0), np.empty(0)
+    return (np.concatenate([p for p, _ in parts]).astype(np.float64, copy=False),
+            np.concatenate([y for _, y in parts]).astype(np.float64, copy=False))
 
 
 def fill_pairs(
