@@ -7,7 +7,12 @@ and peak RSS (the worker's VmHWM). Run from the repository root:
     .venv/bin/python bench/bench_check.py                 # 1M and 100k rows, 3 runs each
     .venv/bin/python bench/bench_check.py --rows 100000 --runs 5 --no-evidently
 
-Goals (docs: bench/README.md): 1M×25 <= 2 s and <= 1 GB peak RSS; 100k×25 <= 0.3 s.
+Then `driftd check` itself as a whole process (`/usr/bin/time`: wall, CPU, peak RSS), this
+checkout's and any other `--driftd` executable's (e.g. a venv of an earlier commit), on the
+same files in the same run.
+
+Goals (bench/README.md): `driftd check` 1M × 25 as a whole process in <= 1.5 s and <= 600 MB
+peak RSS, and >= 80x faster than Evidently's DataDriftPreset on the same files.
 """
 
 from __future__ import annotations
@@ -113,6 +118,17 @@ def worker(mode: str, reference: str, current: str) -> None:
     )
 
 
+def run_cli(driftd: str, reference: Path, current: Path) -> dict:
+    """`driftd check --format json` as a whole process under /usr/bin/time."""
+    cmd = ["/usr/bin/time", "-f", "%e %U %S %M", driftd, "check", "--reference", str(reference),
+           "--current", str(current), "--format", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode not in (0, 1):
+        raise RuntimeError(out.stderr[-2000:])
+    wall, user, system, kib = out.stderr.strip().splitlines()[-1].split()
+    return {"wall": float(wall), "cpu": float(user) + float(system), "rss": int(kib) / 1024}
+
+
 def run_child(mode: str, reference: Path, current: Path) -> dict:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -131,6 +147,8 @@ def main() -> None:
     parser.add_argument("--evidently-runs", type=int, default=1)
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=None, help="keep generated files here")
+    parser.add_argument("--driftd", nargs="*", default=[],
+                        help="other driftd executables whose `check` to time on the same files")
     parser.add_argument("--worker", nargs=3, metavar=("MODE", "REF", "CUR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -150,6 +168,15 @@ def main() -> None:
             if not args.no_evidently:
                 modes.append(("evidently", args.evidently_runs))
             medians = {}
+            for driftd in [str(Path(sys.executable).parent / "driftd"), *args.driftd]:
+                reports = [run_cli(driftd, reference, current) for _ in range(args.runs)]
+                walls = sorted(r["wall"] for r in reports)
+                medians[f"cli:{driftd}"] = statistics.median(walls)
+                print(f"{rows:>9,} rows x 25 cols  driftd check (process) {driftd}: "
+                      f"{statistics.median(walls):.2f} s ({walls[0]:.2f}-{walls[-1]:.2f}), "
+                      f"cpu {statistics.median(r['cpu'] for r in reports):.2f} s, peak RSS "
+                      f"{max(r['rss'] for r in reports):.0f} MiB (median of {args.runs})",
+                      flush=True)
             for mode, runs in modes:
                 reports = [run_child(mode, reference, current) for _ in range(runs)]
                 wall = statistics.median(r["compare_seconds"] for r in reports)
@@ -164,7 +191,7 @@ def main() -> None:
                     f"(median of {runs}) {detail}"
                 )
             if "evidently" in medians:
-                for mode in MODES:
+                for mode in [*MODES, *(k for k in medians if k.startswith("cli:"))]:
                     ratio = medians["evidently"] / medians[mode]
                     print(f"{'':>24}evidently / {mode}: {ratio:.1f}x")
 
