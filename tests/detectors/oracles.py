@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+import pytest
 from scipy import spatial, stats
 
 from driftd.detectors.policy import DetectionPolicy
@@ -82,3 +83,37 @@ def run_method(
     result = evaluate(profile, cur, policy or DetectionPolicy(methods=[method]))
     (found,) = [f for f in result.features if f.method == method]
     return found
+
+
+def assert_same_result(found, expected) -> None:
+    """Two `DriftResult`s of one comparison by two paths (a window held whole, or read column
+    by column / in ranges): the same decisions, and statistics equal to their last few bits."""
+    assert (found.drift, found.rows_current) == (expected.drift, expected.rows_current)
+    for f, e in zip(found.features + found.prediction, expected.features + expected.prediction,
+                    strict=True):
+        assert (f.feature, f.method, f.status, f.drifted) == (
+            e.feature, e.method, e.status, e.drifted), f.reason
+        assert f.statistic == pytest.approx(e.statistic, rel=1e-9, abs=1e-12)
+        assert (f.p_value is None) == (e.p_value is None)
+        if e.p_value is not None:
+            assert f.p_value == pytest.approx(e.p_value, rel=1e-9, abs=1e-12)
+    assert (found.quality, found.distributions, found.schema) == (
+        expected.quality, expected.distributions, expected.schema)
+    cal, want_cal = found.calibration, expected.calibration
+    assert (cal is None) == (want_cal is None)
+    if want_cal is not None:
+        assert cal.rows_labelled == want_cal.rows_labelled
+        for got, want in ((cal.ece_current, want_cal.ece_current),
+                          (cal.brier_current, want_cal.brier_current)):
+            assert (got is None) == (want is None)
+            assert want is None or got == pytest.approx(want, rel=1e-12)
+        for got, want in zip(cal.bins_current, want_cal.bins_current, strict=True):
+            assert got.count == want.count
+            for a, b in ((got.mean_probability, want.mean_probability),
+                         (got.observed_rate, want.observed_rate)):
+                assert b is None or a == pytest.approx(b, rel=1e-12)
+    assert found.performance.rows_labelled == expected.performance.rows_labelled
+    for got, want in zip(found.performance.metrics, expected.performance.metrics, strict=True):
+        assert (got.name, got.degraded, got.current is None) == (
+            want.name, want.degraded, want.current is None)
+        assert want.current is None or got.current == pytest.approx(want.current, rel=1e-12)

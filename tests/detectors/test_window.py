@@ -24,6 +24,7 @@ from driftd.detectors.window import (
     RelationWindow,
     plan_memory,
 )
+from tests.detectors.oracles import assert_same_result
 
 
 def chunked(values: np.ndarray, reference: NumericReference, limit: int) -> ChunkedNumericWindow:
@@ -98,31 +99,6 @@ def mixed_frame(n: int, seed: int, *, shift: float = 0.0) -> pl.DataFrame:
     })
 
 
-def results_agree(found, expected) -> None:
-    assert found.drift == expected.drift
-    assert found.rows_current == expected.rows_current
-    for f, e in zip(found.features + found.prediction, expected.features + expected.prediction,
-                    strict=True):
-        assert (f.feature, f.method, f.status, f.drifted) == (e.feature, e.method, e.status,
-                                                                e.drifted)
-        assert f.statistic == pytest.approx(e.statistic, rel=1e-9, abs=1e-12)
-        if e.p_value is not None:
-            assert f.p_value == pytest.approx(e.p_value, rel=1e-9, abs=1e-12)
-    assert found.quality == expected.quality
-    assert found.distributions == expected.distributions
-    cal, ecal = found.calibration, expected.calibration
-    assert cal.ece_current == pytest.approx(ecal.ece_current, rel=1e-12)
-    assert cal.brier_current == pytest.approx(ecal.brier_current, rel=1e-12)
-    for got, want in zip(cal.bins_current, ecal.bins_current, strict=True):
-        assert got.count == want.count
-        assert got.mean_probability == pytest.approx(want.mean_probability, rel=1e-12)
-        assert got.observed_rate == pytest.approx(want.observed_rate, rel=1e-12)
-    for got, want in zip(found.performance.metrics, expected.performance.metrics, strict=True):
-        assert got.name == want.name
-        assert got.current == pytest.approx(want.current, rel=1e-12)
-    assert found.performance.rows_labelled == expected.performance.rows_labelled
-
-
 @pytest.mark.parametrize("shift", [0.0, 0.3])
 def test_a_window_over_its_memory_budget_scores_as_one_in_memory(monkeypatch, shift):
     """The whole pass — ks, wasserstein, psi, chisquare, calibration, ROC AUC — on a window
@@ -148,7 +124,7 @@ def test_a_window_over_its_memory_budget_scores_as_one_in_memory(monkeypatch, sh
     numeric = source.numeric("a", profile.columns["a"])
     assert isinstance(numeric, ChunkedNumericWindow)
     found = evaluate(profile, source, policy)
-    results_agree(found, expected)
+    assert_same_result(found, expected)
     assert found.drift == (shift > 0)
 
 

@@ -22,6 +22,7 @@ from driftd.detectors.window import ChunkedNumericWindow, NumericWindow
 from driftd.monitor.store.duckdb_file import Store
 from driftd.monitor.store.sql import events_table, feature_column
 from driftd.monitor.store.window_stats import open_window
+from tests.detectors.oracles import assert_same_result
 
 START = datetime(2026, 11, 22, 7, 0)
 END = START + timedelta(hours=1)
@@ -94,31 +95,6 @@ def profile_for(classes: bool = False):
                          task="binary_classification")
 
 
-def agree(found, expected) -> None:
-    assert found.rows_current == expected.rows_current
-    assert found.drift == expected.drift
-    for f, e in zip(found.features + found.prediction, expected.features + expected.prediction,
-                    strict=True):
-        assert (f.feature, f.method, f.status, f.drifted) == (e.feature, e.method, e.status,
-                                                                e.drifted), f.reason
-        assert f.statistic == pytest.approx(e.statistic, rel=1e-9, abs=1e-12)
-        assert (f.p_value is None) == (e.p_value is None)
-        if e.p_value is not None:
-            assert f.p_value == pytest.approx(e.p_value, rel=1e-9, abs=1e-12)
-    assert found.quality == expected.quality
-    assert found.distributions == expected.distributions
-    assert found.schema == expected.schema
-    if expected.calibration is not None and expected.calibration.ece_current is not None:
-        assert found.calibration.ece_current == pytest.approx(expected.calibration.ece_current,
-                                                              rel=1e-12)
-        assert found.calibration.rows_labelled == expected.calibration.rows_labelled
-    for got, want in zip(found.performance.metrics, expected.performance.metrics, strict=True):
-        assert (got.name, got.degraded, got.current is None) == (
-            want.name, want.degraded, want.current is None)
-        if want.current is not None:
-            assert got.current == pytest.approx(want.current, rel=1e-12)
-
-
 def old_path(store: Store, model: str, profile, policy):
     window = store.load_window(model, FEATURES, START, END)
     return evaluate(profile, window.frame, policy, observed_types=window.observed_types)
@@ -147,7 +123,7 @@ def test_the_streamed_window_scores_as_the_loaded_one(tmp_path, monkeypatch, shi
         side = loaded.source.numeric("a", profile.columns["a"])
         assert isinstance(side, ChunkedNumericWindow if memory else NumericWindow)
         found = evaluate(profile, loaded.source, POLICY, observed_types=loaded.observed_types)
-    agree(found, expected)
+    assert_same_result(found, expected)
     assert found.drift == (shift > 0)
     store.close()
 
@@ -160,7 +136,7 @@ def test_class_predictions_and_labels_are_scored_as_loaded(tmp_path):
     with open_window(store, "m", FEATURES, START, END, memory_bytes=64 << 20) as loaded:
         found = evaluate(profile, loaded.source, DetectionPolicy(),
                          observed_types=loaded.observed_types)
-    agree(found, expected)
+    assert_same_result(found, expected)
     assert found.performance.metrics[0].name == "accuracy"
     assert found.prediction[0].kind == "categorical"
 
@@ -172,7 +148,7 @@ def test_a_model_without_labels_skips_the_join_and_scores_nothing(tmp_path):
     expected = old_path(store, "m", profile, DetectionPolicy())
     with open_window(store, "m", FEATURES, START, END, memory_bytes=None) as loaded:
         found = evaluate(profile, loaded.source, DetectionPolicy())
-    agree(found, expected)
+    assert_same_result(found, expected)
     assert found.performance.rows_labelled == 0
 
 
