@@ -107,6 +107,10 @@ class Relation(Protocol):
 
     def pairs(self, prediction: str, label: str) -> ColumnScan: ...
 
+    def labelled_bound(self, label: str) -> int:
+        """At most how many rows have a label (cheap: no join, no read of the rows)."""
+        ...
+
     def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
         """Prediction and label of every row (with either missing too), in batches."""
         ...
@@ -223,13 +227,11 @@ class RelationWindow:
         # ascending ranges of the prediction for ROC AUC's ranks.
         budget = self._memory_bytes
         limit = None if budget is None else max(budget // PAIR_BYTES, MIN_PIECE_VALUES)
-        whole = _read_pairs(scan.batches(None, None), limit)
-        if whole is not None:
-            p, y = whole
+        if limit is None or min(self.rows, self._relation.labelled_bound(self._label)) <= limit:
+            p, y = _read_pairs(scan.batches(None, None))
             _add_pairs(scores, p, y)
             scores.ranks.add_range(p, y)
             return self._probability(scores)
-        assert limit is not None
         ranges = plan_ranges(scan, scan.stats(None, None).count, limit)
         largest = max((r.count for r in ranges if r.value is None), default=0)
         p_buffer, y_buffer = np.empty(largest), np.empty(largest)
@@ -289,18 +291,9 @@ def _add_pairs(scores: ProbabilityScores, p: np.ndarray, y: np.ndarray) -> None:
         scores.add(p[at : at + SCORE_BATCH], y[at : at + SCORE_BATCH])
 
 
-def _read_pairs(
-    batches: Iterator[tuple[np.ndarray, ...]], limit: int | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """All the pairs, if there are at most `limit` (None: no bound); else None, having read
-    no more than the limit."""
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    total = 0
-    for p, y in batches:
-        total += p.size
-        if limit is not None and total > limit:
-            return None
-        parts.append((p, y))
+def _read_pairs(batches: Iterator[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """All the pairs, as two arrays."""
+    parts = [(p, y) for p, y in batches]
     if not parts:
         return np.empty(0), np.empty(0)
     return (np.concatenate([p for p, _ in parts]).astype(np.float64, copy=False),
@@ -432,6 +425,9 @@ class FrameRelation:
                 pl.col(label).cast(pl.Float64, strict=False).alias("__y"),
             ),
         )
+
+    def labelled_bound(self, label: str) -> int:
+        return self.row_count()
 
     def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
         query = self._frame.select(pl.col(prediction).alias("__p"), pl.col(label).alias("__y"))

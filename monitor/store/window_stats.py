@@ -145,6 +145,11 @@ class SqlRelation:
         exprs = [f"TRY_CAST({prediction} AS DOUBLE)", f"TRY_CAST({label} AS DOUBLE)"]
         return JoinedScan(self, f"{self._joined}", self._joined_params, exprs)
 
+    def labelled_bound(self, label: str) -> int:
+        """The model's labels, in and out of the window (the PK's prefix: no join)."""
+        with self.query("SELECT count(*) FROM labels WHERE model = ?", [self._model]) as cur:
+            return int(cur.fetchone()[0])
+
     def materialize(self, source: str, params: Sequence[Any], exprs: Sequence[str]) -> str:
         """The rows of `SELECT exprs FROM source` in a temporary table, made once."""
         if self._pairs is None:
