@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from driftd.detectors.value_ranges import RangeStats
-from driftd.detectors.window import RelationWindow
+from driftd.detectors.value_ranges import ColumnScan, RangeStats
+from driftd.detectors.window import FrameRelation, RelationWindow
 from driftd.monitor.store.sql import events_table, feature_column
 
 if TYPE_CHECKING:
@@ -78,11 +78,20 @@ def open_window(
                 f"SELECT DISTINCT coalesce(e.model_version, '') FROM {relation.source} "
                 "ORDER BY 1", relation.params).fetchall()
         )
-        source = RelationWindow(
-            relation, {name: feature_column_in(name) for name in features},
-            prediction=prediction, label=label, memory_bytes=memory_bytes, rows=rows,
-        )
+        columns = {name: feature_column_in(name) for name in features}
+        held: SqlRelation | HeldRelation = relation
+        if memory_bytes is not None and rows * _row_bytes(features) * 2 <= memory_bytes:
+            # a window this small is read in one scan (DuckDB's threads over all its columns)
+            # and scored from memory: per-column queries would cost more than they save
+            held = HeldRelation(relation, [*columns.values(), prediction])
+        source = RelationWindow(held, columns, prediction=prediction, label=label,
+                                memory_bytes=memory_bytes, rows=rows)
         yield StoreWindow(source, rows, versions, observed)
+
+
+def _row_bytes(features: Mapping[str, str]) -> int:
+    """A window row's columns in memory, about (a category as ~24 bytes of Arrow string)."""
+    return 8 + sum(8 if kind == "numeric" else 24 for kind in features.values())
 
 
 def feature_column_in(name: str) -> str:
@@ -265,3 +274,43 @@ class JoinedScan(SqlScan):
         if lo is not None or hi is not None:
             self._kept()
         return super().batches(lo, hi)
+
+
+class HeldRelation:
+    """A small window's columns read in one scan and held (within the budget): the columns'
+    queries run in memory on a `FrameRelation`; the labelled rows still come from DuckDB."""
+
+    def __init__(self, relation: SqlRelation, columns: Sequence[str]):
+        self._relation = relation
+        select = ", ".join(f"{c} AS {_quoted(c)}" for c in dict.fromkeys(columns))
+        with relation.query(f"SELECT {select} FROM {relation.source}", relation.params) as cur:
+            frame = pl.from_arrow(cur.to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        self._frame = FrameRelation(frame.lazy(), rows=frame.height)
+
+    def row_count(self) -> int:
+        return self._frame.row_count()
+
+    def numeric(self, column: str) -> ColumnScan:
+        return self._frame.numeric(column)
+
+    def value_counts(self, column: str) -> tuple[pl.Series, np.ndarray]:
+        return self._frame.value_counts(column)
+
+    def pairs(self, prediction: str, label: str) -> ColumnScan:
+        return self._relation.pairs(prediction, label)
+
+    def labelled_bound(self, label: str) -> int:
+        return self._relation.labelled_bound(label)
+
+    def class_pairs(self, prediction: str, label: str) -> Iterator[tuple[pl.Series, pl.Series]]:
+        return self._relation.class_pairs(prediction, label)
+
+    def integral(self, column: str) -> bool | None:
+        return self._relation.integral(column)
+
+
+def _quoted(text: str) -> str:
+    """A SQL expression's own text as a column name: the held frame's columns are named as
+    the relation names them."""
+    return '"' + text.replace('"', '""') + '"'

@@ -21,7 +21,7 @@ from driftd.detectors.suite import evaluate
 from driftd.detectors.window import ChunkedNumericWindow, NumericWindow
 from driftd.monitor.store.duckdb_file import Store
 from driftd.monitor.store.sql import events_table, feature_column
-from driftd.monitor.store.window_stats import open_window
+from driftd.monitor.store.window_stats import HeldRelation, open_window
 from tests.detectors.oracles import assert_same_result
 
 START = datetime(2026, 11, 22, 7, 0)
@@ -104,14 +104,14 @@ POLICY = DetectionPolicy(methods=["ks", "wasserstein", "psi", "jensenshannon", "
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.4])
-@pytest.mark.parametrize("budget", ["whole", "ranges"])
+@pytest.mark.parametrize("budget", ["whole", "ranges", "held"])
 def test_the_streamed_window_scores_as_the_loaded_one(tmp_path, monkeypatch, shift, budget):
     store = Store(tmp_path / "s.duckdb", threads=2)
     fill(store, "m", 80_000, seed=1, shift=shift)
     fill(store, "m", 20_000, seed=2, start=START - timedelta(hours=1))  # outside the window
     profile = profile_for()
     expected = old_path(store, "m", profile, POLICY)
-    memory = None
+    memory = 256 << 20 if budget == "held" else None  # held: read in one scan, then memory
     if budget == "ranges":  # 8 000 values per range: every numeric column is read in ranges
         monkeypatch.setattr(window_module, "MIN_PIECE_VALUES", 1)
         monkeypatch.setattr(window_module, "PIECE_OVERHEAD_BYTES", 0)
@@ -121,7 +121,8 @@ def test_the_streamed_window_scores_as_the_loaded_one(tmp_path, monkeypatch, shi
         assert loaded.rows == 80_000
         assert loaded.model_versions == ("v1",)
         side = loaded.source.numeric("a", profile.columns["a"])
-        assert isinstance(side, ChunkedNumericWindow if memory else NumericWindow)
+        assert isinstance(side, ChunkedNumericWindow if budget == "ranges" else NumericWindow)
+        assert isinstance(loaded.source._relation, HeldRelation) == (budget == "held")
         found = evaluate(profile, loaded.source, POLICY, observed_types=loaded.observed_types)
     assert_same_result(found, expected)
     assert found.drift == (shift > 0)
