@@ -18,14 +18,15 @@ SMIRNOV_DENSE_TERMS = 2048
 
 def _log_terms(n: int, x: float, j: np.ndarray) -> np.ndarray:
     """log of C(n, j) · (1 − x − j/n)^(n−j) · (x + j/n)^(j−1); −inf where the base is <= 0."""
-    from scipy import special
-
     upper = (n - j) / n - x
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = special.gammaln(n + 1.0) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+        logs = math.lgamma(n + 1.0) - _lgamma(j + 1) - _lgamma(n - j + 1)
         logs += (n - j) * np.log(upper)
         logs += (j - 1) * np.log(x + j / n)
     return np.where(upper > 0, logs, -np.inf)
+
+
+_lgamma = np.vectorize(math.lgamma, otypes=[np.float64])  # gammaln without importing scipy
 
 
 def smirnov_sf(n: int, x: float) -> float:

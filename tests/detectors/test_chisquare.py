@@ -74,3 +74,15 @@ def test_the_table_test_is_scipys_chi2_contingency(k):
         statistic, p_value = chi2_contingency(table)
         assert statistic == pytest.approx(expected.statistic, rel=1e-12, abs=1e-12)
         assert p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4, 7, 30, 99, 100, 199, 1000])
+def test_the_survival_function_is_scipys_chdtrc(dof):
+    from scipy import special
+
+    from driftd.detectors.chisquare import chi2_sf
+
+    for x in [*np.geomspace(1e-8, 1e5, 80), dof / 2, dof, 2 * dof]:
+        expected = float(special.chdtrc(dof, x))
+        assert chi2_sf(dof, float(x)) == pytest.approx(expected, rel=1e-10, abs=1e-300)
+    assert chi2_sf(dof, 0.0) == 1.0
