@@ -290,6 +290,7 @@ def build_profile(
     label: str | None,
     task: str,
     workers: int | None = None,
+    prefix_sums: bool = True,
 ) -> ReferenceProfile:
     """Summarise a reference once: sorted values and their prefix sums, decile bins, categories,
     calibration.
@@ -298,7 +299,8 @@ def build_profile(
     `label` name reference columns (the window calls them `prediction` and `label`). The
     reference is read one column at a time (`detectors/window.py`), so a LazyFrame — a
     Parquet scan — costs the profile plus the `workers` columns being summarised, never the
-    whole table.
+    whole table. `prefix_sums=False`: do not keep the numeric columns' prefix sums (a profile
+    built to be stored: they are not stored, and would double its memory).
     """
     from driftd.detectors.window import FrameRelation, RelationWindow
 
@@ -333,7 +335,7 @@ def build_profile(
             side = window.numeric(name, None, prediction=is_prediction)
             assert side.sorted_values is not None  # no memory budget: read whole
             return NumericReference.from_sorted(side.sorted_values, rows=side.rows,
-                                                missing=side.missing)
+                                                missing=side.missing, keep_prefix=prefix_sums)
         cats = window.categorical(name, prediction=is_prediction)
         return CategoricalReference(cats.rows, cats.missing, cats.categories, cats.counts)
 

@@ -213,7 +213,10 @@ class NumericReference:
         return cls.from_sorted(np.sort(values), rows=rows, missing=missing)
 
     @classmethod
-    def from_sorted(cls, ordered: np.ndarray, *, rows: int, missing: int) -> NumericReference:
+    def from_sorted(cls, ordered: np.ndarray, *, rows: int, missing: int,
+                    keep_prefix: bool = True) -> NumericReference:
+        """`keep_prefix`: keep the prefix sums (computed anyway, with the std); a profile built
+        to be stored need not (they are not stored)."""
         prefix, squares = PrefixSums.with_squares(ordered)
         if ordered.size:
             edges = np.unique(sorted_quantiles(ordered, DECILES))
@@ -227,7 +230,7 @@ class NumericReference:
             edges=edges,
             bin_counts=bin_counts_sorted(ordered, edges),
             std=std,
-            prefix=prefix,
+            prefix=prefix if keep_prefix else None,
         )
 
     @property

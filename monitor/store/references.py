@@ -98,9 +98,10 @@ def reference_frame(frame: Frame, model: ModelConfig, source: str) -> Frame:
 
 
 def profile_reference(raw: pl.DataFrame | pl.LazyFrame, model: ModelConfig,
-                      source: str) -> ReferenceProfile:
+                      source: str, *, prefix_sums: bool = True) -> ReferenceProfile:
     """The reference profile of a model's reference file (`scan_table`: read column by column,
-    so memory is the profile plus the columns being summarised)."""
+    so memory is the profile plus the columns being summarised). `prefix_sums=False` for a
+    profile that is only stored."""
     frame = reference_frame(raw, model, source)
     columns = frame.collect_schema()
     try:
@@ -109,6 +110,7 @@ def profile_reference(raw: pl.DataFrame | pl.LazyFrame, model: ModelConfig,
             prediction="prediction" if "prediction" in columns else None,
             label="label" if "label" in columns else None,
             task=model.task,
+            prefix_sums=prefix_sums,
         )
     except pl.exceptions.PolarsError as exc:  # a file that breaks while it is read
         raise ReferenceError(f"{source}: cannot read: {exc}") from exc
@@ -130,13 +132,14 @@ def register_reference(store: Store, model_name: str, model: ModelConfig,
     if current is not None and current.sha256 == sha:
         return RegisteredReference(current, False)
     raw = scan_table(path)
-    profile = profile_reference(raw, model, str(path))
+    profile = profile_reference(raw, model, str(path), prefix_sums=False)
     schema = {name: str(dtype) for name, dtype in raw.collect_schema().items()}
-    record, created = store.add_reference(model_name, sha, str(path), profile.rows, schema,
-                                          profile.to_bytes())
+    rows, blob = profile.rows, profile.to_bytes()
+    del profile  # the bytes are what is stored: the arrays go before DuckDB takes its copy
+    record, created = store.add_reference(model_name, sha, str(path), rows, schema, blob)
     if created:
         log.info("registered reference", extra={"model": model_name, "version": record.version,
-                                                 "sha256": sha, "rows": profile.rows})
+                                                 "sha256": sha, "rows": rows})
     return RegisteredReference(record, created)
 
 
@@ -180,7 +183,7 @@ def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
     if file_sha256(path) != record.sha256:
         raise ReferenceError(f"{why}; its file {path} changed since it was registered, so it "
                              "cannot be rebuilt (register the file again)")
-    profile = profile_reference(scan_table(path), model, str(path))
+    profile = profile_reference(scan_table(path), model, str(path), prefix_sums=False)
     log.warning("rebuilt reference profile from its file", extra={
         "model": record.model, "version": record.version, "stored_version": stored_version,
         "profile_version": PROFILE_VERSION})
