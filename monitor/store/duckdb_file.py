@@ -740,11 +740,11 @@ class Store:
     def _write_profile(con: duckdb.DuckDBPyConnection, model: str, version: int,
                        profile: bytes) -> None:
         view = memoryview(profile)
-        con.executemany(
-            "INSERT INTO reference_profile_chunks VALUES (?, ?, ?, ?, ?)",
-            [[model, version, seq, len(view), view[at:at + PROFILE_CHUNK_BYTES].tobytes()]
-             for seq, at in enumerate(range(0, max(len(view), 1), PROFILE_CHUNK_BYTES))],
-        )
+        for seq, at in enumerate(range(0, max(len(view), 1), PROFILE_CHUNK_BYTES)):
+            # one piece at a time: a list of every piece would copy the whole profile
+            con.execute("INSERT INTO reference_profile_chunks VALUES (?, ?, ?, ?, ?)",
+                        [model, version, seq, len(view),
+                         view[at:at + PROFILE_CHUNK_BYTES].tobytes()])
 
     # --- runs ------------------------------------------------------------------------------
 
