@@ -146,6 +146,11 @@ def _g(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _p(value: float) -> str:
+    """A p-value in a sentence; one that underflowed to 0 is tiny, not zero."""
+    return "< 1e-300" if value == 0 else _g(value)
+
+
 def _result(
     trial: Trial,
     adjusted: float | None,
@@ -174,24 +179,24 @@ def _result(
     if method.direction == "below":
         p = score.p_value if adjusted is None else adjusted
         assert p is not None
-        p_text = f"{'adjusted ' if adjusted is not None else ''}p {_g(p)}"
+        p_text = f"{'adjusted ' if adjusted is not None else ''}p {_p(p)}"
         significant = p < trial.threshold
         floor = effect_floors.get(method.name)
         large = floor is None or (score.effect_size is not None and score.effect_size >= floor)
         drifted = significant and large
         effect = score.effect_size
-        effect_text = f"{method.effect_size} {_g(effect)}" if effect is not None else ""
+        effect_text = f"{method.effect_size} {_g(effect)}" if effect is not None else "no effect"
         if not significant:
-            reason = f"{p_text} ≥ {trial.threshold:g}: not significant"
+            reason = f"{p_text}, not below {trial.threshold:g}"
         elif not large:
             reason = (
-                f"significant ({p_text} < {trial.threshold:g}) but {effect_text} is below "
-                f"the effect floor {floor:g}"
+                f"{p_text}, below {trial.threshold:g}, but {effect_text} is under the effect "
+                f"floor {floor:g}"
             )
         else:
-            reason = f"{p_text} < {trial.threshold:g}"
+            reason = f"{p_text}, below {trial.threshold:g}"
             if floor is not None:
-                reason += f" and {effect_text} ≥ effect floor {floor:g}"
+                reason += f"; {effect_text} ≥ effect floor {floor:g}"
     else:
         drifted = score.statistic >= trial.threshold
         effect = score.statistic
@@ -200,7 +205,7 @@ def _result(
     limit = strong_effects.get(method.name)
     strong = bool(drifted and limit is not None and effect is not None and effect >= limit)
     if strong:
-        reason += f"; past the strong effect {limit:g}: a warning on its own"
+        reason += f"; strong (≥ {limit:g})"
     return FeatureResult(
         **common,
         statistic=score.statistic,

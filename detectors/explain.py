@@ -92,6 +92,10 @@ def share_sentence(result: DriftResult) -> str:
     )
 
 
+def _prediction(name: str) -> str:
+    return "the prediction" if name == "prediction" else f"the prediction {name}"
+
+
 def _first(results: Iterable[FeatureResult]) -> FeatureResult | None:
     return next(iter(results), None)
 
@@ -136,8 +140,12 @@ def explain(result: DriftResult) -> Explanation:
     reasons = [share]
     for f in result.prediction:
         if f.drifted:
-            reasons.append(f"prediction {f.feature} drifted: {f.reason or f.method}")
+            reasons.append(f"{_prediction(f.feature)} drifted: {f.reason or f.method}")
             break
+    unscored = [f for f in result.prediction if f.status == "error"]
+    if unscored and not any(f.status != "error" for f in result.prediction):
+        reasons.append(f"{_prediction(unscored[0].feature)} could not be compared: "
+                       f"{unscored[0].reason}")
     cal = result.calibration
     if cal is not None and cal.drifted:
         reasons.append(

@@ -379,9 +379,9 @@ def _table(rows: Sequence[dict], fields: Sequence[str]) -> None:
 
 EXIT_CODES = {
     "plain": "exit codes: 0 done, 2 error (the reason on one line; --debug shows the stack)",
-    "check": "exit codes: 0 passed, 1 failed on --fail-on (drift, schema or quality; the "
-             "reasons are printed), 2 error or nothing to compare (empty data, no common "
-             "column)",
+    "check": "exit codes: 0 passed (no drift), 1 failed: drift, schema or quality per "
+             "--fail-on (the reasons are printed), 2 error or nothing to compare (no rows, "
+             "no common column)",
     "run": "exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or --once found no error; 2 error",
     "validate": "exit codes: 0 valid, 2 invalid (every error with its path and line)",
 }
