@@ -9,6 +9,7 @@ their answers are the same.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,12 +38,23 @@ def read_table(path: str | Path) -> pl.DataFrame:
         if suffix in PARQUET_SUFFIXES:
             return pl.read_parquet(path)
         if suffix in CSV_SUFFIXES:
-            return pl.read_csv(path, infer_schema_length=CSV_SCHEMA_ROWS)
+            frame = pl.read_csv(path, infer_schema_length=CSV_SCHEMA_ROWS)
+            return frame.rename(dict(zip(frame.columns, csv_header(path, frame.columns),
+                                         strict=True)))
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ValueError(f"{path}: cannot read: {exc}") from exc
     raise ValueError(
         f"{path}: unsupported file type {suffix or '(none)'!r}; use .parquet, .pq or .csv"
     )
+
+
+def csv_header(path: Path, parsed: Sequence[str]) -> list[str]:
+    """The header as the CSV file means it. polars keeps the doubled quotes of a quoted name
+    (a column written as he said "hi" reads back as he said ""hi""); Python's csv module
+    reads it right."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle), None)
+    return header if header is not None and len(header) == len(parsed) else list(parsed)
 
 
 TableLike = Any  # a path, or a polars / pandas DataFrame, a polars LazyFrame, a pyarrow Table
@@ -219,9 +231,10 @@ def compare_tables(
     window = cur.select([pl.col(c) for c in kinds if c in cur.columns])
     predictions = cur.get_column(prediction) if prediction in cur.columns else None
     labels = cur.get_column(label) if label in cur.columns else None
+    rows = cur.height
     del cur
     return evaluate(profile, window, policy, prediction=predictions, label=labels,
-                    observed_types=observed)
+                    observed_types=observed, rows=rows)
 
 
 def _require_columns(frame: pl.DataFrame, names: Sequence[str], path: str | Path) -> None:

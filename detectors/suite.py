@@ -71,15 +71,19 @@ def evaluate(
     prediction: pl.Series | None = None,
     label: pl.Series | None = None,
     observed_types: Mapping[str, str] | None = None,
+    rows: int | None = None,
 ) -> DriftResult:
     """Compare one window with the reference under `policy`.
 
     `current` has a column per configured feature (numeric: Float64, categorical: Utf8; other
     dtypes are cast), named as the features are; `prediction` and `label` are the window's
     model outputs and ground truth (each as long as `current`), when the profile has them.
+    `rows` is the window's row count when `current` may have no column at all (a frame
+    without columns has no rows).
     """
+    height = current.height if rows is None or current.width else rows
     targets = [
-        _Target(name, kind, profile.columns[name], _column(current, name), current.height)
+        _Target(name, kind, profile.columns[name], _column(current, name), height)
         for name, kind in profile.features.items()
     ]
     if profile.prediction is not None and profile.prediction_column is not None:
@@ -89,7 +93,7 @@ def evaluate(
                 profile.prediction_kind or "numeric",
                 profile.prediction_column,
                 prediction,
-                current.height,
+                height,
                 is_prediction=True,
             )
         )
@@ -114,7 +118,7 @@ def evaluate(
 
     calibration = performance = None
     if profile.scoring is not None:
-        absent = pl.Series([None] * current.height, dtype=pl.Float64)
+        absent = pl.Series([None] * height, dtype=pl.Float64)
         reason = None
         try:
             cal, metrics, labelled = score_predictions(
@@ -151,7 +155,7 @@ def evaluate(
         for t, o in zip(targets, outcomes, strict=True)
         if o.range is not None and not t.is_prediction
     }
-    issues = data_issues(schema, quality, ranges, policy.quality, rows_current=current.height)
+    issues = data_issues(schema, quality, ranges, policy.quality, rows_current=height)
     severity = None
     if drift:
         severity = "critical"
@@ -162,7 +166,7 @@ def evaluate(
         share_drifted=share,
         features=tuple(features),
         rows_reference=profile.rows,
-        rows_current=current.height,
+        rows_current=height,
         quality=quality,
         distributions=tuple(o.distribution for o in outcomes if o.distribution is not None),
         schema=schema,

@@ -594,7 +594,10 @@ class Store:
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
                   WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
                   UNION ALL
-                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
+                  -- a JSON pointer (~ and / escaped) reads any key, quotes included
+                  SELECT k, json_extract_string(
+                      type_issues, '/' || replace(replace(k, '~', '~0'), '/', '~1')) AS v
+                  FROM (
                     SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
                     WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
             [start, end, start, end],
