@@ -33,18 +33,6 @@ def evaluate_frame(profile, frame: pl.DataFrame, policy, **kwargs) -> DriftResul
     return evaluate(profile, frame.drop(list(outputs)), policy, **outputs, **kwargs)
 
 
-def test_25_iid_features_of_200k_rows_raise_no_alarm():
-    ref, cur = numeric_frame(1, 25, 200_000), numeric_frame(2, 25, 200_000)
-    kinds = dict.fromkeys(ref.columns, "numeric")
-    start = time.perf_counter()
-    result = evaluate(profile_of(ref, kinds), cur, DetectionPolicy())
-    elapsed = time.perf_counter() - start
-    assert len(result.features) == 25 * 3  # psi, wasserstein, ks on each large column
-    assert [f for f in result.features if f.drifted or f.status != "ok"] == []
-    assert result.share_drifted == 0.0 and not result.drift
-    assert elapsed < 10
-
-
 def test_half_a_standard_deviation_is_drift_on_every_numeric_method():
     ref = numeric_frame(1, 4, 20_000)
     cur = numeric_frame(2, 4, 20_000, shift={0: 0.5, 1: 0.5})
@@ -242,7 +230,8 @@ def test_result_records_the_policy_and_round_trips_through_dict():
 def test_a_column_that_cannot_be_read_as_its_kind_is_an_error():
     ref = pl.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]})
     cur = pl.DataFrame({"x": [[1.0], [2.0], [3.0]], "y": [1.0, 2.0, 3.0]})
-    result = evaluate_frame(profile_of(ref, {"x": "numeric", "y": "numeric"}), cur, DetectionPolicy())
+    kinds = {"x": "numeric", "y": "numeric"}
+    result = evaluate_frame(profile_of(ref, kinds), cur, DetectionPolicy())
     (x,) = [f for f in result.features if f.feature == "x"]
     assert x.status == "error" and "cannot be read as numeric" in x.reason
     assert [f.status for f in result.features if f.feature == "y"] == ["ok"]
