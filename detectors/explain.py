@@ -175,33 +175,28 @@ def explain(result: DriftResult) -> Explanation:
 
     deciders = _model_deciders(result)
     dataset = bool(_evaluated(result)) and result.share_drifted >= _drift_share(result)
-    if result.drift and not dataset and deciders:
-        sentence = f"{share}; {' and '.join(deciders)} decided it"
-    elif result.drift and deciders:
-        sentence = f"{share}; also {' and '.join(deciders)}"
+    issues = _issue_counts(result)
+    if not result.drift:
+        warnings = ([f"{_names(list(result.strong_features))} drifted strongly"]
+                    if result.strong_features else []) + issues
+        sentence = share + (f"; warning: {', '.join(warnings)}" if warnings else "")
+    elif dataset:
+        also = deciders + issues
+        sentence = share + (f"; also {', '.join(also)}" if also else "")
     else:
-        sentence = share
-    warnings = _warnings(result)
-    if warnings and not result.drift:
-        sentence += f"; warning: {warnings}"
-    elif warnings:
-        sentence += f"; also {warnings}"
+        sentence = f"{share}; {' and '.join(deciders)} decided it"
+        sentence += f"; also {', '.join(issues)}" if issues else ""
     return Explanation(sentence, tuple(reasons))
 
 
-def _warnings(result: DriftResult) -> str:
-    """The warning part of a verdict: strong features, schema and quality issues."""
+def _issue_counts(result: DriftResult) -> list[str]:
+    """"1 schema issue", "2 data-quality issues": the broken rules, counted by category."""
     parts = []
-    strong = list(result.strong_features)
-    if strong:
-        parts.append(f"{_names(strong)} drifted strongly")
-    schema = [i for i in result.issues if i.category == "schema"]
-    quality = [i for i in result.issues if i.category == "quality"]
-    if schema:
-        parts.append(f"{len(schema)} schema issue{'s' if len(schema) > 1 else ''}")
-    if quality:
-        parts.append(f"{len(quality)} data-quality issue{'s' if len(quality) > 1 else ''}")
-    return ", ".join(parts)
+    for category, label in (("schema", "schema issue"), ("quality", "data-quality issue")):
+        count = sum(i.category == category for i in result.issues)
+        if count:
+            parts.append(f"{count} {label}{'s' if count > 1 else ''}")
+    return parts
 
 
 def failed_categories(result: DriftResult) -> tuple[str, ...]:
