@@ -74,21 +74,17 @@ def data_issues(
                 f"{percent(q.missing_rate_reference)} in the reference "
                 f"(a rise of {percent(limit)} or more warns)",
                 value=rise, threshold=limit))
-        limit = rules.unseen_category_share
-        share = q.unseen_category_share
-        if limit is not None and share is not None and share >= limit:
-            issues.append(DataIssue(
-                "quality", "unseen_category_share", q.feature,
-                f"{q.feature}: {percent(share)} of values in categories the reference never "
-                f"had ({percent(limit)} or more warns)",
-                value=share, threshold=limit))
-        limit = rules.out_of_range_share
-        share = q.out_of_range_share
-        if limit is not None and share is not None and share >= limit:
-            low, high = ranges.get(q.feature, (float("nan"), float("nan")))
-            issues.append(DataIssue(
-                "quality", "out_of_range_share", q.feature,
-                f"{q.feature}: {percent(share)} of values outside the reference's range "
-                f"[{low:.4g}, {high:.4g}] ({percent(limit)} or more warns)",
-                value=share, threshold=limit))
+        low, high = ranges.get(q.feature, (float("nan"), float("nan")))
+        for rule, share, limit, where in (
+            ("unseen_category_share", q.unseen_category_share, rules.unseen_category_share,
+             "in categories the reference never had"),
+            ("out_of_range_share", q.out_of_range_share, rules.out_of_range_share,
+             f"outside the reference's range [{low:.4g}, {high:.4g}]"),
+        ):
+            if limit is not None and share is not None and share >= limit:
+                issues.append(DataIssue(
+                    "quality", rule, q.feature,
+                    f"{q.feature}: {percent(share)} of values {where} ({percent(limit)} or "
+                    "more warns)",
+                    value=share, threshold=limit))
     return tuple(issues)

@@ -274,12 +274,12 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         "reference": {"version": str(ref.version) if ref else None,
                       "sha256": ref.sha256 if ref else None, "rows": ref.rows if ref else None},
         "share_drifted": result.share_drifted if result else None,
-        "verdict": explanation.verdict if explanation else outcome.error,
-        "reasons": list(explanation.reasons) if explanation else [],
         "findings": findings,
         "report_url": report_url,
         "rationale": rationale,
         "action": action,
+        "verdict": explanation.verdict if explanation else outcome.error,
+        "reasons": list(explanation.reasons) if explanation else [],
     }
     if event == EVENT_RETRAIN:
         body["training_data"] = training
