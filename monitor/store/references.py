@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from driftd.detectors.check import read_table as read_check_table
 from driftd.detectors.profile import (
     PROFILE_VERSION,
     ProfileVersionError,
@@ -45,11 +46,14 @@ def read_table(path: Path) -> pl.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             return pl.read_parquet(path)
-        if suffix in (".csv", ".tsv"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",",
-                               infer_schema_length=10000)
+        if suffix == ".csv":  # driftd check's reader: header names as the CSV quotes them
+            return read_check_table(path)
+        if suffix == ".tsv":
+            return pl.read_csv(path, separator="\t", infer_schema_length=10000)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ReferenceError(f"{path}: cannot read: {exc}") from exc
+    except ValueError as exc:  # read_check_table's, which names the file
+        raise ReferenceError(str(exc)) from exc
     raise ReferenceError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 

@@ -221,3 +221,12 @@ def test_a_prediction_column_named_like_a_feature_is_refused_when_set(tmp_path):
     text = config.read_text().replace("prediction_column: score", "prediction_column: label")
     config.write_text(text)
     assert main(["validate-config", str(config)]) == 2
+
+
+def test_a_csv_reference_keeps_quoted_column_names(tmp_path, capsys):
+    config = write_config(tmp_path)
+    frame(2000, 3).write_csv(tmp_path / "reference.csv")
+    assert main(["reference", "add", "--config", str(config), "--model", "scorer", "--file",
+                 str(tmp_path / "reference.csv")]) == 0, capsys.readouterr().err
+    schema = json.loads(capsys.readouterr().out)["schema"]
+    assert ODD in schema and UNICODE in schema
