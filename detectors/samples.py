@@ -46,10 +46,15 @@ def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int
     raw = (
         series.rename("category").to_frame().lazy().drop_nulls().group_by("category").len()
     ).collect()
-    canonical = pl.DataFrame(
-        {"category": canonical_categories(raw.get_column("category")), "len": raw["len"]}
-    )
-    counts = canonical.group_by("category").agg(pl.col("len").sum()).sort("category")
+    values = raw.get_column("category")
+    canonical = canonical_categories(values)
+    if values.dtype == pl.Utf8 and not canonical.null_count() and (canonical == values).all():
+        counts = raw.sort("category")  # already canonical text: the usual case, no regrouping
+    else:
+        counts = (
+            pl.DataFrame({"category": canonical, "len": raw["len"]})
+            .group_by("category").agg(pl.col("len").sum()).sort("category")
+        )
     missing = series.null_count()
     if counts.get_column("category").null_count():
         missing += int(counts.filter(pl.col("category").is_null()).get_column("len").sum())
