@@ -129,6 +129,13 @@ def cmd_replay(args) -> int:
     stats = replay_file(path, args.kind, app.decoder, app.store, app.metrics)
     print(f"{path}: {stats.lines} records, {stats.stored} events stored, {stats.labels} labels, "
           f"{stats.duplicates} already stored, {stats.quarantined} quarantined")
+    if stats.quarantined:
+        print(f"driftd: {stats.quarantined} of {stats.lines} records quarantined; see driftd "
+              f"quarantine --config {args.config}", file=sys.stderr)
+    if stats.lines == 0:
+        raise CliError(f"{path}: no records in the file; nothing stored")
+    if stats.stored + stats.labels + stats.duplicates == 0:
+        raise CliError(f"{path}: nothing stored: all {stats.lines} records were quarantined")
     return EXIT_OK
 
 
@@ -161,14 +168,23 @@ def cmd_export(args) -> int:
 
 def cmd_backfill(args) -> int:
     from driftd.monitor.service.backfill import backfill
+    from driftd.monitor.service.runner import summarize
 
     app = _app(args.config)
     _model(app, args.model)
     outcomes = backfill(app, args.model, args.since, args.until,
                         progress=sys.stderr.isatty())
-    drift = sum(o.status == "drift" for o in outcomes)
-    print(f"{len(outcomes)} window(s) evaluated, {drift} with drift")
-    return EXIT_ERROR if any(o.status == "error" for o in outcomes) else EXIT_OK
+    summary = summarize(outcomes)
+    print(summary.text)
+    if summary.windows == 0:
+        raise CliError(f"no window to evaluate between {args.since:%Y-%m-%dT%H:%M:%SZ} and "
+                       f"{args.until:%Y-%m-%dT%H:%M:%SZ}")
+    if summary.errors:
+        raise CliError(f"{summary.errors} window(s) failed: {summary.first_error}")
+    if summary.evaluated == 0:
+        raise CliError(f"nothing evaluated: all {summary.windows} window(s) skipped "
+                       f"({summary.first_skip})")
+    return EXIT_OK
 
 
 HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "statistic",
@@ -243,8 +259,30 @@ def cmd_silence(args) -> int:
     return EXIT_OK
 
 
+def _threshold(value: str) -> tuple[str, float]:
+    """`--threshold METHOD=VALUE` → (method, value)."""
+    method, sep, number = value.partition("=")
+    try:
+        if not sep or not method.strip():
+            raise ValueError
+        return method.strip(), float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected METHOD=VALUE, e.g. psi=0.25 or ks=0.01") from None
+
+
+def _fail_on(value: str) -> tuple[str, ...]:
+    from driftd.detectors.explain import parse_fail_on
+
+    try:
+        return parse_fail_on(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_check(args) -> int:
-    from driftd.api import compare, to_json
+    from driftd.api import compare
+    from driftd.detectors.check import CONVENTIONAL_LABEL, CONVENTIONAL_PREDICTION
 
     categorical = [c for c in (args.categorical or "").split(",") if c]
     stattest = [m for m in (args.stattest or "").split(",") if m] if args.stattest else None
@@ -253,25 +291,44 @@ def cmd_check(args) -> int:
             raise CliError(f"{path}: file not found")
     if stattest is not None and not stattest:
         raise CliError("--stattest names no method")
+    if (args.config is None) != (args.model is None):
+        raise CliError("--config and --model go together: the detection policy of that model")
+    prediction = (CONVENTIONAL_PREDICTION if args.prediction_column is None
+                  else args.prediction_column)
+    label = CONVENTIONAL_LABEL if args.label_column is None else args.label_column
     try:
         comparison = compare(args.reference, args.current, categorical=categorical,
-                             prediction=args.prediction_column, label=args.label_column,
-                             stattest=stattest)
+                             prediction=prediction, label=label, stattest=stattest,
+                             fail_on=args.fail_on, drift_share=args.drift_share,
+                             thresholds=dict(args.threshold or ()),
+                             config=args.config, model=args.model)
     except (ValueError, KeyError) as exc:
+        from driftd.monitor.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            raise
         raise CliError(str(exc)) from exc
     result = comparison.result
     if args.report:
+        from driftd.monitor.store.references import file_sha256
+        from driftd.reports.lineage import CheckInput
         from driftd.reports.render import render_check
 
+        inputs = tuple(
+            CheckInput(role=role, name=Path(path).name, path=str(Path(path).resolve()),
+                       sha256=file_sha256(Path(path)), rows=rows)
+            for role, path, rows in (("reference", args.reference, result.rows_reference),
+                                     ("current", args.current, result.rows_current)))
         html = render_check(result, reference_name=Path(args.reference).name,
                             current_name=Path(args.current).name,
-                            generated_at=datetime.now(UTC))
+                            generated_at=datetime.now(UTC), inputs=inputs,
+                            fail_on=comparison.fail_on)
         _write_text(Path(args.report), html)
     if args.format == "json":
-        print(to_json(result))
+        print(comparison.to_json())
     else:
         print(comparison.to_table())
-    return EXIT_DRIFT if result.drift else EXIT_OK
+    return comparison.exit_code
 
 
 def cmd_compact(args) -> int:
@@ -322,7 +379,9 @@ def _table(rows: Sequence[dict], fields: Sequence[str]) -> None:
 
 EXIT_CODES = {
     "plain": "exit codes: 0 done, 2 error (the reason on one line; --debug shows the stack)",
-    "check": "exit codes: 0 no drift, 1 drift, 2 error (nothing could be compared)",
+    "check": "exit codes: 0 passed (no drift), 1 failed: drift, schema or quality per "
+             "--fail-on (the reasons are printed), 2 error or nothing to compare (no rows, "
+             "no common column)",
     "run": "exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or --once found no error; 2 error",
     "validate": "exit codes: 0 valid, 2 invalid (every error with its path and line)",
 }
@@ -383,14 +442,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--categorical", metavar="A,B",
                     help="columns to treat as categories even if they hold numbers")
     sp.add_argument("--prediction-column", metavar="COL",
-                    help="the model's output column (prediction drift, calibration)")
+                    help="the model's output column (prediction drift, calibration); default: "
+                         "the column named prediction, if any ('' for none, so a feature may "
+                         "be called prediction)")
     sp.add_argument("--label-column", metavar="COL",
-                    help="the ground-truth column (calibration, performance); needs "
-                         "--prediction-column")
+                    help="the ground-truth column (calibration, performance); default: the "
+                         "column named label, if any and there is a prediction")
     sp.add_argument("--stattest", metavar="M1,M2",
                     help="run exactly these methods on every column they apply to: ks, psi, "
                          "chisquare, jensenshannon, wasserstein (default: an automatic choice "
                          "per column, docs/detectors.md)")
+    sp.add_argument("--fail-on", type=_fail_on, default=None, metavar="drift,schema,quality",
+                    help="what makes the exit code 1 (default: all three): drift (the dataset "
+                         "or the model drifted, or a feature past its strong effect), schema "
+                         "(missing, unexpected or retyped columns), quality (missing-rate rise, "
+                         "unseen categories, values out of range)")
+    sp.add_argument("--drift-share", type=float, metavar="X",
+                    help="the dataset drifts when at least this share of features drift "
+                         "(default 0.5, or the --model's)")
+    sp.add_argument("--threshold", type=_threshold, action="append", metavar="METHOD=VALUE",
+                    help="a method's threshold, e.g. psi=0.25 or ks=0.01 (repeatable)")
+    sp.add_argument("--config", metavar="FILE",
+                    help="a driftd config file: with --model, use that model's detection "
+                         "policy (only its models: section is read)")
+    sp.add_argument("--model", metavar="M", help="the model whose policy --config gives")
     sp.add_argument("--format", choices=("table", "json"), default="table",
                     help="table for people, json for pipelines (default: table)")
     sp.add_argument("--report", metavar="OUT.html",

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from driftd.detectors.policy import DetectionPolicy
 from driftd.monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
@@ -137,6 +144,20 @@ class ModelConfig(_Strict):
         if not value:
             raise ValueError("at least one feature is required")
         return value
+
+    @model_validator(mode="after")
+    def _outputs_are_not_features(self) -> ModelConfig:
+        """A feature may have any name, `prediction` and `label` included; but a reference
+        column named explicitly as the prediction or label cannot also be a feature."""
+        for key in ("prediction_column", "label_column"):
+            name = getattr(self, key)
+            if key in self.model_fields_set and name in self.features:
+                raise ValueError(f"{key} {name!r} is also a configured feature; one reference "
+                                 "column cannot be both")
+        if self.prediction_column == self.label_column:
+            raise ValueError(f"prediction_column and label_column are both "
+                             f"{self.prediction_column!r}")
+        return self
 
 
 class Config(_Strict):
@@ -341,3 +362,40 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Lo
     base = path.resolve().parent
     config = parse_config(text, str(path), env=env, base_dir=base)
     return LoadedConfig(config, path.resolve(), base)
+
+
+def load_model_config(path: str | Path, model: str) -> ModelConfig:
+    """One model's section of a config file, validated on its own (`driftd check --config`).
+
+    The rest of the file — sinks and their secrets, Kafka, reference files — need not be valid
+    or present where the check runs: only `models.<model>` is interpolated and validated, with
+    errors named by path and line like `load_config`'s.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data, source = load_yaml(text, str(path))
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", f"cannot read file: {exc.strerror}")]) \
+            from exc
+    except YamlError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", str(exc).split(": ", 1)[-1])]) from exc
+    models = data.get("models")
+    if not isinstance(models, Mapping) or model not in models:
+        known = ", ".join(sorted(map(str, models))) if isinstance(models, Mapping) else "none"
+        issue = ConfigIssue("models", f"no model {model!r} (configured: {known})",
+                            source.line_of(("models",)))
+        raise ConfigError(str(path), [issue])
+    section, env_errors = interpolate_env(models[model], None, ("models", model))
+    issues = [ConfigIssue(_dotted(e.path), f"environment variable {e.variable} is not set",
+                          source.line_of(e.path)) for e in env_errors]
+    try:
+        config = ModelConfig.model_validate(section)
+    except ValidationError as exc:
+        for err in exc.errors():
+            err = {**err, "loc": ("models", model, *err["loc"])}
+            issues.append(_issue_from_pydantic(err, source))
+        raise ConfigError(str(path), issues) from None
+    if issues:
+        raise ConfigError(str(path), issues)
+    return config

@@ -108,6 +108,32 @@ class RunLineage:
 
 
 @dataclass(frozen=True)
+class CheckInput:
+    """One file of a `driftd check`: which file, its content hash and how many rows it had."""
+
+    role: str  # "reference" | "current"
+    name: str  # file name as shown
+    path: str  # absolute path
+    sha256: str
+    rows: int
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that computed a result: driftd and the libraries its statistics use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from driftd import __version__
+
+    out = {"driftd": __version__}
+    for name in ("numpy", "scipy", "polars"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - installed with driftd
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """One row of the reports index."""
 
@@ -229,6 +255,7 @@ class ModelHistory:
 
 
 __all__ = [
+    "CheckInput",
     "FINDING_STATUSES",
     "RUN_STATUSES",
     "FindingSeries",
@@ -238,6 +265,7 @@ __all__ = [
     "RunSummary",
     "TrendPoint",
     "WindowFinding",
+    "library_versions",
     "model_page_name",
     "model_slug",
     "validate_report_name",

@@ -223,6 +223,13 @@ def build_message(event_type: str, body: Mapping[str, Any]) -> SlackMessage:
         }
     ]
 
+    verdict = body.get("verdict")
+    if isinstance(verdict, str) and verdict.strip():  # one sentence: what decided it
+        blocks.append(
+            {"type": "section",
+             "text": {"type": "mrkdwn", "text": _truncate(mrkdwn_escape(verdict), 3000)}}
+        )
+
     sha = str(reference.get("sha256") or "")[:12]
     ref_text = _num(reference.get("version"))
     if sha:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from driftd.detectors.explain import explain
 from driftd.monitor.config import Config
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
@@ -88,9 +89,12 @@ class Transition:
 
 
 def finding_key(outcome: RunOutcome) -> str:
-    """Identity of the drifted finding set (cooldowns apply per model × finding set)."""
-    items = sorted(f"{f.feature}\x1f{f.method}" for f in outcome.result.drifted_features) \
-        if outcome.result else []
+    """Identity of the drifted finding set and the broken schema and quality rules (cooldowns
+    apply per model × finding set)."""
+    result = outcome.result
+    items = sorted(f"{f.feature}\x1f{f.method}" for f in result.drifted_features) \
+        if result else []
+    items += sorted(f"{i.rule}\x1f{i.feature}" for i in result.issues) if result else []
     return hashlib.sha256("\x1e".join(items).encode()).hexdigest()[:16]
 
 
@@ -101,7 +105,9 @@ def decide(state: AlertState, outcome: RunOutcome, config: Config, now: datetime
     if outcome.status not in ("ok", "drift"):
         return Transition(())  # skipped/error runs neither extend nor break a streak
     events: list[str] = []
-    if outcome.status == "drift":
+    # drift (critical, or warning below critical_share), or a warning on its own: a feature
+    # past its strong effect, a broken schema or data-quality rule
+    if outcome.severity is not None:
         state.consecutive_drift += 1
         critical = outcome.severity == "critical"
         state.consecutive_critical = state.consecutive_critical + 1 if critical else 0
@@ -242,8 +248,10 @@ class AlertManager:
 def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertState,
                now: datetime, report_url: str, training: dict[str, Any] | None, *,
                rationale: str = "", action: str = "") -> dict[str, Any]:
-    """The contract's webhook body (schema driftd.alert.v1)."""
+    """The contract's webhook body (schema driftd.alert.v1), with the verdict in one sentence
+    and the reasons behind it (additive keys `verdict`, `reasons`)."""
     result = outcome.result
+    explanation = explain(result) if result is not None else None
     findings = [
         {"feature": f.feature, "method": f.method, "statistic": f.statistic,
          "p_value": f.p_value, "threshold": f.threshold, "drifted": f.drifted}
@@ -272,6 +280,8 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         "report_url": report_url,
         "rationale": rationale,
         "action": action,
+        "verdict": explanation.verdict if explanation else outcome.error,
+        "reasons": list(explanation.reasons) if explanation else [],
     }
     if event == EVENT_RETRAIN:
         body["training_data"] = training

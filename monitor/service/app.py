@@ -19,7 +19,7 @@ from driftd.monitor.service.alerting import AlertManager, reference_summary
 from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
 from driftd.monitor.service.reporting import ReportWriter
-from driftd.monitor.service.runner import DetectorRunner, RunOutcome
+from driftd.monitor.service.runner import DetectorRunner, RunOutcome, summarize
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
 from driftd.monitor.store.export import export_training_data
@@ -188,7 +188,16 @@ class App:
         outcomes = [o for m in self.config.models for o in self.scheduled_pass(m)]
         self.outbox.drain(max_seconds=deliver_seconds)
         self.reports.write_index()
-        return 2 if any(o.status == "error" for o in outcomes) else 0
+        summary = summarize(outcomes)
+        log.info("run summary: " + summary.text, extra={
+            "windows": summary.windows, "evaluated": summary.evaluated, "drift": summary.drift,
+            "warnings": summary.warnings, "skipped": summary.skipped, "errors": summary.errors})
+        if summary.errors:
+            return 2
+        if summary.windows and not summary.evaluated:  # every due window skipped: say so
+            log.error("nothing evaluated: " + summary.text)
+            return 2
+        return 0
 
     def start_http(self) -> DriftdHTTPServer:
         srv = self.config.server

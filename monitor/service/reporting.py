@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,6 @@ from driftd import __version__
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.registry import METHODS
 from driftd.detectors.results import DriftResult
-from driftd.detectors.suite import PREDICTION
 from driftd.monitor.config import Config
 from driftd.monitor.store.duckdb_file import Store
 from driftd.reports.lineage import (
@@ -83,6 +83,15 @@ _RECENT_RUNS = """WITH recent AS (
     WHERE k <= ?)"""
 
 
+def _is_prediction(feature: str, features: Mapping[str, str], model_cfg: Any) -> bool:
+    """Findings are the features' and the prediction's: a name that is not a configured
+    feature is the prediction (runs before the prediction kept its own name call it
+    "prediction")."""
+    if model_cfg is None:
+        return feature == "prediction"
+    return feature not in features
+
+
 def model_histories(store: Store, config: Config | None, directory: Path | None = None,
                     limit: int = TREND_WINDOWS) -> list[ModelHistory]:
     """Every model's last `limit` non-superseded windows (by window end) with their findings.
@@ -135,7 +144,7 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         series = [
             FindingSeries(feature=feature, method=method, direction=_direction(method),
                           findings=tuple(found.get(i) for i in range(len(model_windows))),
-                          prediction=feature == PREDICTION and feature not in features)
+                          prediction=_is_prediction(feature, features, model_cfg))
             for (feature, method), found in cells.items()
         ]
         series.sort(key=lambda s: s.prediction)  # stable: stored order, prediction last

@@ -41,10 +41,13 @@ class RunOutcome:
 
 
 def severity_of(result: DriftResult, critical_share: float) -> str | None:
-    """warning when the model drifted; critical when enough features drifted."""
-    if not result.drift:
-        return None
-    return "critical" if result.share_drifted >= critical_share else "warning"
+    """The run's alert severity: the result's (`DriftResult.severity`: critical with drift,
+    warning for a feature past its strong effect or a broken schema or quality rule), with a
+    drift below `critical_share` of the features (the model's own drift: prediction,
+    calibration, performance) a warning."""
+    if result.drift:
+        return "critical" if result.share_drifted >= critical_share else "warning"
+    return "warning" if result.severity is not None else None
 
 
 def _utcnow() -> datetime:
@@ -84,6 +87,7 @@ class DetectorRunner:
             else:
                 profile = self._profiles.get(reference, cfg)
                 result = evaluate(profile, loaded.frame, cfg.detection,
+                                  prediction=loaded.prediction, label=loaded.label,
                                   observed_types=loaded.observed_types)
                 status = "drift" if result.drift else "ok"
         except Exception as exc:  # one model's failure never stops the others
@@ -137,3 +141,44 @@ def thresholds_of(result: DriftResult | None) -> dict[str, float]:
 
 
 DRIFTD_VERSION = __version__
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """What a batch of runs did, counted honestly: a window that was skipped or failed is not
+    a window evaluated (`driftd backfill`, `driftd run --once`)."""
+
+    windows: int
+    evaluated: int  # status ok or drift: the detectors ran on it
+    drift: int
+    warnings: int  # evaluated, not drift, but a warning (strong feature, schema, quality)
+    skipped: int  # fewer rows than min_rows
+    errors: int
+    first_skip: str | None = None
+    first_error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return (f"{self.windows} window(s): {self.evaluated} evaluated ({self.drift} with "
+                f"drift, {self.warnings} with warnings), {self.skipped} skipped"
+                + (f" ({self.first_skip})" if self.first_skip else "")
+                + f", {self.errors} failed"
+                + (f" ({self.first_error})" if self.first_error else ""))
+
+
+def summarize(outcomes: list[RunOutcome]) -> PassSummary:
+    def count(status: str) -> int:
+        return sum(o.status == status for o in outcomes)
+
+    skips = [o.error for o in outcomes if o.status == "skipped" and o.error]
+    errors = [o.error for o in outcomes if o.status == "error" and o.error]
+    return PassSummary(
+        windows=len(outcomes),
+        evaluated=count("ok") + count("drift"),
+        drift=count("drift"),
+        warnings=sum(o.status == "ok" and o.severity is not None for o in outcomes),
+        skipped=count("skipped"),
+        errors=count("error"),
+        first_skip=skips[0] if skips else None,
+        first_error=errors[0] if errors else None,
+    )

@@ -28,7 +28,7 @@ from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
 if TYPE_CHECKING:
     from driftd.monitor.config import LoadedConfig, StoreConfig
     from driftd.monitor.ingest.decodepool import DecodePool
-from driftd.monitor.store.sql import events_table, feature_column, ident
+from driftd.monitor.store.sql import events_table, feature_column
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS quarantine_seq;
@@ -99,11 +99,14 @@ class ReferenceRecord:
 
 @dataclass(frozen=True)
 class Window:
-    """A model's window as loaded from the log: one column per feature, prediction, label."""
+    """A model's window as loaded from the log: one column per feature (named as the feature,
+    whatever its name), and the predictions and labels beside it, never among them."""
 
     frame: pl.DataFrame
     model_versions: tuple[str, ...]
     observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+    prediction: pl.Series | None = None  # scores (Float64) or classes (Utf8), one per row
+    label: pl.Series | None = None  # numeric labels, or class labels when only those came
 
 
 def _utcnow() -> datetime:
@@ -541,7 +544,9 @@ class Store:
         self.ensure_model_table(model, features)
         table = events_table(model)
         con = self.con
-        cols = ", ".join(f"e.{feature_column(n)} AS {ident(n)}" for n in features)
+        # features keep their stored names ("f:<name>") until they are split off below, so no
+        # feature name can collide with the prediction and label columns
+        cols = ", ".join(f"e.{feature_column(n)}" for n in features)
         # the join is a third of the load; a model whose labels never arrive skips it
         if con.execute("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
                        [model]).fetchone()[0]:
@@ -559,12 +564,13 @@ class Store:
             params,
         ).pl()
         # a model emits either numeric scores or class strings
-        if frame.height and frame["prediction"].null_count() == frame.height:
-            frame = frame.with_columns(pl.col("prediction_class").alias("prediction"))
-        if (frame.height and frame["label"].null_count() == frame.height
+        prediction, label = frame["prediction"], frame["label"]
+        if frame.height and prediction.null_count() == frame.height:
+            prediction = frame["prediction_class"]
+        if (frame.height and label.null_count() == frame.height
                 and frame["label_class"].null_count() < frame.height):
-            frame = frame.with_columns(pl.col("label_class").alias("label"))
-        frame = frame.drop("prediction_class", "label_class")
+            label = frame["label_class"]
+        frame = frame.select([pl.col(f"f:{n}").alias(n) for n in features])
         versions = tuple(
             r[0]
             for r in con.execute(
@@ -573,7 +579,8 @@ class Store:
                 [start, end],
             ).fetchall()
         )
-        return Window(frame, versions, self._observed_types(model, features, start, end))
+        return Window(frame, versions, self._observed_types(model, features, start, end),
+                      prediction.rename("prediction"), label.rename("label"))
 
     def _observed_types(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
@@ -587,7 +594,10 @@ class Store:
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
                   WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
                   UNION ALL
-                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
+                  -- a JSON pointer (~ and / escaped) reads any key, quotes included
+                  SELECT k, json_extract_string(
+                      type_issues, '/' || replace(replace(k, '~', '~0'), '/', '~1')) AS v
+                  FROM (
                     SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
                     WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
             [start, end, start, end],

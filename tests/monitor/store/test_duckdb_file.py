@@ -73,7 +73,7 @@ def test_late_label_last_write_wins(tmp_path):
     assert updates["b"] == 2
     window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
                                datetime(2026, 11, 23))
-    assert sorted(window.frame["label"].to_list()) == [0.0, 1.0]
+    assert sorted(window.label.to_list()) == [0.0, 1.0]
 
 
 def test_window_bounds_are_half_open(tmp_path):
