@@ -28,6 +28,7 @@ from driftd.sinks.base import (
     parse_retry_after,
     user_agent,
 )
+from driftd.sinks.deadline import deadline_opener
 from driftd.sinks.signing import sign
 
 # Headers driftd sets itself; user-configured `headers` may not override them.
@@ -36,6 +37,7 @@ RESERVED_HEADERS = frozenset(
 )
 _SNIPPET_CHARS = 200
 _READ_LIMIT_BYTES = 4096
+_ANSWER_LIMIT_BYTES = 65_536  # of a 2xx answer's body, read to check it arrives whole
 
 
 def _check_header_name(name: str) -> str:
@@ -113,7 +115,6 @@ class WebhookSink:
         self.config = config
         self.event_types: frozenset[str] = frozenset(config.event_types)
         self._clock = clock
-        self._opener = urllib.request.build_opener(_NoRedirect())
 
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, url={redact_url(self.config.url)!r})"
@@ -130,7 +131,7 @@ class WebhookSink:
     def _describe(self, exc: BaseException) -> str:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(reason, TimeoutError):
-            return f"timed out after {self.config.timeout_seconds:g}s"
+            return f"timed out: no complete answer within {self.config.timeout_seconds:g}s"
         return f"connection failed: {type(reason).__name__}: {reason}"
 
     def send(self, delivery: Delivery) -> SendReceipt:
@@ -157,9 +158,13 @@ class WebhookSink:
             )
         request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
         where = redact_url(self.config.url)
+        # `timeout_seconds` bounds the whole attempt, not each socket read (sinks/deadline.py)
+        opener = deadline_opener(self.config.timeout_seconds, _NoRedirect())
         try:
-            with self._opener.open(request, timeout=self.config.timeout_seconds) as response:
+            with opener.open(request, timeout=self.config.timeout_seconds) as response:
                 status = int(response.status)
+                # read the answer whole (up to a limit): a truncated one is not a delivery
+                response.read(_ANSWER_LIMIT_BYTES)
         except urllib.error.HTTPError as exc:
             with exc:
                 error = _status_error(
@@ -169,8 +174,10 @@ class WebhookSink:
         except ValueError as exc:  # malformed URL (http.client.InvalidURL is a ValueError)
             # the message may quote the URL (and so a token in it): name the error type only
             raise PermanentError(f"POST {where}: invalid request ({type(exc).__name__})") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:  # refused, reset, timed out (also a close before any answer)
             raise RetryableError(f"POST {where}: {self._describe(exc)}") from None
+        except http.client.HTTPException as exc:  # not HTTP, or cut short: try again
+            raise RetryableError(f"POST {where}: malformed response: {_malformed(exc)}") from None
         return SendReceipt(status_code=status, external_id=None, detail=f"HTTP {status}")
 
 
@@ -180,6 +187,12 @@ def _encode_body(body: dict[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:  # NaN/inf or a non-JSON type: a caller bug
         raise PermanentError(f"alert body is not valid JSON: {exc}") from None
     return text.encode("utf-8")
+
+
+def _malformed(exc: http.client.HTTPException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"body cut short after {len(exc.partial)} bytes"
+    return f"{type(exc).__name__}: {str(exc)[:_SNIPPET_CHARS]}"
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

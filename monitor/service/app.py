@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -12,10 +13,11 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from driftd.detectors.results import DriftResult
 from driftd.monitor.config import ConfigError, LoadedConfig, load_config
 from driftd.monitor.ingest.consumer import KafkaIngestor
 from driftd.monitor.ingest.decode import Decoder
-from driftd.monitor.service.alerting import AlertManager
+from driftd.monitor.service.alerting import AlertManager, drifted_keys
 from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
 from driftd.monitor.service.reporting import ReportWriter
@@ -48,6 +50,8 @@ class App:
         self.clock = clock
         self.http: DriftdHTTPServer | None = None
         self.scheduler: BackgroundScheduler | None = None
+        self._locks_guard = threading.Lock()
+        self._model_locks: dict[str, threading.Lock] = {}
         self._apply(loaded)
 
     def _apply(self, loaded: LoadedConfig) -> None:
@@ -80,16 +84,20 @@ class App:
 
     def run_model(self, model: str, window: TimeWindow | None = None, *,
                   trigger: str = "sliding", replaces: tuple[str, ...] = (),
-                  alert: bool = True, index: bool = True) -> RunOutcome:
+                  alert: bool = True, index: bool = True,
+                  rescored: frozenset[str] | None = None) -> RunOutcome:
+        """Score one window (the current one by default), alert, write its report. `rescored`:
+        the window was scored before, with these drifted findings (see `decide_rescore`)."""
         cfg = self.config.models[model]
         window = window or current_window(self.clock(), cfg.window_seconds, cfg.window_align,
                                           cfg.allowed_lateness_seconds)
-        outcome = self.runner.run(model, window, trigger=trigger, replaces=replaces)
+        with self._model_lock(model):
+            outcome = self.runner.run(model, window, trigger=trigger, replaces=replaces)
         self.metrics.detector_run_seconds.observe(outcome.duration_seconds)
         if outcome.status == "error":
             self.metrics.detector_errors.labels(model).inc()
         if alert and trigger != "backfill":
-            self.alerts.handle(outcome)
+            self.alerts.handle(outcome, rescored=rescored)
         if outcome.result is not None:
             try:
                 self.reports.write_run(outcome.run_id)
@@ -114,14 +122,29 @@ class App:
                                      cfg.allowed_lateness_seconds)
         outcomes = []
         horizon = last_closed.end - timedelta(seconds=cfg.window_seconds * STALE_WINDOWS)
-        for run_id, start, end in self.store.stale_runs(model, since=horizon):
-            log.info("late events: re-evaluating window", extra={
-                "model": model, "run_id": run_id, "window_start": start.isoformat()})
-            outcomes.append(self.run_model(model, TimeWindow(start, end), trigger="aligned",
-                                           replaces=(run_id,), alert=False))
+        labels_horizon = (now - timedelta(seconds=cfg.label_lateness_seconds)
+                          if cfg.label_lateness_seconds else None)
+        for stale in self.store.stale_runs(model, since=horizon, labels_since=labels_horizon):
+            log.info("late %s: re-evaluating window", stale.reason, extra={
+                "model": model, "run_id": stale.run_id,
+                "window_start": stale.window_start.isoformat()})
+            outcomes.append(self.run_model(
+                model, TimeWindow(stale.window_start, stale.window_end), trigger="aligned",
+                replaces=(stale.run_id,), rescored=self._drifted_keys(stale.run_id)))
         for window in due_windows(last_closed, self.store.last_evaluated_end(model)):
             outcomes.append(self.run_model(model, window, trigger="aligned"))
         return outcomes
+
+    def _drifted_keys(self, run_id: str) -> frozenset[str]:
+        run = self.store.run(run_id)
+        if run is None or not run["result"]:
+            return frozenset()
+        return drifted_keys(DriftResult.from_dict(json.loads(run["result"])))
+
+    def _model_lock(self, model: str) -> threading.Lock:
+        """One detector pass per model at a time (the schedule, a backfill, an admin call)."""
+        with self._locks_guard:
+            return self._model_locks.setdefault(model, threading.Lock())
 
     def retention(self) -> RetentionStats:
         return apply_retention(self.store, self.config, self.clock())
@@ -224,11 +247,10 @@ class App:
             self.scheduler.add_job(self.scheduled_pass, "interval", seconds=cfg.schedule_seconds,
                                    args=[model], id=f"detect:{model}", max_instances=1,
                                    coalesce=True, next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self.outbox.flush, "interval", seconds=1, id="outbox",
-                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self.retention, "interval", hours=1, id="retention",
                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        self.outbox.start()  # a delivery lane per sink: one slow receiver delays only itself
         if self.ingestor is None:
             return None
         thread = threading.Thread(target=self._ingest_loop, args=(stop,), name="driftd-ingest",
@@ -244,6 +266,7 @@ class App:
         if thread is not None:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
             self.ingestor.close()
+        self.outbox.stop(timeout=max(0.1, deadline - time.monotonic()))
         self.scheduler.shutdown(wait=True)
 
     def _reloaded_config(self) -> LoadedConfig | None:

@@ -63,6 +63,7 @@ def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
         driftd_version=__version__, started_at=_aware(run["started_at"]),
         duration_seconds=float(run["duration_seconds"]),
         generated_at=datetime.now(UTC), status_reason=run.get("error"),
+        model_version=run.get("model_version"),
     )
 
 

@@ -38,6 +38,7 @@ class RunOutcome:
     result: DriftResult | None
     error: str | None = None
     trigger: str = "schedule"
+    model_version: str | None = None  # served most of the window; model_versions: all seen
 
 
 def severity_of(result: DriftResult, critical_share: float) -> str | None:
@@ -71,13 +72,14 @@ class DetectorRunner:
         result: DriftResult | None = None
         error = None
         versions: tuple[str, ...] = ()
+        version: str | None = None
         rows = 0
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
             loaded = self._store.load_window(model, cfg.features, window.start, window.end)
             rows = loaded.frame.height
-            versions = loaded.model_versions
+            versions, version = loaded.model_versions, loaded.model_version
             if rows < cfg.min_rows:
                 status = "skipped"
                 error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
@@ -92,7 +94,8 @@ class DetectorRunner:
         duration = time.perf_counter() - t0
         severity = severity_of(result, cfg.alert.critical_share) if result else None
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,
-                             fingerprint, started, duration, result, error, trigger)
+                             fingerprint, started, duration, result, error, trigger,
+                             model_version=version)
         self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
@@ -106,6 +109,7 @@ class DetectorRunner:
             "share_drifted": result.share_drifted if result else None,
             "window_start": o.window.start, "window_end": o.window.end, "rows": o.rows,
             "model_versions": json.dumps(list(o.model_versions)),
+            "model_version": o.model_version,
             "reference_version": o.reference.version if o.reference else None,
             "reference_sha256": o.reference.sha256 if o.reference else None,
             "reference_rows": o.reference.rows if o.reference else None,

@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR
 );
+-- the version that served most of the window (model_versions: every version seen, most first)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -98,12 +100,23 @@ class ReferenceRecord:
 
 
 @dataclass(frozen=True)
+class StaleRun:
+    """A stored run of a closed window that data arrived for after it was scored."""
+
+    run_id: str
+    window_start: datetime
+    window_end: datetime
+    reason: str  # "events" | "labels"
+
+
+@dataclass(frozen=True)
 class Window:
     """A model's window as loaded from the log: one column per feature, prediction, label."""
 
     frame: pl.DataFrame
-    model_versions: tuple[str, ...]
+    model_versions: tuple[str, ...]  # every version seen, the most served first
     observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+    model_version: str | None = None  # served most of the window's events (ties: seen last)
 
 
 def _utcnow() -> datetime:
@@ -565,15 +578,15 @@ class Store:
                 and frame["label_class"].null_count() < frame.height):
             frame = frame.with_columns(pl.col("label_class").alias("label"))
         frame = frame.drop("prediction_class", "label_class")
-        versions = tuple(
-            r[0]
-            for r in con.execute(
-                f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
-                    WHERE ts >= ? AND ts < ? ORDER BY 1""",
-                [start, end],
-            ).fetchall()
-        )
-        return Window(frame, versions, self._observed_types(model, features, start, end))
+        served = con.execute(
+            f"""SELECT model_version FROM {table} WHERE ts >= ? AND ts < ?
+                GROUP BY model_version ORDER BY count(*) DESC, max(ts) DESC, model_version""",
+            [start, end],
+        ).fetchall()
+        versions = tuple(v for (v,) in served if v is not None)
+        dominant = served[0][0] if served else None
+        return Window(frame, versions, self._observed_types(model, features, start, end),
+                      model_version=dominant)
 
     def _observed_types(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
@@ -718,18 +731,41 @@ class Store:
             """SELECT max(window_end) FROM runs WHERE model = ? AND superseded_by IS NULL
                AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
 
-    def stale_runs(self, model: str, *, since: datetime) -> list[tuple[str, datetime, datetime]]:
-        """Aligned-window runs that events arrived for after the run started (late events)."""
+    def stale_runs(self, model: str, *, since: datetime, labels_since: datetime | None = None,
+                   ) -> list[StaleRun]:
+        """Aligned-window runs that data arrived for after the run started: events, for
+        windows ending after `since`, and labels (new or changed) of their events, for windows
+        ending after `labels_since` (None: late labels re-score nothing)."""
         if not self.has_model_table(model):
             return []
-        return self.con.execute(
+        table = events_table(model)
+        stale = {run_id: StaleRun(run_id, start, end, "events") for run_id, start, end in
+                 self.con.execute(
             f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
                 WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
                   AND r.trigger IN ('aligned', 'backfill')
-                  AND EXISTS (SELECT 1 FROM {events_table(model)} e
+                  AND EXISTS (SELECT 1 FROM {table} e
                               WHERE e.ts >= r.window_start AND e.ts < r.window_end
-                                AND e.ingested_at > r.started_at)
-                ORDER BY r.window_start""", [model, since]).fetchall()
+                                AND e.ingested_at > r.started_at)""", [model, since]).fetchall()}
+        if labels_since is not None:
+            # labels received after the oldest candidate run started, joined to their events'
+            # time: one pass over recent labels, not one per run
+            for run_id, start, end in self.con.execute(
+                f"""WITH candidates AS (
+                      SELECT run_id, window_start, window_end, started_at FROM runs
+                      WHERE model = ? AND superseded_by IS NULL AND window_end > ?
+                        AND trigger IN ('aligned', 'backfill')),
+                    late AS (
+                      SELECT e.ts, l.received_at FROM labels l JOIN {table} e USING (event_id)
+                      WHERE l.model = ?
+                        AND l.received_at > (SELECT min(started_at) FROM candidates))
+                    SELECT c.run_id, c.window_start, c.window_end FROM candidates c
+                    WHERE EXISTS (SELECT 1 FROM late
+                                  WHERE late.ts >= c.window_start AND late.ts < c.window_end
+                                    AND late.received_at > c.started_at)""",
+                    [model, labels_since, model]).fetchall():
+                stale.setdefault(run_id, StaleRun(run_id, start, end, "labels"))
+        return sorted(stale.values(), key=lambda r: r.window_start)
 
     def latest_findings(self) -> list[tuple]:
         """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
