@@ -163,8 +163,7 @@ class WebhookSink:
         try:
             with opener.open(request, timeout=self.config.timeout_seconds) as response:
                 status = int(response.status)
-                # read the answer whole (up to a limit): a truncated one is not a delivery
-                response.read(_ANSWER_LIMIT_BYTES)
+                _read_whole(response)  # a truncated answer is not a delivery
         except urllib.error.HTTPError as exc:
             with exc:
                 error = _status_error(
@@ -189,9 +188,23 @@ def _encode_body(body: dict[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
+def _read_whole(response: http.client.HTTPResponse) -> None:
+    """Read a 2xx answer's body (up to a limit); IncompleteRead if it ends before its
+    Content-Length (or its chunked framing is broken)."""
+    got = 0
+    while got < _ANSWER_LIMIT_BYTES:
+        chunk = response.read(min(16_384, _ANSWER_LIMIT_BYTES - got))
+        if not chunk:
+            break
+        got += len(chunk)
+    if got < _ANSWER_LIMIT_BYTES and response.length:  # the connection ended early
+        raise http.client.IncompleteRead(b"", response.length) from None
+
+
 def _malformed(exc: http.client.HTTPException) -> str:
     if isinstance(exc, http.client.IncompleteRead):
-        return f"body cut short after {len(exc.partial)} bytes"
+        missing = f", {exc.expected} more expected" if exc.expected else ""
+        return f"body cut short{missing}"
     return f"{type(exc).__name__}: {str(exc)[:_SNIPPET_CHARS]}"
 
 

@@ -110,8 +110,10 @@ _DUE_COLUMNS = ("delivery_id, sink, event_type, body, created_at, attempts, epis
 class Outbox:
     def __init__(self, config: Config, store: Store, sinks: Mapping[str, Sink],
                  metrics: DriftdMetrics | None = None, rng: random.Random | None = None, *,
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow,
+                 attempt_grace_seconds: float = ATTEMPT_GRACE_SECONDS):
         self._config = config
+        self._grace = attempt_grace_seconds
         self._store = store
         self._sinks = sinks
         self._metrics = metrics
@@ -243,7 +245,7 @@ class Outbox:
         thread = threading.Thread(target=call, name=f"driftd-send-{sink.name}", daemon=True)
         thread.start()
         try:
-            return future.result(timeout=timeout + ATTEMPT_GRACE_SECONDS)
+            return future.result(timeout=timeout + self._grace)
         except TimeoutError:
             if thread.is_alive():
                 self._busy[sink.name] = thread
