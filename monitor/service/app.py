@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from driftd.detectors.results import DriftResult
 from driftd.monitor.config import ConfigError, LoadedConfig, load_config
 from driftd.monitor.ingest.consumer import KafkaIngestor
 from driftd.monitor.ingest.decode import Decoder
+from driftd.monitor.service.admin import AdminAPI, DaemonAddress, admin_token, publish, unpublish
 from driftd.monitor.service.alerting import AlertManager, drifted_keys
 from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
@@ -206,7 +208,9 @@ class App:
         self.reports.write_index()
         return 2 if any(o.status == "error" for o in outcomes) else 0
 
-    def start_http(self) -> DriftdHTTPServer:
+    def start_http(self, env: Mapping[str, str] | None = None) -> DriftdHTTPServer:
+        """Serve /metrics, health, reports and the admin API; publish where the admin API
+        answers beside the store (monitor/service/admin.py)."""
         srv = self.config.server
         limits = ServerLimits(max_connections=srv.max_connections,
                               idle_timeout_seconds=srv.idle_timeout_seconds,
@@ -214,9 +218,23 @@ class App:
                               threads=srv.threads)
         self.http = DriftdHTTPServer(srv.host, srv.port, self.metrics.registry, self.readiness,
                                      self.loaded.reports_dir, limits)
+        token, generated = admin_token(os.environ if env is None else env)
+        AdminAPI(self, token).install(self.http)
         self.http.start()
         log.info("http listening", extra={"url": self.http.url})
+        try:
+            publish(self.loaded.store_path, DaemonAddress(
+                local_url(self.http.server_address), os.getpid(),
+                token if generated else None))
+        except OSError as exc:  # the CLI can still find the port in the config
+            log.warning("cannot publish the admin API's address beside the store",
+                        extra={"error": str(exc)})
         return self.http
+
+    def stop_http(self) -> None:
+        if self.http is not None:
+            unpublish(self.loaded.store_path, os.getpid())
+            self.http.stop()
 
     def _ingest_loop(self, stop: threading.Event) -> None:
         backoff = 0.5
@@ -325,10 +343,21 @@ class App:
                 thread = self._start_workers(workers_stop)
         log.info("stopping", extra={"grace_seconds": grace_seconds})
         self._stop_workers(workers_stop, thread, time.monotonic() + grace_seconds)
-        self.http.stop()
+        self.stop_http()
         self.store.close()
         log.info("stopped")
         return 0
+
+
+def local_url(address: tuple[Any, ...]) -> str:
+    """The URL a process on this host reaches a listening address at (a wildcard bind is
+    reached on loopback)."""
+    host, port = address[0], address[1]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _epoch(ts: datetime | None) -> float:
