@@ -118,6 +118,9 @@ class DetectorRunner:
             "trigger": o.trigger, "started_at": o.started_at,
             "duration_seconds": o.duration_seconds, "error": o.error,
             "result": json.dumps(result.to_dict(), default=str) if result else None,
+            "calibration_ece": (result.calibration.ece_current
+                                if result and result.calibration else None),
+            "performance": _performance_json(result),
         }
 
     @staticmethod
@@ -129,6 +132,15 @@ class DetectorRunner:
              f.status, f.reason)
             for f in result.features + result.prediction
         ]
+
+
+def _performance_json(result: DriftResult | None) -> str | None:
+    """The window's realized performance metrics, `{"roc_auc": 0.81, ...}`; None unlabelled."""
+    perf = result.performance if result else None
+    if perf is None or not perf.rows_labelled:
+        return None
+    values = {m.name: m.current for m in perf.metrics if m.current is not None}
+    return json.dumps(values) if values else None
 
 
 def thresholds_of(result: DriftResult | None) -> dict[str, float]:

@@ -7,12 +7,13 @@ Kafka offsets are written in one transaction, so offsets never get ahead of the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +71,10 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 -- the version that served most of the window (model_versions: every version seen, most first)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
+-- what labels told about the window (for metrics at scrape time, without parsing `result`):
+-- the ECE of its predictions, and its performance metrics as JSON {"roc_auc": 0.81, ...}
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS calibration_ece DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS performance VARCHAR;
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -97,6 +102,25 @@ class ReferenceRecord:
     rows: int
     schema: dict[str, str]
     registered_at: datetime
+
+
+# each model's newest scored (ok/drift, not superseded) run by window end, then start
+_NEWEST_RUN = """SELECT model, run_id FROM (
+    SELECT model, run_id, row_number() OVER (
+        PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
+    FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
+  WHERE k = 1"""
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    """What the metrics say of a model as a whole (see `Store.model_verdicts`)."""
+
+    model: str
+    drifted: bool
+    share_drifted: float
+    calibration_ece: float | None = None
+    performance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -768,14 +792,36 @@ class Store:
         return sorted(stale.values(), key=lambda r: r.window_start)
 
     def latest_findings(self) -> list[tuple]:
-        """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
+        """Findings of each model's newest scored window (for metrics at scrape time); a window
+        scored again late stays where its time is, it does not become the newest."""
         return self.con.execute(
-            """WITH latest AS (
-                 SELECT model, arg_max(run_id, started_at) AS run_id FROM runs
-                 WHERE status IN ('ok', 'drift') AND superseded_by IS NULL GROUP BY model)
+            f"""WITH latest AS ({_NEWEST_RUN.format(extra="")})
                SELECT l.model, f.feature, f.method, f.statistic, f.drifted
                FROM latest l JOIN findings f USING (run_id)"""
         ).fetchall()
+
+    def model_verdicts(self) -> list[ModelVerdict]:
+        """Each model's newest verdict (drift, share drifted), and the newest calibration and
+        performance its labels allowed (labels lag: often an older window's)."""
+        verdicts = {model: ModelVerdict(model, bool(drift), share or 0.0)
+                    for model, _, drift, share in self.con.execute(
+                        f"""SELECT r.model, r.run_id, r.drift, r.share_drifted
+                            FROM ({_NEWEST_RUN.format(extra="")}) n JOIN runs r USING (run_id)"""
+                    ).fetchall()}
+        for model, _, ece in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.calibration_ece FROM ({_NEWEST_RUN.format(
+                    extra="AND calibration_ece IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                verdicts[model] = dataclasses.replace(verdicts[model], calibration_ece=ece)
+        for model, _, perf in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.performance FROM ({_NEWEST_RUN.format(
+                    extra="AND performance IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                metrics = {k: float(v) for k, v in json.loads(perf).items() if v is not None}
+                verdicts[model] = dataclasses.replace(verdicts[model], performance=metrics)
+        return sorted(verdicts.values(), key=lambda v: v.model)
 
     def last_runs(self) -> list[tuple[str, datetime, datetime]]:
         return self.con.execute(
