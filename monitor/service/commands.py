@@ -316,10 +316,7 @@ def replay(app: App, args: ReplayArgs) -> ReplayResult:
 def redeliver(app: App, args: RedeliverArgs) -> list[Redelivery]:
     if (args.delivery is None) == (not args.dead):
         raise CommandError("give --delivery ID or --dead")
-    try:
-        return app.outbox.redeliver(delivery_id=args.delivery, dead=args.dead, by=args.by)
-    except LookupError as exc:
-        raise CommandError(str(exc.args[0])) from None
+    return app.outbox.redeliver(delivery_id=args.delivery, dead=args.dead, by=args.by)
 
 
 # --- the table -----------------------------------------------------------------------------
