@@ -75,7 +75,12 @@ def _remaining(deadline: float) -> float:
     return remaining
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _DeadlineConnection:
+    """Mixed into an HTTP(S) connection: connecting takes at most the time left, and the
+    answer is read against the deadline."""
+
+    timeout: float | None
+
     def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
@@ -83,18 +88,15 @@ class _HTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.timeout = min(self.timeout or _remaining(self.deadline), _remaining(self.deadline))
-        super().connect()
+        super().connect()  # type: ignore[misc]
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-        self.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
+class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        self.timeout = min(self.timeout or _remaining(self.deadline), _remaining(self.deadline))
-        super().connect()
+
+class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    pass
 
 
 class DeadlineHTTPHandler(urllib.request.HTTPHandler):

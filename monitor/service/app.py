@@ -30,7 +30,7 @@ from driftd.monitor.store.export import export_training_data
 from driftd.monitor.store.references import ProfileCache, register_reference
 from driftd.monitor.store.retention import RetentionStats, apply_retention
 from driftd.sinks.base import EVENT_TYPES
-from driftd.sinks.prometheus import DriftdMetrics, ModelSignals, StoredState
+from driftd.sinks.prometheus import DriftdMetrics, StoredState
 from driftd.sinks.registry import build_sink
 
 log = logging.getLogger("driftd.app")
@@ -174,9 +174,8 @@ class App:
             state.last_runs = [(m, _epoch(done), _epoch(end))
                                for m, done, end in self.store.last_runs()]
             state.outbox_pending = self.outbox.pending_counts()
-            state.models = [ModelSignals(v.model, v.drifted, v.share_drifted, v.calibration_ece,
-                                         v.performance)
-                            for v in self.store.model_verdicts() if v.model in self.config.models]
+            state.models = [v for v in self.store.model_verdicts()
+                            if v.model in self.config.models]
         except Exception:
             log.exception("metrics collection failed")
         return state

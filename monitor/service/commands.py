@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 from driftd.monitor.service.outbox import DeliveryRow, Redelivery
+from driftd.monitor.service.reporting import RenderedRun
 
 if TYPE_CHECKING:
     from driftd.monitor.service.app import App
@@ -150,7 +151,7 @@ class HistoryRow:
 
 
 @dataclass(frozen=True)
-class QuarantineRow:
+class QuarantinedMessage:
     received_at: datetime
     source: str
     where: str
@@ -162,19 +163,6 @@ class QuarantineRow:
     reason_code: str
     reason: str
     first_bytes: str
-
-
-@dataclass(frozen=True)
-class ReportDocumentOut:
-    name: str
-    html: str
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    run_id: str
-    html: str
-    appendix: ReportDocumentOut | None = None  # Evidently's report, linked by its bare name
 
 
 @dataclass(frozen=True)
@@ -248,20 +236,20 @@ def history(app: App, args: HistoryArgs) -> list[HistoryRow]:
                                                         feature=args.feature)]
 
 
-def quarantine(app: App, args: QuarantineArgs) -> list[QuarantineRow]:
+def quarantine(app: App, args: QuarantineArgs) -> list[QuarantinedMessage]:
     out = []
     for r in app.store.quarantine_rows(limit=args.limit):
         where = (f"{r['topic']}[{r['partition']}]@{r['offset']}" if r["source"] == "kafka"
                  else f"{r['source']}:{r['line']}")
         raw = bytes(r["raw"] or b"")
-        out.append(QuarantineRow(
+        out.append(QuarantinedMessage(
             r["received_at"], r["source"], where, r["topic"], r["partition"], r["offset"],
             r["line"], r["model"], r["reason_code"], r["reason"],
             raw[:80].decode("utf-8", errors="backslashreplace")))
     return out
 
 
-def report(app: App, args: ReportArgs) -> ReportResult:
+def report(app: App, args: ReportArgs) -> RenderedRun:
     if args.evidently:
         from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
 
@@ -271,9 +259,7 @@ def report(app: App, args: ReportArgs) -> ReportResult:
     if rendered is None:
         raise CommandError(f"no stored run {args.run!r} with results" if args.run
                            else "no stored runs with results yet")
-    appendix = rendered.appendix
-    return ReportResult(rendered.run_id, rendered.html,
-                        ReportDocumentOut(appendix.name, appendix.html) if appendix else None)
+    return rendered
 
 
 def export(app: App, args: ExportArgs) -> ExportResult:
@@ -345,8 +331,8 @@ class Command:
 COMMANDS: Mapping[str, Command] = MappingProxyType({c.name: c for c in (
     Command("alerts", AlertsArgs, AlertsResult, alerts, writes=False),
     Command("history", HistoryArgs, list[HistoryRow], history, writes=False),
-    Command("quarantine", QuarantineArgs, list[QuarantineRow], quarantine, writes=False),
-    Command("report", ReportArgs, ReportResult, report, writes=False),
+    Command("quarantine", QuarantineArgs, list[QuarantinedMessage], quarantine, writes=False),
+    Command("report", ReportArgs, RenderedRun, report, writes=False),
     Command("silence", SilenceArgs, SilenceResult, silence, writes=True),
     Command("export", ExportArgs, ExportResult, export, writes=True),
     Command("backfill", BackfillArgs, BackfillResult, backfill, writes=True),

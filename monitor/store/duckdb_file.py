@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
     from driftd.monitor.config import LoadedConfig, StoreConfig
@@ -110,17 +111,6 @@ _NEWEST_RUN = """SELECT model, run_id FROM (
         PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
     FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
   WHERE k = 1"""
-
-
-@dataclass(frozen=True)
-class ModelVerdict:
-    """What the metrics say of a model as a whole (see `Store.model_verdicts`)."""
-
-    model: str
-    drifted: bool
-    share_drifted: float
-    calibration_ece: float | None = None
-    performance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -800,10 +790,10 @@ class Store:
                FROM latest l JOIN findings f USING (run_id)"""
         ).fetchall()
 
-    def model_verdicts(self) -> list[ModelVerdict]:
+    def model_verdicts(self) -> list[ModelSignals]:
         """Each model's newest verdict (drift, share drifted), and the newest calibration and
         performance its labels allowed (labels lag: often an older window's)."""
-        verdicts = {model: ModelVerdict(model, bool(drift), share or 0.0)
+        verdicts = {model: ModelSignals(model, bool(drift), share or 0.0)
                     for model, _, drift, share in self.con.execute(
                         f"""SELECT r.model, r.run_id, r.drift, r.share_drifted
                             FROM ({_NEWEST_RUN.format(extra="")}) n JOIN runs r USING (run_id)"""
