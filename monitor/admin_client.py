@@ -20,6 +20,7 @@ from driftd.monitor.service.admin import (
     ADMIN_TOKEN_ENV,
     API_PREFIX,
     DaemonAddress,
+    local_url,
     read_published,
 )
 from driftd.monitor.service.commands import Command, from_json, to_json
@@ -43,9 +44,7 @@ def find_daemon(loaded: LoadedConfig) -> DaemonAddress | None:
     server = loaded.config.server
     if not server.port:
         return None
-    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(server.host, server.host)
-    host = f"[{host}]" if ":" in host else host
-    return DaemonAddress(f"http://{host}:{server.port}", 0)
+    return DaemonAddress(local_url(server.host, server.port), 0)
 
 
 def _query(data: Mapping[str, Any]) -> str:

@@ -54,6 +54,13 @@ class DaemonAddress:
     token: str | None = None  # only a generated one is published
 
 
+def local_url(host: str, port: int) -> str:
+    """The URL a process on this host reaches a listening address at (a wildcard bind is
+    reached on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def runtime_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + RUNTIME_SUFFIX)
 

@@ -18,7 +18,14 @@ from driftd.detectors.results import DriftResult
 from driftd.monitor.config import ConfigError, LoadedConfig, load_config
 from driftd.monitor.ingest.consumer import KafkaIngestor
 from driftd.monitor.ingest.decode import Decoder
-from driftd.monitor.service.admin import AdminAPI, DaemonAddress, admin_token, publish, unpublish
+from driftd.monitor.service.admin import (
+    AdminAPI,
+    DaemonAddress,
+    admin_token,
+    local_url,
+    publish,
+    unpublish,
+)
 from driftd.monitor.service.alerting import AlertManager, drifted_keys
 from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
@@ -36,6 +43,9 @@ from driftd.sinks.registry import build_sink
 log = logging.getLogger("driftd.app")
 
 STALE_WINDOWS = 48  # how far back late events re-open aligned windows
+# a stale check reads data stored since the previous check less this: a batch's rows carry the
+# time its write began, and are visible only once it commits
+FRESH_MARGIN_SECONDS = 300
 
 
 def _utcnow() -> datetime:
@@ -60,6 +70,7 @@ class App:
         """(Re)build every config-dependent component around the same store and registry."""
         config = loaded.config
         self.loaded = loaded
+        self._fresh_since: dict[str, datetime] = {}  # model -> ingest time of the last check
         self.decoder = Decoder(config)
         self.ingestor = (KafkaIngestor(config.kafka, self.decoder, self.store, self.metrics)
                          if config.kafka is not None else None)
@@ -126,13 +137,18 @@ class App:
         horizon = last_closed.end - timedelta(seconds=cfg.window_seconds * STALE_WINDOWS)
         labels_horizon = (now - timedelta(seconds=cfg.label_lateness_seconds)
                           if cfg.label_lateness_seconds else None)
-        for stale in self.store.stale_runs(model, since=horizon, labels_since=labels_horizon):
+        checked = _utcnow()  # ingest time (the store's clock), whatever `self.clock` says
+        stale_runs = self.store.stale_runs(model, since=horizon, labels_since=labels_horizon,
+                                           fresh_since=self._fresh_since.get(model))
+        for stale in stale_runs:
             log.info("late %s: re-evaluating window", stale.reason, extra={
                 "model": model, "run_id": stale.run_id,
                 "window_start": stale.window_start.isoformat()})
             outcomes.append(self.run_model(
                 model, TimeWindow(stale.window_start, stale.window_end), trigger="aligned",
                 replaces=(stale.run_id,), rescored=self._drifted_keys(stale.run_id)))
+        # what was stale is scored again now: the next tick need only read what arrives later
+        self._fresh_since[model] = checked - timedelta(seconds=FRESH_MARGIN_SECONDS)
         for window in due_windows(last_closed, self.store.last_evaluated_end(model)):
             outcomes.append(self.run_model(model, window, trigger="aligned"))
         return outcomes
@@ -226,7 +242,7 @@ class App:
         log.info("http listening", extra={"url": self.http.url})
         try:
             publish(self.loaded.store_path, DaemonAddress(
-                local_url(self.http.server_address), os.getpid(),
+                local_url(*self.http.server_address[:2]), os.getpid(),
                 token if generated else None))
         except OSError as exc:  # the CLI can still find the port in the config
             log.warning("cannot publish the admin API's address beside the store",
@@ -349,17 +365,6 @@ class App:
         self.store.close()
         log.info("stopped")
         return 0
-
-
-def local_url(address: tuple[Any, ...]) -> str:
-    """The URL a process on this host reaches a listening address at (a wildcard bind is
-    reached on loopback)."""
-    host, port = address[0], address[1]
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _epoch(ts: datetime | None) -> float:

@@ -746,39 +746,45 @@ class Store:
                AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
 
     def stale_runs(self, model: str, *, since: datetime, labels_since: datetime | None = None,
-                   ) -> list[StaleRun]:
+                   fresh_since: datetime | None = None) -> list[StaleRun]:
         """Aligned-window runs that data arrived for after the run started: events, for
         windows ending after `since`, and labels (new or changed) of their events, for windows
-        ending after `labels_since` (None: late labels re-score nothing)."""
+        ending after `labels_since` (None: late labels re-score nothing).
+
+        `fresh_since` (ingest time): only data stored after it is looked at — a caller that
+        checks every tick and re-scores what it finds passes its previous check's time, so a
+        tick reads the last minutes of the log, not its last days. Rows are appended in ingest
+        order, so DuckDB skips the older row groups by their min/max."""
         if not self.has_model_table(model):
             return []
         table = events_table(model)
-        stale = {run_id: StaleRun(run_id, start, end, "events") for run_id, start, end in
-                 self.con.execute(
-            f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
-                WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
-                  AND r.trigger IN ('aligned', 'backfill')
-                  AND EXISTS (SELECT 1 FROM {table} e
-                              WHERE e.ts >= r.window_start AND e.ts < r.window_end
-                                AND e.ingested_at > r.started_at)""", [model, since]).fetchall()}
+        candidates = """SELECT run_id, window_start, window_end, started_at FROM runs
+                        WHERE model = ? AND superseded_by IS NULL AND window_end > ?
+                          AND trigger IN ('aligned', 'backfill')"""
+        checks = [("events", since, f"SELECT ts, ingested_at AS at FROM {table} "
+                                    "WHERE ingested_at > ?", [])]
         if labels_since is not None:
-            # labels received after the oldest candidate run started, joined to their events'
-            # time: one pass over recent labels, not one per run
+            checks.append(("labels", labels_since,
+                           f"""SELECT e.ts, l.received_at AS at
+                               FROM labels l JOIN {table} e USING (event_id)
+                               WHERE l.received_at > ? AND l.model = ?""", [model]))
+        stale: dict[str, StaleRun] = {}
+        for reason, horizon, fresh, params in checks:
+            oldest = self.con.execute(f"SELECT min(started_at) FROM ({candidates})",
+                                      [model, horizon]).fetchone()[0]
+            if oldest is None:
+                continue
+            # a constant, so the scan skips row groups stored before it by their min/max
+            after = max(oldest, fresh_since) if fresh_since is not None else oldest
             for run_id, start, end in self.con.execute(
-                f"""WITH candidates AS (
-                      SELECT run_id, window_start, window_end, started_at FROM runs
-                      WHERE model = ? AND superseded_by IS NULL AND window_end > ?
-                        AND trigger IN ('aligned', 'backfill')),
-                    late AS (
-                      SELECT e.ts, l.received_at FROM labels l JOIN {table} e USING (event_id)
-                      WHERE l.model = ?
-                        AND l.received_at > (SELECT min(started_at) FROM candidates))
-                    SELECT c.run_id, c.window_start, c.window_end FROM candidates c
-                    WHERE EXISTS (SELECT 1 FROM late
-                                  WHERE late.ts >= c.window_start AND late.ts < c.window_end
-                                    AND late.received_at > c.started_at)""",
-                    [model, labels_since, model]).fetchall():
-                stale.setdefault(run_id, StaleRun(run_id, start, end, "labels"))
+                    f"""WITH c AS ({candidates}), fresh AS ({fresh})
+                        SELECT c.run_id, c.window_start, c.window_end FROM c
+                        WHERE EXISTS (SELECT 1 FROM fresh
+                                      WHERE fresh.ts >= c.window_start
+                                        AND fresh.ts < c.window_end
+                                        AND fresh.at > c.started_at)""",
+                    [model, horizon, after, *params]).fetchall():
+                stale.setdefault(run_id, StaleRun(run_id, start, end, reason))
         return sorted(stale.values(), key=lambda r: r.window_start)
 
     def latest_findings(self) -> list[tuple]:
