@@ -1,7 +1,7 @@
 """Alerts outlast a receiver's outage, and a dead one can be sent again — on a real daemon
 process on tansu, with real webhook receivers on 127.0.0.1.
 
-The outage lasts `DRIFTD_TEST_OUTAGE_SECONDS` (default 15) in the default run; the two-minute
+The outage lasts `DRIFTD_TEST_OUTAGE_SECONDS` (default 8) in the default run; the two-minute
 outage of the issue runs when `DRIFTD_SLOW_TESTS=1` (it alone takes about three minutes).
 """
 
@@ -24,7 +24,7 @@ from tests.monitor.service.test_lifecycle import (
     wait_for,
 )
 
-OUTAGE_SECONDS = float(os.environ.get("DRIFTD_TEST_OUTAGE_SECONDS", "15"))
+OUTAGE_SECONDS = float(os.environ.get("DRIFTD_TEST_OUTAGE_SECONDS", "8"))
 SLOW = os.environ.get("DRIFTD_SLOW_TESTS", "").lower() in ("1", "true", "yes")
 
 
@@ -49,7 +49,7 @@ def test_an_alert_outlasts_an_outage_and_a_dead_one_is_redelivered(tmp_path, bro
         sinks = (f'patient: {{type: webhook, url: "{patient.url}/hook", timeout_seconds: 2, '
                  f'backoff_initial_seconds: 0.5, backoff_max_seconds: 4, {only}}}, '
                  f'brittle: {{type: webhook, url: "{brittle.url}/hook", max_attempts: 2, '
-                 f'retry_for_seconds: 3, backoff_initial_seconds: 0.2, backoff_max_seconds: 0.5, '
+                 f'retry_for_seconds: 2, backoff_initial_seconds: 0.2, backoff_max_seconds: 0.5, '
                  f'{only}}}')
         text = config.read_text().replace("sinks: {}", f"sinks: {{{sinks}}}")
         text = text.replace("alert: {sinks: []", "alert: {sinks: [patient, brittle]")
@@ -64,7 +64,7 @@ def test_an_alert_outlasts_an_outage_and_a_dead_one_is_redelivered(tmp_path, bro
             wait_for(lambda: patient.received, 60, "the first attempt")
             down_since = time.monotonic()
             patient.go_down(outage)
-            # the brittle sink gives up after 3 s and 2 attempts: dead, counted, listed
+            # the brittle sink gives up after 2 s and 2 attempts: dead, counted, listed
             wait_for(lambda: _deliveries(cli, cfg).get("brittle", {}).get("status") == "dead",
                      30, "the brittle sink's delivery to be dead")
             dead = _deliveries(cli, cfg)["brittle"]
