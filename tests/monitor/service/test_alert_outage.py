@@ -14,7 +14,7 @@ import time
 import pytest
 
 from driftd.monitor.demo.receivers import WebhookReceiver
-from tests.monitor.service.test_admin_cli import cli  # noqa: F401  (the fixture)
+from tests.monitor.service.test_admin_cli import cli, stop  # noqa: F401  (cli: a fixture)
 from tests.monitor.service.test_lifecycle import (
     MODEL,
     Daemon,
@@ -98,7 +98,6 @@ def test_an_alert_outlasts_an_outage_and_a_dead_one_is_redelivered(tmp_path, bro
             assert {r["delivery_id"] for r in brittle.received} == {dead["delivery_id"]}
             wait_for(lambda: _deliveries(cli, cfg)["brittle"]["status"] == "sent", 10,
                      "the redelivery to be recorded")
-            code, _ = daemon.terminate()
-            assert code == 0, daemon.tail()
+            stop(daemon)
         finally:
             daemon.stop()

@@ -18,7 +18,7 @@ from driftd.monitor.ingest.replay import replay_file
 from driftd.monitor.service.app import build
 from driftd.monitor.service.backfill import backfill
 from tests.monitor.conftest import write_config
-from tests.monitor.service.test_admin_cli import cli  # noqa: F401  (the fixture)
+from tests.monitor.service.test_admin_cli import cli, stop  # noqa: F401  (cli: a fixture)
 from tests.monitor.service.test_lifecycle import MODEL, Daemon, daemon_config, wait_for
 
 
@@ -86,8 +86,7 @@ def test_late_labels_flip_a_closed_windows_calibration_and_alert(tmp_path, broke
             time.sleep(2.5)  # a tick or so after the last batch
             assert len(hook.received) == 1
             assert daemon.metric("driftd_calibration_ece", model=MODEL) > 0.3
-            code, _ = daemon.terminate()
-            assert code == 0, daemon.tail()
+            stop(daemon)
         finally:
             daemon.stop()
             producer.close(5)
