@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter
 
@@ -92,7 +92,7 @@ class ReferenceAddArgs:
 @dataclass(frozen=True)
 class ReplayArgs:
     file: str
-    kind: str = "events"
+    kind: Literal["events", "labels"] = "events"
 
 
 @dataclass(frozen=True)
