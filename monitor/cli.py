@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,14 +70,6 @@ def _write_text(path: Path, text: str) -> None:
     write_report_file(path, text)
 
 
-def _model(app_or_loaded, name: str):
-    config = getattr(app_or_loaded, "config", None) or app_or_loaded.config
-    if name not in config.models:
-        known = ", ".join(sorted(config.models))
-        raise CliError(f"unknown model {name!r} (configured: {known})")
-    return config.models[name]
-
-
 # --- commands ------------------------------------------------------------------------------
 
 
@@ -94,87 +87,142 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _store_alone(args, what: str):
+    """The app on a store this process must hold itself (`run --once`, `compact`)."""
+    try:
+        return _app(args.config)
+    except Exception as exc:
+        from driftd.monitor.errors import store_lock_holder
+
+        pid = store_lock_holder(exc)
+        if pid is None:
+            raise
+        holder = f" (PID {pid})" if pid else ""
+        raise CliError(
+            f"the store {_load(args.config).store_path} is held by another process{holder}, "
+            f"most likely the daemon: {what} needs the store to itself; stop the daemon first "
+            "(store commands such as alerts, silence or backfill work beside it)") from exc
+
+
+def _store_command(args, name: str, command_args):
+    """Run a store command (monitor/service/commands.py) here, or — when the daemon holds the
+    store — in the daemon, through its admin API. (command, typed result) either way."""
+    from driftd.monitor.errors import store_lock_holder
+    from driftd.monitor.service.commands import COMMANDS
+
+    command = COMMANDS[name]
+    try:
+        app = _app(args.config)
+    except Exception as exc:
+        if store_lock_holder(exc) is None:
+            raise
+        return command, _in_daemon(_load(args.config), command, command_args, exc)
+    try:
+        return command, command.run(app, command_args)
+    finally:
+        app.store.close()
+
+
+def _in_daemon(loaded, command, command_args, locked: Exception):
+    from driftd.monitor.admin_client import AdminUnavailable, call, find_daemon
+    from driftd.monitor.errors import user_message
+
+    address = find_daemon(loaded)
+    if address is None:
+        raise locked
+    try:
+        return call(address, command, command_args)
+    except AdminUnavailable as exc:
+        raise CliError(f"{user_message(locked)}; {exc}") from None
+
+
+def _print_json(command, result, indent: int | None = 1) -> None:
+    from driftd.monitor.service.commands import to_json
+
+    print(json.dumps(to_json(command, result), indent=indent))
+
+
+def _rows(items) -> list[dict]:
+    return [asdict(item) for item in items]
+
+
 def cmd_run(args) -> int:
     from kafka.errors import KafkaError
 
-    app = _app(args.config)
     if args.once:
+        app = _store_alone(args, "`driftd run --once`")
         try:
             return app.run_once()
         except KafkaError as exc:
             raise CliError(f"kafka: {type(exc).__name__}: {exc}") from exc
-    return app.run_forever()
+    return _app(args.config).run_forever()
+
+
+def _absolute_file(value: str) -> str:
+    path = Path(value)
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    return str(path.resolve())
 
 
 def cmd_reference_add(args) -> int:
-    from driftd.monitor.store.references import register_reference
+    from driftd.monitor.service.commands import ReferenceAddArgs
 
-    app = _app(args.config)
-    cfg = _model(app, args.model)
-    reg = register_reference(app.store, args.model, cfg, Path(args.file))
-    rec = reg.record
-    state = "registered" if reg.created else "unchanged (same sha256)"
-    print(json.dumps({"model": rec.model, "version": rec.version, "sha256": rec.sha256,
-                      "rows": rec.rows, "schema": rec.schema, "status": state}, indent=2))
+    command, result = _store_command(args, "reference-add", ReferenceAddArgs(
+        args.model, str(Path(args.file).resolve())))
+    _print_json(command, result, indent=2)
     return EXIT_OK
 
 
 def cmd_replay(args) -> int:
-    from driftd.monitor.ingest.replay import replay_file
+    from driftd.monitor.service.commands import ReplayArgs
 
-    app = _app(args.config)
+    _, r = _store_command(args, "replay", ReplayArgs(_absolute_file(args.file), args.kind))
     path = Path(args.file)
-    if not path.exists():
-        raise CliError(f"{path}: file not found")
-    stats = replay_file(path, args.kind, app.decoder, app.store, app.metrics)
-    print(f"{path}: {stats.lines} records, {stats.stored} events stored, {stats.labels} labels, "
-          f"{stats.duplicates} already stored, {stats.quarantined} quarantined")
-    if stats.quarantined:
-        print(f"driftd: {stats.quarantined} of {stats.lines} records quarantined; see driftd "
+    print(f"{path}: {r.lines} records, {r.stored} events stored, {r.labels} labels, "
+          f"{r.duplicates} already stored, {r.quarantined} quarantined")
+    if r.quarantined:
+        print(f"driftd: {r.quarantined} of {r.lines} records quarantined; see driftd "
               f"quarantine --config {args.config}", file=sys.stderr)
-    if stats.lines == 0:
+    if r.lines == 0:
         raise CliError(f"{path}: no records in the file; nothing stored")
-    if stats.stored + stats.labels + stats.duplicates == 0:
-        raise CliError(f"{path}: nothing stored: all {stats.lines} records were quarantined")
+    if r.stored + r.labels + r.duplicates == 0:
+        raise CliError(f"{path}: nothing stored: all {r.lines} records were quarantined")
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
+    from driftd.monitor.service.commands import ReportArgs
+    from driftd.reports.render import write_report
+
     if args.evidently:
         from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
 
         if not evidently_available():
             raise CliError(str(EvidentlyMissing()))
-    app = _app(args.config)
-    out = app.reports.write_run(args.run, out=Path(args.out),
-                                evidently=True if args.evidently else None)
-    if out is None:
-        raise CliError(f"no stored run {args.run!r} with results" if args.run
-                       else "no stored runs with results yet")
+    _, result = _store_command(args, "report", ReportArgs(args.run, args.evidently))
+    out = Path(args.out)
+    if result.appendix is not None:  # beside the report, which links it by name
+        write_report(out.parent, result.appendix.name, result.appendix.html)
+    _write_text(out, result.html)
     print(out)
     return EXIT_OK
 
 
 def cmd_export(args) -> int:
-    from driftd.monitor.store.export import export_training_data
+    from driftd.monitor.service.commands import ExportArgs
 
-    app = _app(args.config)
-    cfg = _model(app, args.model)
-    manifest = export_training_data(app.store, args.model, cfg, Path(args.out),
-                                    since=args.since, until=args.until)
-    print(json.dumps({k: manifest[k] for k in ("rows", "labelled_rows", "time_range")}))
+    command, result = _store_command(args, "export", ExportArgs(
+        args.model, str(Path(args.out).resolve()), since=args.since, until=args.until))
+    _print_json(command, result, indent=None)
     return EXIT_OK
 
 
 def cmd_backfill(args) -> int:
-    from driftd.monitor.service.backfill import backfill
-    from driftd.monitor.service.runner import summarize
+    from driftd.monitor.service.commands import BackfillArgs
 
-    app = _app(args.config)
-    _model(app, args.model)
-    outcomes = backfill(app, args.model, args.since, args.until,
-                        progress=sys.stderr.isatty())
-    summary = summarize(outcomes)
+    _, summary = _store_command(args, "backfill", BackfillArgs(
+        args.model, args.since, args.until, progress=sys.stderr.isatty()))
     print(summary.text)
     if summary.windows == 0:
         raise CliError(f"no window to evaluate between {args.since:%Y-%m-%dT%H:%M:%SZ} and "
@@ -192,13 +240,12 @@ HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "st
 
 
 def cmd_history(args) -> int:
-    from driftd.monitor.service.backfill import history_rows
+    from driftd.monitor.service.commands import HistoryArgs
 
-    app = _app(args.config)
-    _model(app, args.model)
-    rows = history_rows(app.store, args.model, feature=args.feature)
+    command, result = _store_command(args, "history", HistoryArgs(args.model, args.feature))
+    rows = _rows(result)
     if args.format == "json":
-        print(json.dumps(rows, indent=1, default=str))
+        _print_json(command, result)
     elif args.format == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else HISTORY_FIELDS)
@@ -211,51 +258,57 @@ def cmd_history(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    app = _app(args.config)
-    rows = app.store.quarantine_rows(limit=args.limit)
-    out = []
-    for r in rows:
-        where = (f"{r['topic']}[{r['partition']}]@{r['offset']}" if r["source"] == "kafka"
-                 else f"{r['source']}:{r['line']}")
-        raw = bytes(r["raw"] or b"")
-        out.append({"received_at": r["received_at"], "source": r["source"], "where": where,
-                    "topic": r["topic"], "partition": r["partition"], "offset": r["offset"],
-                    "line": r["line"], "model": r["model"], "reason_code": r["reason_code"],
-                    "reason": r["reason"],
-                    "first_bytes": raw[:80].decode("utf-8", errors="backslashreplace")})
+    from driftd.monitor.service.commands import QuarantineArgs
+
+    command, result = _store_command(args, "quarantine", QuarantineArgs(args.limit))
     if args.format == "json":
-        print(json.dumps(out, indent=1, default=str))
+        _print_json(command, result)
     else:
-        _table(out, ("received_at", "where", "reason_code", "reason", "first_bytes"))
+        _table(_rows(result), ("received_at", "where", "reason_code", "reason", "first_bytes"))
     return EXIT_OK
 
 
 def cmd_alerts(args) -> int:
-    app = _app(args.config)
-    states = app.alerts.states()
-    rows = [{"model": s.model, "status": s.status, "severity": s.severity,
-             "opened_at": s.opened_at, "last_seen": s.last_seen, "resolved_at": s.resolved_at,
-             "silenced_until": s.silenced_until, "silence_reason": s.silence_reason}
-            for s in states]
+    from driftd.monitor.service.commands import AlertsArgs
+
+    command, result = _store_command(args, "alerts", AlertsArgs())
     if args.format == "json":
-        print(json.dumps({"alerts": rows, "deliveries": app.outbox.deliveries()}, indent=1,
-                         default=str))
-    else:
-        _table(rows, ("model", "status", "severity", "opened_at", "last_seen", "silenced_until"))
-        print()
-        _table(app.outbox.deliveries(), ("created_at", "sink", "event_type", "model", "status",
-                                         "attempts", "last_error"))
+        _print_json(command, result)
+        return EXIT_OK
+    _table(_rows(result.alerts),
+           ("model", "status", "severity", "opened_at", "last_seen", "silenced_until"))
+    print()
+    _table(_rows(result.deliveries), ("created_at", "delivery_id", "sink", "event_type", "model",
+                                      "status", "attempts", "next_attempt_at", "last_error"))
+    if result.dead:
+        print(f"\n{result.dead} dead deliver{'y' if result.dead == 1 else 'ies'}: send again "
+              f"with driftd redeliver --config {args.config} --dead")
     return EXIT_OK
 
 
 def cmd_silence(args) -> int:
-    app = _app(args.config)
-    _model(app, args.model)
-    until = datetime.now(UTC).replace(tzinfo=None) + args.duration
-    state = app.alerts.silence(args.model, until=until, reason=args.reason,
-                               by=args.by or getpass.getuser())
-    print(f"{args.model}: silenced until {state.silenced_until.isoformat()}Z by "
-          f"{state.silenced_by}: {state.silence_reason}")
+    from driftd.monitor.service.commands import SilenceArgs
+
+    _, r = _store_command(args, "silence", SilenceArgs(
+        args.model, args.duration.total_seconds(), args.reason, args.by or getpass.getuser()))
+    print(f"{r.model}: silenced until {r.silenced_until.isoformat()}Z by {r.silenced_by}: "
+          f"{r.reason}")
+    return EXIT_OK
+
+
+def cmd_redeliver(args) -> int:
+    from driftd.monitor.service.commands import RedeliverArgs
+
+    _, result = _store_command(args, "redeliver", RedeliverArgs(
+        args.delivery, args.dead, args.by or getpass.getuser()))
+    if not result:
+        print("no dead deliveries")
+    for d in result:
+        if d.queued:
+            print(f"{d.delivery_id}: {d.event_type} for {d.model} to {d.sink} queued again "
+                  f"(was {d.previous_status})")
+        else:
+            print(f"{d.delivery_id}: already pending")
     return EXIT_OK
 
 
@@ -332,11 +385,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_compact(args) -> int:
-    from driftd.monitor.store.duckdb_file import open_store
     from driftd.monitor.store.retention import apply_retention, compact
 
     loaded = _load(args.config)
-    store = open_store(loaded)
+    store = _store_alone(args, "`driftd compact`").store
     try:
         stats = apply_retention(store, loaded.config, datetime.now(UTC).replace(tzinfo=None))
         store.con.execute("CHECKPOINT")
@@ -553,6 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
                     metavar="DURATION", help="how long: 30m, 2h, 1d, 1w")
     sp.add_argument("--reason", required=True, help="why (shown in driftd alerts)")
     sp.add_argument("--by", help="who silenced it (default: the current user)")
+
+    sp = add("redeliver", cmd_redeliver,
+             "send deliveries again under their delivery id (dead ones, or one by id)",
+             "driftd redeliver --config driftd.yaml --dead")
+    config_arg(sp)
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--delivery", metavar="ID",
+                       help="one delivery (its id from driftd alerts), dead or sent")
+    which.add_argument("--dead", action="store_true", help="every dead delivery")
+    sp.add_argument("--by", help="who asked (default: the current user; kept with the alert "
+                                 "history)")
 
     sp = add("compact", cmd_compact,
              "apply retention and rewrite the store file smaller (daemon stopped)",

@@ -133,6 +133,9 @@ class ModelConfig(_Strict):
     window_seconds: int = Field(default=3600, gt=0)
     window_align: Literal["none", "utc"] = "none"
     allowed_lateness_seconds: int = Field(default=0, ge=0)
+    # labels arriving for a closed (utc-aligned) window that ended less than this long ago
+    # score it again, so its calibration and performance count; 0: labels never re-score
+    label_lateness_seconds: int = Field(default=7 * 86_400, ge=0)
     min_rows: int = Field(default=500, ge=1)
     schedule_seconds: int = Field(default=300, gt=0)
     alert: AlertConfig = Field(default_factory=AlertConfig)

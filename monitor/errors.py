@@ -39,6 +39,18 @@ def _duckdb_error(exc: Exception) -> str:
     return f"store: {_one_line(text)}"
 
 
+def store_lock_holder(exc: BaseException) -> int | None:
+    """For DuckDB's "Could not set lock" error: the PID holding the store (0 when DuckDB does
+    not say); None for any other error."""
+    if type(exc).__module__.split(".", 1)[0].lstrip("_") != "duckdb":
+        return None
+    text = str(exc)
+    if not _LOCK.search(text):
+        return None
+    holder = _PID.search(text)
+    return int(holder["pid"]) if holder else 0
+
+
 def user_message(exc: BaseException) -> str:
     """One line: what went wrong and where."""
     module = type(exc).__module__.split(".", 1)[0].lstrip("_")

@@ -100,6 +100,9 @@ class RunLineage:
     evidently_report: str | None = None
     # Why the run is "error" or "skipped" (e.g. "312 rows < min_rows 500"); shown in the verdict.
     status_reason: str | None = None
+    # the version that served most of the window (ties: the one seen last); `model_versions`
+    # holds every version seen, the most served first
+    model_version: str | None = None
 
     def __post_init__(self) -> None:
         _check_status(self.status)

@@ -18,12 +18,20 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+MAX_DELAY_SECONDS = 86_400.0  # the longest wait between two attempts any option can ask for
+MAX_RETRY_FOR_SECONDS = 30 * 86_400.0
+
 EventType = Literal["drift.detected", "drift.resolved", "retrain.requested"]
 EVENT_TYPES: frozenset[str] = frozenset({"drift.detected", "drift.resolved", "retrain.requested"})
 
 
 class SinkConfigBase(BaseModel):
     """Options every sink has: how hard the outbox tries, and which events the sink wants.
+
+    A failed delivery is retried until both `retry_for_seconds` have passed since it was queued
+    and `max_attempts` attempts were made; then it is dead (a permanent error kills it at once).
+    So the time horizon is what matters during an outage, and `max_attempts` is the least number
+    of tries even with a short horizon (`retry_for_seconds: 0` gives exactly `max_attempts`).
 
     Cross-field checks are field validators, not model validators, on purpose: a model-level
     error carries the whole input dict, secrets included, into `ValidationError` text.
@@ -32,9 +40,13 @@ class SinkConfigBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_for_seconds: float = Field(default=86_400, ge=0, le=MAX_RETRY_FOR_SECONDS)
+    # the whole attempt: connect, send, and the complete answer (not each socket read)
     timeout_seconds: float = Field(default=10, gt=0, le=300)
     backoff_initial_seconds: float = Field(default=1, gt=0)
-    backoff_max_seconds: float = Field(default=300, gt=0)
+    backoff_max_seconds: float = Field(default=300, gt=0)  # waits are clamped to a day
+    # a receiver's `Retry-After` is honoured up to this (a bogus hint cannot park an alert)
+    retry_after_max_seconds: float = Field(default=600, ge=0, le=MAX_DELAY_SECONDS)
     event_types: list[EventType] = Field(
         default_factory=lambda: ["drift.detected", "drift.resolved", "retrain.requested"],
         min_length=1,

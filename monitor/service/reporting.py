@@ -7,7 +7,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,23 @@ from driftd.reports.render import (
 
 log = logging.getLogger("driftd.reporting")
 
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """One HTML file of a report: a bare file name and its content."""
+
+    name: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedRun:
+    """A run's report and, when asked for, Evidently's appendix (linked by name from it)."""
+
+    run_id: str
+    html: str
+    appendix: ReportDocument | None = None
+
 TREND_WINDOWS = 30
 
 
@@ -63,6 +80,7 @@ def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
         driftd_version=__version__, started_at=_aware(run["started_at"]),
         duration_seconds=float(run["duration_seconds"]),
         generated_at=datetime.now(UTC), status_reason=run.get("error"),
+        model_version=run.get("model_version"),
     )
 
 
@@ -194,35 +212,45 @@ class ReportWriter:
         With `evidently` (default: the `reports.evidently` switch) Evidently's DataDriftPreset
         report of the same reference and window is written beside it and linked.
         """
+        rendered = self.render_run(run_id, evidently=evidently)
+        if rendered is None:
+            return None
+        directory = out.parent if out is not None else self.directory
+        if rendered.appendix is not None:
+            write_report(directory, rendered.appendix.name, rendered.appendix.html)
+        if out is not None:
+            return write_report_file(out, rendered.html)
+        return write_report(self.directory, f"{rendered.run_id}.html", rendered.html)
+
+    def render_run(self, run_id: str | None = None, *,
+                   evidently: bool | None = None) -> RenderedRun | None:
+        """A stored run's report (latest if no id) and its Evidently appendix, not yet written;
+        None when there is no such run with results."""
         run = self._store.run(run_id)
         if run is None:
             return None
         result = DriftResult.from_dict(json.loads(run["result"])) if run["result"] else None
         if result is None:
             return None
-        directory = out.parent if out is not None else self.directory
-        directory.mkdir(parents=True, exist_ok=True)
         lineage = lineage_of(run, self._config)
+        appendix = None
         if evidently if evidently is not None else self._config.reports.evidently:
-            name = self._evidently(run, directory)
-            if name:
-                lineage = replace(lineage, evidently_report=name)
+            appendix = self._evidently(run)
+            if appendix is not None:
+                lineage = replace(lineage, evidently_report=appendix.name)
         html = render_run(lineage, result,
                           trends=trends_for(self._store, run["model"], run["window_end"],
                                             self.trend_windows))
-        if out is not None:
-            return write_report_file(out, html)
-        return write_report(self.directory, f"{run['run_id']}.html", html)
+        return RenderedRun(run["run_id"], html, appendix)
 
-    def _evidently(self, run: dict[str, Any], directory: Path) -> str | None:
+    def _evidently(self, run: dict[str, Any]) -> ReportDocument | None:
         """Evidently's report for the run's reference and window; None if it cannot be made."""
         from driftd.monitor.store.references import read_table, reference_frame
-        from driftd.reports.evidently_appendix import write_evidently_report
+        from driftd.reports.evidently_appendix import render_evidently_report
 
         cfg = self._config.models.get(run["model"])
         if cfg is None:
             return None
-        name = f"{run['run_id']}-evidently.html"
         try:
             ref = self._store.reference(run["model"], run["reference_version"])
             reference = reference_frame(read_table(Path(ref.path)), cfg, ref.path)
@@ -230,12 +258,12 @@ class ReportWriter:
                                              run["window_end"]).frame
             categorical = [f for f, kind in cfg.features.items() if kind == "categorical"]
             features = list(cfg.features)
-            write_evidently_report(reference.select(features), window.select(features),
-                                   directory / name, categorical=categorical)
+            html = render_evidently_report(reference.select(features), window.select(features),
+                                           categorical=categorical)
         except Exception:  # the appendix is optional; our report must still be written
             log.exception("evidently appendix failed", extra={"run_id": run["run_id"]})
             return None
-        return name
+        return ReportDocument(f"{run['run_id']}-evidently.html", html)
 
     def write_overviews(self) -> list[ModelHistory]:
         """(Re)write every model's overview page; returns the histories drawn. A model whose

@@ -38,6 +38,7 @@ class RunOutcome:
     result: DriftResult | None
     error: str | None = None
     trigger: str = "schedule"
+    model_version: str | None = None  # served most of the window; model_versions: all seen
 
 
 def severity_of(result: DriftResult, critical_share: float) -> str | None:
@@ -74,13 +75,14 @@ class DetectorRunner:
         result: DriftResult | None = None
         error = None
         versions: tuple[str, ...] = ()
+        version: str | None = None
         rows = 0
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
             loaded = self._store.load_window(model, cfg.features, window.start, window.end)
             rows = loaded.frame.height
-            versions = loaded.model_versions
+            versions, version = loaded.model_versions, loaded.model_version
             if rows < cfg.min_rows:
                 status = "skipped"
                 error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
@@ -96,7 +98,8 @@ class DetectorRunner:
         duration = time.perf_counter() - t0
         severity = severity_of(result, cfg.alert.critical_share) if result else None
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,
-                             fingerprint, started, duration, result, error, trigger)
+                             fingerprint, started, duration, result, error, trigger,
+                             model_version=version)
         self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
@@ -110,6 +113,7 @@ class DetectorRunner:
             "share_drifted": result.share_drifted if result else None,
             "window_start": o.window.start, "window_end": o.window.end, "rows": o.rows,
             "model_versions": json.dumps(list(o.model_versions)),
+            "model_version": o.model_version,
             "reference_version": o.reference.version if o.reference else None,
             "reference_sha256": o.reference.sha256 if o.reference else None,
             "reference_rows": o.reference.rows if o.reference else None,
@@ -118,6 +122,9 @@ class DetectorRunner:
             "trigger": o.trigger, "started_at": o.started_at,
             "duration_seconds": o.duration_seconds, "error": o.error,
             "result": json.dumps(result.to_dict(), default=str) if result else None,
+            "calibration_ece": (result.calibration.ece_current
+                                if result and result.calibration else None),
+            "performance": _performance_json(result),
         }
 
     @staticmethod
@@ -129,6 +136,15 @@ class DetectorRunner:
              f.status, f.reason)
             for f in result.features + result.prediction
         ]
+
+
+def _performance_json(result: DriftResult | None) -> str | None:
+    """The window's realized performance metrics, `{"roc_auc": 0.81, ...}`; None unlabelled."""
+    perf = result.performance if result else None
+    if perf is None or not perf.rows_labelled:
+        return None
+    values = {m.name: m.current for m in perf.metrics if m.current is not None}
+    return json.dumps(values) if values else None
 
 
 def thresholds_of(result: DriftResult | None) -> dict[str, float]:

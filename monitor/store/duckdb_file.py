@@ -7,6 +7,7 @@ Kafka offsets are written in one transaction, so offsets never get ahead of the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
     from driftd.monitor.config import LoadedConfig, StoreConfig
@@ -68,6 +70,12 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR
 );
+-- the version that served most of the window (model_versions: every version seen, most first)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
+-- what labels told about the window (for metrics at scrape time, without parsing `result`):
+-- the ECE of its predictions, and its performance metrics as JSON {"roc_auc": 0.81, ...}
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS calibration_ece DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS performance VARCHAR;
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -97,16 +105,35 @@ class ReferenceRecord:
     registered_at: datetime
 
 
+# each model's newest scored (ok/drift, not superseded) run by window end, then start
+_NEWEST_RUN = """SELECT model, run_id FROM (
+    SELECT model, run_id, row_number() OVER (
+        PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
+    FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
+  WHERE k = 1"""
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A stored run of a closed window that data arrived for after it was scored."""
+
+    run_id: str
+    window_start: datetime
+    window_end: datetime
+    reason: str  # "events" | "labels"
+
+
 @dataclass(frozen=True)
 class Window:
     """A model's window as loaded from the log: one column per feature (named as the feature,
     whatever its name), and the predictions and labels beside it, never among them."""
 
     frame: pl.DataFrame
-    model_versions: tuple[str, ...]
+    model_versions: tuple[str, ...]  # every version seen, the most served first
     observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
     prediction: pl.Series | None = None  # scores (Float64) or classes (Utf8), one per row
     label: pl.Series | None = None  # numeric labels, or class labels when only those came
+    model_version: str | None = None  # served most of the window's events (ties: seen last)
 
 
 def _utcnow() -> datetime:
@@ -571,16 +598,16 @@ class Store:
                 and frame["label_class"].null_count() < frame.height):
             label = frame["label_class"]
         frame = frame.select([pl.col(f"f:{n}").alias(n) for n in features])
-        versions = tuple(
-            r[0]
-            for r in con.execute(
-                f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
-                    WHERE ts >= ? AND ts < ? ORDER BY 1""",
-                [start, end],
-            ).fetchall()
-        )
+        served = con.execute(
+            f"""SELECT model_version FROM {table} WHERE ts >= ? AND ts < ?
+                GROUP BY model_version ORDER BY count(*) DESC, max(ts) DESC, model_version""",
+            [start, end],
+        ).fetchall()
+        versions = tuple(v for (v,) in served if v is not None)
+        dominant = served[0][0] if served else None
         return Window(frame, versions, self._observed_types(model, features, start, end),
-                      prediction.rename("prediction"), label.rename("label"))
+                      prediction.rename("prediction"), label.rename("label"),
+                      model_version=dominant)
 
     def _observed_types(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
@@ -728,28 +755,79 @@ class Store:
             """SELECT max(window_end) FROM runs WHERE model = ? AND superseded_by IS NULL
                AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
 
-    def stale_runs(self, model: str, *, since: datetime) -> list[tuple[str, datetime, datetime]]:
-        """Aligned-window runs that events arrived for after the run started (late events)."""
+    def stale_runs(self, model: str, *, since: datetime, labels_since: datetime | None = None,
+                   fresh_since: datetime | None = None) -> list[StaleRun]:
+        """Aligned-window runs that data arrived for after the run started: events, for
+        windows ending after `since`, and labels (new or changed) of their events, for windows
+        ending after `labels_since` (None: late labels re-score nothing).
+
+        `fresh_since` (ingest time): only data stored after it is looked at — a caller that
+        checks every tick and re-scores what it finds passes its previous check's time, so a
+        tick reads the last minutes of the log, not its last days. Rows are appended in ingest
+        order, so DuckDB skips the older row groups by their min/max."""
         if not self.has_model_table(model):
             return []
-        return self.con.execute(
-            f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
-                WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
-                  AND r.trigger IN ('aligned', 'backfill')
-                  AND EXISTS (SELECT 1 FROM {events_table(model)} e
-                              WHERE e.ts >= r.window_start AND e.ts < r.window_end
-                                AND e.ingested_at > r.started_at)
-                ORDER BY r.window_start""", [model, since]).fetchall()
+        table = events_table(model)
+        candidates = """SELECT run_id, window_start, window_end, started_at FROM runs
+                        WHERE model = ? AND superseded_by IS NULL AND window_end > ?
+                          AND trigger IN ('aligned', 'backfill')"""
+        checks = [("events", since, f"SELECT ts, ingested_at AS at FROM {table} "
+                                    "WHERE ingested_at > ?", [])]
+        if labels_since is not None:
+            checks.append(("labels", labels_since,
+                           f"""SELECT e.ts, l.received_at AS at
+                               FROM labels l JOIN {table} e USING (event_id)
+                               WHERE l.received_at > ? AND l.model = ?""", [model]))
+        stale: dict[str, StaleRun] = {}
+        for reason, horizon, fresh, params in checks:
+            oldest = self.con.execute(f"SELECT min(started_at) FROM ({candidates})",
+                                      [model, horizon]).fetchone()[0]
+            if oldest is None:
+                continue
+            # a constant, so the scan skips row groups stored before it by their min/max
+            after = max(oldest, fresh_since) if fresh_since is not None else oldest
+            for run_id, start, end in self.con.execute(
+                    f"""WITH c AS ({candidates}), fresh AS ({fresh})
+                        SELECT c.run_id, c.window_start, c.window_end FROM c
+                        WHERE EXISTS (SELECT 1 FROM fresh
+                                      WHERE fresh.ts >= c.window_start
+                                        AND fresh.ts < c.window_end
+                                        AND fresh.at > c.started_at)""",
+                    [model, horizon, after, *params]).fetchall():
+                stale.setdefault(run_id, StaleRun(run_id, start, end, reason))
+        return sorted(stale.values(), key=lambda r: r.window_start)
 
     def latest_findings(self) -> list[tuple]:
-        """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
+        """Findings of each model's newest scored window (for metrics at scrape time); a window
+        scored again late stays where its time is, it does not become the newest."""
         return self.con.execute(
-            """WITH latest AS (
-                 SELECT model, arg_max(run_id, started_at) AS run_id FROM runs
-                 WHERE status IN ('ok', 'drift') AND superseded_by IS NULL GROUP BY model)
+            f"""WITH latest AS ({_NEWEST_RUN.format(extra="")})
                SELECT l.model, f.feature, f.method, f.statistic, f.drifted
                FROM latest l JOIN findings f USING (run_id)"""
         ).fetchall()
+
+    def model_verdicts(self) -> list[ModelSignals]:
+        """Each model's newest verdict (drift, share drifted), and the newest calibration and
+        performance its labels allowed (labels lag: often an older window's)."""
+        verdicts = {model: ModelSignals(model, bool(drift), share or 0.0)
+                    for model, _, drift, share in self.con.execute(
+                        f"""SELECT r.model, r.run_id, r.drift, r.share_drifted
+                            FROM ({_NEWEST_RUN.format(extra="")}) n JOIN runs r USING (run_id)"""
+                    ).fetchall()}
+        for model, _, ece in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.calibration_ece FROM ({_NEWEST_RUN.format(
+                    extra="AND calibration_ece IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                verdicts[model] = dataclasses.replace(verdicts[model], calibration_ece=ece)
+        for model, _, perf in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.performance FROM ({_NEWEST_RUN.format(
+                    extra="AND performance IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                metrics = {k: float(v) for k, v in json.loads(perf).items() if v is not None}
+                verdicts[model] = dataclasses.replace(verdicts[model], performance=metrics)
+        return sorted(verdicts.values(), key=lambda v: v.model)
 
     def last_runs(self) -> list[tuple[str, datetime, datetime]]:
         return self.con.execute(
