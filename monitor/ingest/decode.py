@@ -264,38 +264,46 @@ class Decoder:
                       window: tuple[datetime, datetime] | None = None) -> DecodedBatch:
         """Validate event messages into per-model column lists; quarantine the rest."""
         batch = batch or DecodedBatch()
-        models = self._config.models
         window = window or self.time_window()  # once per call, not per message
         for msg in messages:
-            if not self._precheck(batch, msg):
-                continue
             try:
-                event = Event.model_validate_json(msg.value)
-            except ValidationError as exc:
-                code, reason = _describe(exc)
-                self._quarantine(batch, msg, code, reason)
-                continue
-            except (RecursionError, ValueError) as exc:
-                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
-                continue
-            try:
-                ts = to_utc(event.timestamp)
-            except TimestampOutOfRange as exc:
-                self._quarantine(batch, msg, "bad_timestamp", str(exc))
-                continue
-            if not self._check_common(batch, msg, event.event_id, event.model, ts, window):
-                continue
-            rows = batch.events.get(event.model)
-            if rows is None:
-                rows = batch.events[event.model] = ModelRows(models[event.model].features)
-            if event.event_id in rows.seen:
-                batch.duplicates_in_batch += 1
-                continue
-            rows.seen.add(event.event_id)
-            rows.add(event, ts, msg)
+                self._decode_event(batch, msg, window)
+            except Exception as exc:  # never the batch's fate: this message is quarantined
+                self._quarantine(batch, msg, "decode_error",
+                                 f"cannot decode: {type(exc).__name__}: {exc}"[:300])
         for rows in batch.events.values():
             rows.flush()
         return batch
+
+    def _decode_event(self, batch: DecodedBatch, msg: RawMessage,
+                      window: tuple[datetime, datetime]) -> None:
+        """One event message: accepted into `batch.events`, or quarantined with the reason."""
+        if not self._precheck(batch, msg):
+            return
+        try:
+            event = Event.model_validate_json(msg.value)
+        except ValidationError as exc:
+            code, reason = _describe(exc)
+            self._quarantine(batch, msg, code, reason)
+            return
+        except (RecursionError, ValueError) as exc:
+            self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            return
+        try:
+            ts = to_utc(event.timestamp)
+        except TimestampOutOfRange as exc:
+            self._quarantine(batch, msg, "bad_timestamp", str(exc))
+            return
+        if not self._check_common(batch, msg, event.event_id, event.model, ts, window):
+            return
+        rows = batch.events.get(event.model)
+        if rows is None:
+            rows = batch.events[event.model] = ModelRows(self._config.models[event.model].features)
+        if event.event_id in rows.seen:
+            batch.duplicates_in_batch += 1
+            return
+        rows.seen.add(event.event_id)
+        rows.add(event, ts, msg)
 
     def decode_labels(self, messages: Iterable[RawMessage],
                       batch: DecodedBatch | None = None) -> DecodedBatch:
@@ -303,36 +311,49 @@ class Decoder:
         batch = batch or DecodedBatch()
         labels = batch.labels
         for msg in messages:
-            if not self._precheck(batch, msg):
-                continue
             try:
-                label = Label.model_validate_json(msg.value)
-            except ValidationError as exc:
-                code, reason = _describe(exc)
-                self._quarantine(batch, msg, code, reason)
+                row = self._decode_label(batch, msg)
+            except Exception as exc:  # never the batch's fate: this message is quarantined
+                self._quarantine(batch, msg, "decode_error",
+                                 f"cannot decode: {type(exc).__name__}: {exc}"[:300])
                 continue
-            except (RecursionError, ValueError) as exc:
-                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            if row is None:
                 continue
-            try:
-                ts = None if label.timestamp is None else to_utc(label.timestamp)
-            except TimestampOutOfRange as exc:
-                self._quarantine(batch, msg, "bad_timestamp", str(exc))
-                continue
-            if not self._check_common(batch, msg, label.event_id, label.model, None):
-                continue
-            value = label.label
-            labels.model.append(label.model)
-            labels.event_id.append(label.event_id)
-            if isinstance(value, str):
-                labels.label.append(None)
-                labels.label_class.append(value)
-            else:
-                labels.label.append(float(value))
-                labels.label_class.append(None)
+            model, event_id, value, value_class, ts = row
+            labels.model.append(model)
+            labels.event_id.append(event_id)
+            labels.label.append(value)
+            labels.label_class.append(value_class)
             labels.ts.append(ts)
             labels.source.append(msg.source)
         return batch
+
+    def _decode_label(self, batch: DecodedBatch, msg: RawMessage
+                      ) -> tuple[str, str, float | None, str | None, datetime | None] | None:
+        """One label message as (model, event_id, label, label_class, ts), or None when it was
+        quarantined."""
+        if not self._precheck(batch, msg):
+            return None
+        try:
+            label = Label.model_validate_json(msg.value)
+        except ValidationError as exc:
+            code, reason = _describe(exc)
+            self._quarantine(batch, msg, code, reason)
+            return None
+        except (RecursionError, ValueError) as exc:
+            self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            return None
+        try:
+            ts = None if label.timestamp is None else to_utc(label.timestamp)
+        except TimestampOutOfRange as exc:
+            self._quarantine(batch, msg, "bad_timestamp", str(exc))
+            return None
+        if not self._check_common(batch, msg, label.event_id, label.model, None):
+            return None
+        value = label.label
+        if isinstance(value, str):
+            return label.model, label.event_id, None, value, ts
+        return label.model, label.event_id, float(value), None, ts
 
 
 def _numeric_column(column: list[Any], name: str, issues: dict[int, dict[str, str]]) -> list:
