@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -48,7 +48,14 @@ from kafka.structs import OffsetAndMetadata
 
 from driftd.detectors.threads import usable_cpus
 from driftd.monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
-from driftd.monitor.ingest.decode import DecodedBatch, Decoder, RawMessage
+from driftd.monitor.ingest.decode import (
+    OTHER_REASON,
+    REASON_CODES,
+    UNKNOWN_MODEL,
+    DecodedBatch,
+    Decoder,
+    RawMessage,
+)
 from driftd.monitor.ingest.decodepool import DecodePool
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
 from driftd.monitor.ingest.kafka_internals import install_whole_batches, install_wide_reads
@@ -135,7 +142,12 @@ def decode_workers(config: KafkaConfig) -> int:
     return 1 if usable_cpus() >= 2 else 0
 
 
-def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
+def record_metrics(metrics: DriftdMetrics | None, result: WriteResult,
+                   models: Collection[str]) -> None:
+    """Count a stored batch. Label values come only from configuration: a quarantined
+    message's model is its label only when it is a configured `models` name (else
+    "unknown"), and its reason is one of the fixed codes (else "other"), so made-up names
+    in hostile messages cannot create series."""
     if metrics is None:
         return
     for model, n in result.inserted.items():
@@ -144,9 +156,13 @@ def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
         metrics.events_duplicate.inc(result.duplicates)
     if result.labels:
         metrics.labels_ingested.inc(result.labels)
+    counts: dict[tuple[str, str], int] = {}
     for model, code in result.quarantine_codes:
-        # label values are bounded: model only when configured, reason is a fixed code
-        metrics.events_quarantined.labels(model, code).inc()
+        key = (model if model in models else UNKNOWN_MODEL,
+               code if code in REASON_CODES else OTHER_REASON)
+        counts[key] = counts.get(key, 0) + 1
+    for (model, code), n in counts.items():
+        metrics.events_quarantined.labels(model, code).inc(n)
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -508,7 +524,8 @@ class KafkaIngestor:
             return PollStats(0, 0, 0, 0, 0)
         self._flight = None
         result = flight.future.result()  # raises the store's error
-        record_metrics(self._metrics, result)  # stored: count it whatever Kafka says
+        # stored: count it whatever Kafka says
+        record_metrics(self._metrics, result, self._decoder.config.models)
         offsets = {k: o for k, o in flight.offsets.items() if not skip or k[0] not in skip}
         if commit and offsets and self._consumer is not None:
             self._commit(offsets)

@@ -27,6 +27,23 @@ from driftd.monitor.events import Event, Label, TimestampOutOfRange, to_utc
 
 _NUMBER_OR_NONE = frozenset({float, int, bool, NONE})
 
+# Why a message is quarantined (`quarantine.reason_code`): a fixed set, so that it can be a
+# metric label. `reason` holds the details.
+REASON_CODES = frozenset({
+    "empty",          # no value (a tombstone)
+    "too_large",      # over ingest.max_message_bytes
+    "invalid_json",   # not JSON, not an object, nested too deep
+    "missing_field",  # a required field is absent
+    "wrong_type",     # a field of the wrong type
+    "bad_timestamp",  # unparseable, or outside the accepted range
+    "bad_id",         # event_id longer than ingest.max_id_length
+    "unknown_model",  # the model is not configured
+    "conflict",       # an event_id already stored (or earlier in the batch) with another payload
+    "decode_error",   # the decoder itself failed on this message
+})
+OTHER_REASON = "other"  # the metric label of a code outside REASON_CODES (none today)
+UNKNOWN_MODEL = "unknown"  # the metric label of a model name that is not configured
+
 
 @dataclass(frozen=True)
 class RawMessage:

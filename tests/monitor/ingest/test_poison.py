@@ -64,15 +64,16 @@ def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> Non
         admin.close()
 
 
-def produce_mixed(bootstrap: str, topic: str, n_valid: int,
-                  poison: list[bytes]) -> tuple[list[str], int]:
-    """`n_valid` valid events round-robin over the partitions with the poison messages spread
-    among them on every partition. Returns the valid ids and how many poison were sent."""
+def produce_mixed(bootstrap: str, topic: str, n_valid: int, poison: list[bytes], *,
+                  copies: int = PARTITIONS) -> tuple[list[str], int]:
+    """`n_valid` valid events round-robin over the partitions with `copies` of each poison
+    message spread among them (on every partition when `copies` is the partition count).
+    Returns the valid ids and how many poison messages were sent."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1,
                              max_request_size=4 * 1024 * 1024)
     ids, sent = [], 0
-    every = max(1, n_valid // (len(poison) * PARTITIONS + 1))
-    queue = list(poison) * PARTITIONS
+    every = max(1, n_valid // (len(poison) * copies + 1))
+    queue = list(poison) * copies
     for i in range(n_valid):
         event = valid(i)
         ids.append(event["event_id"])
@@ -122,6 +123,47 @@ def test_deeply_nested_messages_are_quarantined_and_ingest_moves_on(tmp_path, br
         assert sum(o for (t, _), o in stored.items() if t == topics[0]) == len(ids) + sent
         assert metrics.registry.get_sample_value(
             "driftd_events_ingested_total", {"model": MODEL}) == len(ids)
+    finally:
+        ingestor.close()
+        store.close()
+
+
+def _series(metrics: DriftdMetrics, name: str) -> list[dict[str, str]]:
+    return [sample.labels for family in metrics.registry.collect() for sample in family.samples
+            if sample.name == name]
+
+
+def test_made_up_model_names_create_no_metric_series(tmp_path, broker):
+    """2,000 messages claiming 2,000 different model names (unknown models, and ids over the
+    length limit, which are refused before the model is checked) are quarantined with the
+    name they claim, but the metric counts them under model="unknown": a fixed set of series."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"events-{suffix}", f"labels-{suffix}")
+    create_topic(broker.bootstrap, topics[0])
+    loaded = load_config(write_config(tmp_path, kafka=broker.bootstrap, group=f"g-{suffix}",
+                                      topics=topics))
+    store = Store(loaded.store_path)
+    metrics = DriftdMetrics()
+    ingestor = KafkaIngestor(loaded.config.kafka, Decoder(loaded.config), store, metrics)
+    made_up = []
+    for i in range(2000):
+        event = valid(i, "u")
+        event["model"] = f"made-up-{i}"
+        if i % 2:
+            event["event_id"] = "x" * 300 + str(i)  # bad_id: refused before the model check
+        made_up.append(json.dumps(event).encode())
+    ids, sent = produce_mixed(broker.bootstrap, topics[0], 500, made_up, copies=1)
+    try:
+        stats = ingestor.drain(max_seconds=60)
+        assert stats.events == len(ids) and stats.quarantined == sent == 2000
+        claimed = store.con.execute(
+            "SELECT count(DISTINCT model) FROM quarantine WHERE model IS NOT NULL").fetchone()[0]
+        assert claimed == 1000  # the store keeps what each message claimed (bad_id rows)
+        series = _series(metrics, "driftd_events_quarantined_total")
+        assert {(s["model"], s["reason"]) for s in series} == {
+            ("unknown", "unknown_model"), ("unknown", "bad_id")}
+        assert sum(metrics.registry.get_sample_value(
+            "driftd_events_quarantined_total", s) for s in series) == 2000
     finally:
         ingestor.close()
         store.close()
