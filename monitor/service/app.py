@@ -154,15 +154,13 @@ class App:
         return state
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        checks: dict[str, str] = {}
-        try:
-            self.store.touch()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"not writable: {exc}"
+        """(ready, checks): nothing here writes, waits on the network or grows with calls;
+        the store's answer is computed at most once a second (`StoreHealth`)."""
+        checks: dict[str, str] = {"store": self.store.health.status().detail}
         if self.ingestor is not None:
             checks["broker"] = ("ok" if self.ingestor.broker_reachable()
                                 else f"unreachable: {self.ingestor.last_error or 'connecting'}")
+            checks["ingest"] = self.ingestor.progress()[1]
         if self.scheduler is not None:
             checks["scheduler"] = "ok" if self.scheduler.running else "not running"
         return all(v == "ok" for v in checks.values()), checks
@@ -201,15 +199,20 @@ class App:
         while not stop.is_set():
             try:
                 self.ingestor.poll_once()
-                backoff = 0.5
+                if not self.ingestor.failing:  # backs off until a batch is stored again
+                    backoff = 0.5
                 if time.monotonic() - last_lag > 5:
                     self.ingestor.update_lag()
                     last_lag = time.monotonic()
             except Exception as exc:
-                self.ingestor.last_error = f"{type(exc).__name__}: {exc}"
+                reason = self.ingestor.failed(exc)  # the broker's fault only if it is
                 log.warning("ingest error; retrying", extra={
-                    "error": self.ingestor.last_error, "retry_in_seconds": backoff})
-                self.ingestor.close()
+                    "error": reason, "retry_in_seconds": backoff})
+                try:  # a stall shows as lag: what was polled but not stored is still behind
+                    self.ingestor.update_lag()
+                except Exception:
+                    log.debug("lag after an ingest error is unknown", exc_info=True)
+                self.ingestor.recover(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
         try:  # a clean stop: what was polled is stored and committed before the consumer goes

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.monitor.store.health import StoreHealth
 
 if TYPE_CHECKING:
     from driftd.monitor.config import LoadedConfig, StoreConfig
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR
 );
+-- written by earlier versions' readiness check; kept so their files open unchanged
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -104,6 +106,12 @@ class Window:
     frame: pl.DataFrame
     model_versions: tuple[str, ...]
     observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A transaction that lost to another writer of the same store (retrying it helps), as
+    opposed to one that could not commit at all (a full disk: "Failed to commit")."""
+    return isinstance(exc, duckdb.TransactionException) and "Conflict" in str(exc)
 
 
 def _utcnow() -> datetime:
@@ -164,8 +172,11 @@ class Store:
         self._known_tables: dict[str, frozenset[str]] = {}
         if not read_only:
             self._con.execute(SCHEMA)
+        # readiness: reads on a cursor of its own, told how the ingest's writes went
+        self.health = StoreHealth(self._con.cursor, self.path)
 
     def close(self) -> None:
+        self.health.close()
         self._con.close()
 
     @contextmanager
@@ -201,10 +212,6 @@ class Store:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
-
-    def touch(self) -> None:
-        """A tiny committed write: proves the store is open and writable (readiness)."""
-        self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
 
     # --- event log -------------------------------------------------------------------------
 
@@ -305,15 +312,9 @@ class Store:
         is written again with ON CONFLICT, which DuckDB resolves by joining the batch against a
         scan of the table's keys: right, but its cost grows with the table.
         """
-        now = _utcnow()
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
-        try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     topic_ids=topic_ids)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     topic_ids=topic_ids)
+        return self._write(batch, offsets, group_id, topic_ids=topic_ids)
 
     def write_raw_events(
         self,
@@ -350,13 +351,28 @@ class Store:
         staged = {model: (fast.features(model), table) for model, table in tables.items()}
         for model, (features, _) in staged.items():
             self.ensure_model_table(model, features)
+        return self._write(batch, offsets, group_id, staged=staged, topic_ids=topic_ids)
+
+    def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int] | None,
+               group_id: str | None, *,
+               staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
+               topic_ids: Mapping[str, str] | None = None) -> WriteResult:
+        """`_write_batch` with plain INSERTs, again with ON CONFLICT when a key exists; the
+        outcome is told to `health` (a conflict with another writer is retried, not a fault)."""
         now = _utcnow()
         try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=staged, topic_ids=topic_ids)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=staged, topic_ids=topic_ids)
+            try:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                           staged=staged, topic_ids=topic_ids)
+            except duckdb.ConstraintException:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                           staged=staged, topic_ids=topic_ids)
+        except Exception as exc:
+            if not is_write_conflict(exc):  # another writer's conflict is retried, no fault
+                self.health.write_failed(exc)
+            raise
+        self.health.write_succeeded()
+        return result
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
