@@ -598,14 +598,16 @@ class Store:
         types: dict[str, str] = {}
         for name, kind in features.items():
             types[name] = "number" if kind == "numeric" else "string"
+        # keys are feature names as events spelled them: read as values (json_each), never
+        # spliced into a JSON path, where a quote in a name would break the query
         rows = self.con.execute(
             f"""SELECT DISTINCT k, v FROM (
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
                   WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
                   UNION ALL
-                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
-                    SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
-                    WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
+                  SELECT j.key AS k, j.value ->> '$' AS v
+                  FROM {table} e, json_each(e.type_issues) j
+                  WHERE e.type_issues IS NOT NULL AND e.ts >= ? AND e.ts < ?)""",
             [start, end, start, end],
         ).fetchall()
         for key, value in rows:

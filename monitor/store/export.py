@@ -19,7 +19,7 @@ from driftd import __version__
 from driftd.monitor.config import ModelConfig
 from driftd.monitor.store.duckdb_file import Store, in_parallel
 from driftd.monitor.store.references import file_sha256
-from driftd.monitor.store.sql import events_table, feature_column, ident
+from driftd.monitor.store.sql import events_table, feature_column, ident, literal
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -76,7 +76,7 @@ def export_training_data(store: Store, model: str, cfg: ModelConfig, out_dir: Pa
                 con.execute(
                     f"""COPY (SELECT * FROM __export WHERE CAST(timestamp AS DATE) = ?
                         ORDER BY timestamp, event_id)
-                        TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)""",
+                        TO {literal(target)} (FORMAT parquet, COMPRESSION zstd)""",
                     [day])
                 files.append({"path": rel, "sha256": file_sha256(target),
                               "bytes": target.stat().st_size})
@@ -120,10 +120,6 @@ def export_training_data(store: Store, model: str, cfg: ModelConfig, out_dir: Pa
         con.execute("DROP TABLE IF EXISTS __export")
     manifest["uri"] = out_dir.resolve().as_uri()
     return manifest
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _sources(con) -> dict[str, Any]:
