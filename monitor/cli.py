@@ -54,11 +54,13 @@ def _load(path: str):
 
 
 def _app(path: str):
+    from driftd.monitor.config import config_secrets
     from driftd.monitor.logs import setup_logging
     from driftd.monitor.service.app import build
 
     loaded = _load(path)
-    setup_logging(loaded.config.log.level, loaded.config.log.format)
+    setup_logging(loaded.config.log.level, loaded.config.log.format,
+                  config_secrets(loaded.config))
     return build(loaded)
 
 
