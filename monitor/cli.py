@@ -207,7 +207,7 @@ def cmd_quarantine(args) -> int:
         out.append({"received_at": r["received_at"], "source": r["source"], "where": where,
                     "topic": r["topic"], "partition": r["partition"], "offset": r["offset"],
                     "line": r["line"], "model": r["model"], "reason_code": r["reason_code"],
-                    "reason": r["reason"],
+                    "reason": r["reason"], "bytes": r["raw_bytes"], "sha256": r["raw_sha256"],
                     "first_bytes": raw[:80].decode("utf-8", errors="backslashreplace")})
     if args.format == "json":
         print(json.dumps(out, indent=1, default=str))

@@ -78,6 +78,9 @@ class IngestConfig(_Strict):
     max_future_skew_seconds: float = Field(default=3600, ge=0)
     max_age_days: float = Field(default=3650, gt=0)
     max_id_length: int = Field(default=256, ge=1)
+    # the most of a quarantined message's bytes the store keeps (its size and sha256 are kept
+    # whole): a flood of oversized messages must not fill the disk
+    quarantine_max_bytes: int = Field(default=65_536, ge=0)
 
 
 class ServerConfig(_Strict):

@@ -7,6 +7,7 @@ few checks; accepted events are then split into per-model column lists in one pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class RawMessage:
 
 @dataclass
 class QuarantineRow:
+    """A message refused, with why. `raw` is its first `ingest.quarantine_max_bytes` bytes;
+    `size` and `sha256` describe the whole message (and identify it: a message read again is
+    not quarantined twice)."""
+
     source: str
     topic: str | None
     partition: int | None
@@ -68,11 +73,21 @@ class QuarantineRow:
     reason_code: str
     reason: str
     raw: bytes
+    size: int = -1  # -1: len(raw)
+    sha256: str = ""  # "": computed from raw
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.raw)
+        if not self.sha256:
+            self.sha256 = hashlib.sha256(self.raw).hexdigest()
 
 
 @dataclass
 class ModelRows:
-    """Column lists for one model's events in a batch (first occurrence of an id wins)."""
+    """Column lists for one model's events in a batch, in message order. An id may repeat:
+    the store keeps the first occurrence, and quarantines a later one whose payload differs
+    (`monitor.store.conflicts`)."""
 
     features: Mapping[str, str]
     event_id: list[str] = field(default_factory=list)
@@ -87,7 +102,6 @@ class ModelRows:
     topic: list[str | None] = field(default_factory=list)
     partition: list[int | None] = field(default_factory=list)
     offset: list[int | None] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
     # accepted events' raw parts, not yet in the columns (`Decoder.decode_events` appends and
     # flushes before it returns); only these parts are kept, so the Event objects die young
     pending_versions: list[str | int | None] = field(default_factory=list)
@@ -168,7 +182,6 @@ class DecodedBatch:
     events: dict[str, ModelRows] = field(default_factory=dict)
     labels: LabelRows = field(default_factory=LabelRows)
     quarantine: list[QuarantineRow] = field(default_factory=list)
-    duplicates_in_batch: int = 0
 
     @property
     def event_count(self) -> int:
@@ -235,10 +248,12 @@ class Decoder:
 
     def _quarantine(self, batch: DecodedBatch, msg: RawMessage, code: str, reason: str,
                     model: str | None = None) -> None:
+        value = bytes(msg.value or b"")
+        cap = self._limits.quarantine_max_bytes
         batch.quarantine.append(
             QuarantineRow(msg.source, msg.topic, msg.partition, msg.offset, msg.line, model,
-                          code, reason, msg.value or b"")
-        )
+                          code, reason, value[:cap], len(value),
+                          hashlib.sha256(value).hexdigest()))
 
     def _precheck(self, batch: DecodedBatch, msg: RawMessage) -> bool:
         if msg.value is None:
@@ -316,10 +331,6 @@ class Decoder:
         rows = batch.events.get(event.model)
         if rows is None:
             rows = batch.events[event.model] = ModelRows(self._config.models[event.model].features)
-        if event.event_id in rows.seen:
-            batch.duplicates_in_batch += 1
-            return
-        rows.seen.add(event.event_id)
         rows.add(event, ts, msg)
 
     def decode_labels(self, messages: Iterable[RawMessage],

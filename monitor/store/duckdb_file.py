@@ -22,8 +22,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
+from driftd.monitor.ingest.decode import (
+    DecodedBatch,
+    Decoder,
+    ModelRows,
+    QuarantineRow,
+    RawMessage,
+)
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.monitor.store.conflicts import find_conflicts
 from driftd.monitor.store.health import StoreHealth
 
 if TYPE_CHECKING:
@@ -41,6 +48,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
     raw BLOB
 );
+-- raw holds the first ingest.quarantine_max_bytes; the whole message's size and sha256:
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_bytes BIGINT;
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_sha256 VARCHAR;
+UPDATE quarantine SET raw_bytes = octet_length(raw), raw_sha256 = sha256(raw)
+WHERE raw_sha256 IS NULL AND raw IS NOT NULL;  -- rows of earlier versions held it whole
 CREATE TABLE IF NOT EXISTS labels (
     model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
     label DOUBLE, label_class VARCHAR, ts TIMESTAMP,
@@ -86,7 +98,7 @@ class WriteResult:
     labels: int
     quarantined: int
     quarantine_codes: tuple[tuple[str, str], ...] = ()  # (model or "", reason code) per row
-
+    conflicts: int = 0  # events not stored: their id is stored with another payload
 
 @dataclass(frozen=True)
 class ReferenceRecord:
@@ -245,21 +257,27 @@ class Store:
 
     @staticmethod
     def _insert_events(con: duckdb.DuckDBPyConnection, model: str, features: Mapping[str, str],
-                       table: pa.Table, now: datetime, on_conflict: bool) -> int:
+                       table: pa.Table, now: datetime, on_conflict: bool
+                       ) -> tuple[int, list[QuarantineRow]]:
         """Append one model's events (columns as `_arrow` makes them); returns how many were
-        new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
-        sort, skipped when every id is distinct, the usual case."""
+        new, and the conflicts: rows whose id is stored, or earlier in the table, with another
+        payload (quarantined; the same payload again is a plain duplicate). An id repeated
+        within the table: its first occurrence (lowest `ord`) wins — a sort, skipped when
+        every id is distinct, the usual case, which looks for no conflicts either."""
         feature_cols = "".join(", " + feature_column(n) for n in features)
         feature_src = "".join(f", __f{j}" for j in range(len(features)))
         repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
         first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
         con.register("__events", table)
         try:
+            conflicts = (find_conflicts(con, model, features, repeated=repeated,
+                                        stored_in=events_table(model) if on_conflict else None)
+                         if repeated or on_conflict else [])
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
             # batch insert, whose threads cost more than they save on appends of this size:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
-            return con.execute(
+            new = con.execute(
                 f"""INSERT INTO {events_table(model)}
                 (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
                  source, topic, "partition", "offset", ingested_at {feature_cols})
@@ -269,13 +287,14 @@ class Store:
                 {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
                 [now],
             ).to_arrow_table().num_rows
+            return new, conflicts
         finally:
             con.unregister("__events")
 
     @staticmethod
     def _arrow(rows: ModelRows) -> pa.Table:
         columns: dict[str, pa.Array] = {
-            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order (ids are distinct)
+            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order
             "event_id": pa.array(rows.event_id, pa.string()),
             "model_version": pa.array(rows.model_version, pa.string()),
             "ts": pa.array(rows.ts, pa.timestamp("us")),
@@ -338,9 +357,8 @@ class Store:
         when it carries the refused messages, `raw` need hold only the topic.
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
-        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
-                             duplicates_in_batch=batch.duplicates_in_batch) if batch else (
-            DecodedBatch())
+        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine)) if batch \
+            else DecodedBatch()
         window = decoder.time_window()
         if accepted is None:
             accepted = fast.decode(raw, window)
@@ -387,7 +405,6 @@ class Store:
                     for value, partition, offset in given]
         events = decoder.decode_events(messages, DecodedBatch(), window=window)
         batch.quarantine.extend(events.quarantine)
-        batch.duplicates_in_batch += events.duplicates_in_batch
         ord_of = {(m.partition, m.offset): i for m, i in zip(messages, slow, strict=True)}
         for model, rows in events.events.items():
             if not len(rows):
@@ -415,21 +432,25 @@ class Store:
         """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
         labels, quarantine rows and offsets."""
         inserted: dict[str, int] = {}
-        duplicates = batch.duplicates_in_batch
+        duplicates = conflicted = 0
         tables = [(model, features, table) for model, (features, table) in (staged or {}).items()]
         tables += [(model, rows.features, self._arrow(rows))
                    for model, rows in batch.events.items() if len(rows)]
+        quarantine = list(batch.quarantine)  # and this attempt's conflicts
         with self.transaction() as con:
             for model, features, table in tables:
-                new = self._insert_events(con, model, features, table, now, on_conflict)
+                new, conflicts = self._insert_events(con, model, features, table, now,
+                                                     on_conflict)
                 inserted[model] = inserted.get(model, 0) + new
-                duplicates += table.num_rows - new
+                duplicates += table.num_rows - new - len(conflicts)
+                conflicted += len(conflicts)
+                quarantine += conflicts
             labels = batch.labels
             if len(labels):
                 self._write_labels(con, labels, now, on_conflict=on_conflict)
             quarantined: list[tuple[str, str]] = []
-            if batch.quarantine:
-                quarantined = self._write_quarantine(con, batch, now)
+            if quarantine:
+                quarantined = self._write_quarantine(con, quarantine, now)
             if offsets and group_id is not None:
                 # UPDATE, then INSERT the partitions not seen before: a third of the cost of
                 # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
@@ -448,15 +469,14 @@ class Store:
                                next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
                             [group_id, topic, partition, offset, now, topic_id])
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
-                           tuple(quarantined))
+                           tuple(quarantined), conflicted)
 
     @staticmethod
-    def _write_quarantine(con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+    def _write_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
                           now: datetime) -> list[tuple[str, str]]:
         """Append the batch's quarantine rows, except a message already quarantined (same
-        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        source, coordinates and sha256: a topic re-read by a new group, a file replayed
         twice). Returns (model or "", reason code) of the rows written."""
-        rows = batch.quarantine
         table = pa.table({
             "source": pa.array([q.source for q in rows], pa.string()),
             "topic": pa.array([q.topic for q in rows], pa.string()),
@@ -467,18 +487,20 @@ class Store:
             "reason_code": pa.array([q.reason_code for q in rows], pa.string()),
             "reason": pa.array([q.reason for q in rows], pa.string()),
             "raw": pa.array([q.raw for q in rows], pa.binary()),
+            "raw_bytes": pa.array([q.size for q in rows], pa.int64()),
+            "raw_sha256": pa.array([q.sha256 for q in rows], pa.string()),
         })
         con.register("__quarantine", table)
         try:
             written = con.execute(
                 """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
-                   line, model, reason_code, reason, raw)
+                   line, model, reason_code, reason, raw, raw_bytes, raw_sha256)
                    SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
-                          q.model, q.reason_code, q.reason, q.raw
+                          q.model, q.reason_code, q.reason, q.raw, q.raw_bytes, q.raw_sha256
                    FROM __quarantine q
                    WHERE NOT EXISTS (
                        SELECT 1 FROM quarantine x
-                       WHERE x.source = q.source AND x.raw = q.raw
+                       WHERE x.source = q.source AND x.raw_sha256 = q.raw_sha256
                          AND x.topic IS NOT DISTINCT FROM q.topic
                          AND x."partition" IS NOT DISTINCT FROM q."partition"
                          AND x."offset" IS NOT DISTINCT FROM q."offset"
@@ -627,7 +649,8 @@ class Store:
     def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.con.execute(
             """SELECT id, received_at, source, topic, "partition", "offset", line, model,
-                      reason_code, reason, raw FROM quarantine ORDER BY id DESC LIMIT ?""",
+                      reason_code, reason, raw, raw_bytes, raw_sha256
+               FROM quarantine ORDER BY id DESC LIMIT ?""",
             [limit],
         )
         names = [d[0] for d in cur.description]
