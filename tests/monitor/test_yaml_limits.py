@@ -1,0 +1,70 @@
+"""A config file cannot exhaust memory through YAML aliases: `driftd validate-config` as a real
+process, its address space capped so that a regression fails the test instead of the machine."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMORY_CAP = 2 * 1024**3
+
+
+def _capped() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
+def _bomb(levels: int = 9) -> str:
+    """The billion laughs: each level nine aliases of the one before (9**9 values)."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _validate(path: Path) -> tuple[subprocess.CompletedProcess | None, float]:
+    start = time.monotonic()
+    try:
+        result = subprocess.run([sys.executable, "-m", "driftd", "validate-config", str(path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                preexec_fn=_capped)
+    except subprocess.TimeoutExpired:
+        result = None
+    return result, time.monotonic() - start
+
+
+def test_an_alias_bomb_is_refused_before_it_is_walked(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb() + "models: {m: {reference: r.parquet, features: {x: numeric}}}\n")
+    result, seconds = _validate(path)
+    assert result is not None, "validate-config did not finish within 60 s"
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "alias" in result.stderr and "100,000 values" in result.stderr, result.stderr
+    assert "MemoryError" not in result.stderr and "Traceback" not in result.stderr
+    assert seconds < 30
+
+
+def test_recursive_aliases_are_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("a: &a [1, *a]\nmodels: {m: {reference: r.parquet, features: {x: numeric}}}\n")
+    result, _ = _validate(path)
+    assert result is not None and result.returncode == 2
+    assert "recursive" in result.stderr, result.stderr
+
+
+def test_ordinary_aliases_still_work(tmp_path):
+    (tmp_path / "r.parquet").write_bytes(b"")
+    path = tmp_path / "ok.yaml"
+    path.write_text("""alert: &alert {consecutive: 2, cooldown_seconds: 600}
+models:
+  a: {reference: r.parquet, features: {x: numeric}, alert: *alert}
+  b: {reference: r.parquet, features: {x: numeric}, alert: *alert}
+""")
+    result, _ = _validate(path)
+    assert result is not None
+    # `alert:` at the top is not a config section: the aliases themselves were accepted
+    assert "expand" not in result.stderr and "unknown key" in result.stderr, result.stderr
+    assert "models.a.alert" not in result.stderr
