@@ -150,9 +150,18 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _check_range(args) -> None:
+    """`--since` must come before `--until` (an empty range is a mistake, not 0 rows)."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None and until is not None and since >= until:
+        raise CliError(f"--since ({since.isoformat()}Z) must be before --until "
+                       f"({until.isoformat()}Z)")
+
+
 def cmd_export(args) -> int:
     from driftd.monitor.store.export import export_training_data
 
+    _check_range(args)
     app = _app(args.config)
     cfg = _model(app, args.model)
     manifest = export_training_data(app.store, args.model, cfg, Path(args.out),
@@ -164,6 +173,7 @@ def cmd_export(args) -> int:
 def cmd_backfill(args) -> int:
     from driftd.monitor.service.backfill import backfill
 
+    _check_range(args)
     app = _app(args.config)
     _model(app, args.model)
     outcomes = backfill(app, args.model, args.since, args.until,

@@ -22,7 +22,7 @@ from driftd.monitor.service.reporting import ReportWriter
 from driftd.monitor.service.runner import DetectorRunner, RunOutcome
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
-from driftd.monitor.store.export import export_training_data
+from driftd.monitor.store.export import export_training_data, remove_stale_exports
 from driftd.monitor.store.references import ProfileCache, register_reference
 from driftd.monitor.store.retention import RetentionStats, apply_retention
 from driftd.sinks.base import EVENT_TYPES
@@ -123,6 +123,11 @@ class App:
             outcomes.append(self.run_model(model, window, trigger="aligned"))
         return outcomes
 
+    def remove_stale_exports(self) -> None:
+        """Temporary directories that crashed retrain exports left behind (at start)."""
+        for model in self.config.models:
+            remove_stale_exports(self.loaded.export_dir / model)
+
     def retention(self) -> RetentionStats:
         return apply_retention(self.store, self.config, self.clock())
 
@@ -170,6 +175,7 @@ class App:
     def run_once(self, *, ingest_seconds: float = 60.0, deliver_seconds: float = 60.0) -> int:
         """One cycle: ingest what is available, run every model, deliver, write reports."""
         self.register_references()
+        self.remove_stale_exports()
         if self.ingestor is not None:
             stats = self.ingestor.drain(max_seconds=ingest_seconds)
             log.info("ingested", extra={"records": stats.records, "events": stats.events,
@@ -286,6 +292,7 @@ class App:
                 signal.signal(sig, lambda *_: stop.set())
             signal.signal(signal.SIGHUP, lambda *_: reload.set())
         self.register_references()
+        self.remove_stale_exports()
         self.start_http()
         workers_stop = threading.Event()
         thread = self._start_workers(workers_stop)
