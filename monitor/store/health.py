@@ -62,13 +62,23 @@ class StoreHealth:
         self._lock = threading.Lock()
         self._cached: tuple[float, StoreStatus] | None = None
         self._write_error: tuple[float, str] | None = None  # since when, and what
+        self._damage: str | None = None  # a checksum error any reader met: until restart
 
     def write_failed(self, error: BaseException) -> None:
+        self.observed(error)
         if self._write_error is None:
             self._write_error = (self._clock(), describe_failure(error))
         else:  # keep when it began; say the latest error
             self._write_error = (self._write_error[0], describe_failure(error))
         self._cached = None
+
+    def observed(self, error: BaseException) -> None:
+        """A store operation failed with `error` (a detector's window load, a write): a
+        damaged file stays reported until the daemon restarts, whatever succeeds after."""
+        text = describe_failure(error)
+        if text.startswith("damaged"):
+            self._damage = text
+            self._cached = None
 
     def write_succeeded(self) -> None:
         if self._write_error is not None:
@@ -96,6 +106,8 @@ class StoreHealth:
             return status
 
     def _check(self, now: float) -> StoreStatus:
+        if self._damage is not None:
+            return StoreStatus(False, self._damage)
         try:
             if self._cursor is None:
                 self._cursor = self._new_cursor()
