@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -417,7 +416,7 @@ class KafkaIngestor:
                         "(kafka.decode_workers: 0)", extra={"error": f"{type(exc).__name__}: "
                                                                     f"{exc}"})
             self._fast.close()
-            self._fast = self._in_process_decoder()
+            self._fast = FastDecoder(self._fast.models, **self._fast.limits)
 
     def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Seek every assigned partition to the offset stored with its rows, if any.
@@ -660,26 +659,17 @@ class KafkaIngestor:
             self._decoder.decode_labels(pending.labels, batch)
         offsets = {**pending.realign, **pending.offsets}
         topic = self._config.events_topic
-        fast: FastDecoder | DecodePool = self._fast
-        accepted: FastResult | None = None
         if pending.decoding:
             # parsed and decoded by the child as the polls arrived (waits for the last ones)
-            try:
-                accepted = DecodePool.collect(pending.decoding)
-                raw = RawEvents(topic, [], [], [])
-            except BrokenProcessPool:
-                raise  # the child died: the ingest loop starts another and reads this again
-            except Exception:
-                # the child failed on this batch: decode it here, message by message safe
-                log.exception("the decoding child failed on a batch; decoding it in process")
-                fast = self._in_process_decoder()
-        if accepted is None:
-            raw = expand(topic, pending.chunks)
+            accepted: FastResult | None = DecodePool.collect(pending.decoding)
+            raw = RawEvents(topic, [], [], [])
+        else:
+            accepted, raw = None, expand(topic, pending.chunks)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 if pending.chunks:
                     return self._store.write_raw_events(
-                        raw, fast, self._decoder, batch=batch, offsets=offsets,
+                        raw, self._fast, self._decoder, batch=batch, offsets=offsets,
                         group_id=self._config.group_id, topic_ids=pending.topic_ids,
                         accepted=accepted)
                 return self._store.write_batch(batch, offsets=offsets,
@@ -696,12 +686,6 @@ class KafkaIngestor:
             except Exception as exc:
                 raise StoreWriteError(f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
-
-    def _in_process_decoder(self) -> FastDecoder:
-        """The fast decoder in this process (what the child runs), for a batch it failed."""
-        if isinstance(self._fast, FastDecoder):
-            return self._fast
-        return FastDecoder(self._fast.models, **self._fast.limits)
 
     def _commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         try:

@@ -46,13 +46,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR NOT NULL,
     topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
     model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-    raw BLOB
+    -- the first ingest.quarantine_max_bytes of the message; the whole message's size, sha256
+    raw BLOB, raw_bytes BIGINT, raw_sha256 VARCHAR
 );
--- raw holds the first ingest.quarantine_max_bytes; the whole message's size and sha256:
-ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_bytes BIGINT;
-ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_sha256 VARCHAR;
-UPDATE quarantine SET raw_bytes = octet_length(raw), raw_sha256 = sha256(raw)
-WHERE raw_sha256 IS NULL AND raw IS NOT NULL;  -- rows of earlier versions held it whole
 CREATE TABLE IF NOT EXISTS labels (
     model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
     label DOUBLE, label_class VARCHAR, ts TIMESTAMP,
@@ -184,8 +180,25 @@ class Store:
         self._known_tables: dict[str, frozenset[str]] = {}
         if not read_only:
             self._con.execute(SCHEMA)
+            self._migrate()
         # readiness: reads on a cursor of its own, told how the ingest's writes went
         self.health = StoreHealth(self._con.cursor, self.path)
+
+    def _migrate(self) -> None:
+        """Bring a file of an earlier version up to SCHEMA. Checkpointed at once: DuckDB
+        1.5 cannot replay from its write-ahead log an ADD COLUMN to a table whose default
+        calls a function (quarantine's nextval), so a crash before the next checkpoint
+        would leave a file that does not open."""
+        columns = {r[0] for r in self._con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'quarantine'"
+        ).fetchall()}
+        if "raw_sha256" in columns:
+            return
+        self._con.execute("""
+            ALTER TABLE quarantine ADD COLUMN raw_bytes BIGINT;
+            ALTER TABLE quarantine ADD COLUMN raw_sha256 VARCHAR;
+            UPDATE quarantine SET raw_bytes = octet_length(raw), raw_sha256 = sha256(raw);
+            CHECKPOINT""")
 
     def close(self) -> None:
         self.health.close()
