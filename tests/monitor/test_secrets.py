@@ -1,33 +1,24 @@
-"""Secrets stay secret in every message, log line, stored error and repr: the `driftd`
-command as a real process, receivers as real HTTP servers on 127.0.0.1."""
+"""Secrets stay secret in every message, log line, stored error and repr: the daemon as a real
+process against a real receiver on 127.0.0.1 that echoes request headers; `validate-config`
+output; reprs of the config."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import duckdb
 
+from driftd.monitor.cli import main
 from driftd.monitor.config import load_config, parse_config
-from tests.monitor.conftest import write_config, write_events
+from tests.monitor.conftest import run_driftd, write_config, write_events
 
-ROOT = Path(__file__).resolve().parents[2]
 HOOK_TOKEN = "hook-token-7f3a9c2e5d"
 SLACK_TOKEN = "xoxb-5123-slack-token-91ab"
 KAFKA_PASSWORD = "kafka-pass-0c4e8b1f"
 QUERY_TOKEN = "query-token-a1b2c3d4"
 SECRETS = (HOOK_TOKEN, SLACK_TOKEN, KAFKA_PASSWORD, QUERY_TOKEN)
-
-
-def _driftd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driftd", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **(env or {})})
 
 
 def _assert_clean(text: str, where: str) -> None:
@@ -66,9 +57,9 @@ def test_a_receiver_echoing_headers_leaves_no_credential_in_log_or_outbox(tmp_pa
         config.write_text(text)
         env = {"HOOK_TOKEN": HOOK_TOKEN, "SLACK_TOKEN": SLACK_TOKEN, "QUERY_TOKEN": QUERY_TOKEN}
         events = write_events(tmp_path / "events.jsonl", 2000, seed=4, drifted=True)
-        replay = _driftd("replay", "--config", str(config), "--file", str(events), env=env)
+        replay = run_driftd("replay", "--config", str(config), "--file", str(events), env=env)
         assert replay.returncode == 0, replay.stderr
-        run = _driftd("run", "--config", str(config), "--once", env=env)
+        run = run_driftd("run", "--config", str(config), "--once", env=env)
     finally:
         server.shutdown()
         server.server_close()
@@ -85,25 +76,25 @@ def test_a_receiver_echoing_headers_leaves_no_credential_in_log_or_outbox(tmp_pa
     _assert_clean(json.dumps(errors), "the outbox's stored errors")
 
 
-def test_config_errors_do_not_echo_tokens_in_urls(tmp_path):
+def test_config_errors_do_not_echo_tokens_in_urls(tmp_path, capsys):
     config = write_config(
         tmp_path, sinks=f'hook: {{type: webhook, url: "ftp://ci.example/x?token={QUERY_TOKEN}"}}, '
                         f'chat: {{type: slack, token: "{SLACK_TOKEN}", channel: "#ml", '
                         f'base_url: "https://u:{KAFKA_PASSWORD}@slack.example/api/"}}')
-    result = _driftd("validate-config", str(config))
-    assert result.returncode == 2
-    assert "sinks.hook.url" in result.stderr and "sinks.chat.base_url" in result.stderr
-    assert "token=***" in result.stderr, result.stderr  # what was wrong stays recognisable
-    _assert_clean(result.stdout + result.stderr, "validate-config")
+    assert main(["validate-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert "sinks.hook.url" in err and "sinks.chat.base_url" in err
+    assert "token=***" in err, err  # what was wrong stays recognisable
+    _assert_clean(out + err, "validate-config")
 
 
-def test_webhook_urls_with_credentials_are_rejected(tmp_path):
+def test_webhook_urls_with_credentials_are_rejected(tmp_path, capsys):
     config = write_config(
         tmp_path, sinks=f'hook: {{type: webhook, url: "https://ci:{HOOK_TOKEN}@ci.example/x"}}')
-    result = _driftd("validate-config", str(config))
-    assert result.returncode == 2, result.stdout
-    assert "sinks.hook.url" in result.stderr and "credentials" in result.stderr
-    _assert_clean(result.stdout + result.stderr, "validate-config")
+    assert main(["validate-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert "sinks.hook.url" in err and "credentials" in err, out
+    _assert_clean(out + err, "validate-config")
 
 
 def test_repr_of_the_config_masks_credentials(tmp_path):

@@ -5,34 +5,42 @@ the file (DuckDB keeps a checksum per block and checks it on every read)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from driftd.monitor.config import load_config
 from driftd.monitor.demo.broker import free_port
-from tests.monitor.conftest import write_config, write_events
+from driftd.monitor.ingest.replay import replay_file
+from driftd.monitor.service.app import build
+from tests.monitor.conftest import run_driftd, write_config, write_events
 from tests.monitor.service.test_lifecycle import Daemon, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 HEADERS = 3 * 4096  # DuckDB's file header and its two database headers
 BLOCK = 262_144  # the default block size
 
 
-def _driftd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driftd", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture(scope="module")
+def sound_store(tmp_path_factory) -> Path:
+    """A store holding 5,000 events (checkpointed), built once; tests work on copies."""
+    folder = tmp_path_factory.mktemp("sound")
+    app = build(load_config(write_config(folder)))
+    try:
+        events = write_events(folder / "events.jsonl", 5000, seed=5)
+        replay_file(events, "events", app.decoder, app.store)
+    finally:
+        app.store.close()
+    return folder / "driftd.duckdb"
 
 
-def _store(tmp_path: Path) -> tuple[Path, int]:
-    """A config with a fixed HTTP port and a store holding 5,000 events (checkpointed)."""
+def _store(tmp_path: Path, sound: Path) -> tuple[Path, int]:
+    """A config with a fixed HTTP port, over a copy of the sound store."""
     config = write_config(tmp_path)
     port = free_port()
     config.write_text(config.read_text().replace("port: 0}", f"port: {port}}}"))
-    events = write_events(tmp_path / "events.jsonl", 5000, seed=5)
-    replay = _driftd("replay", "--config", str(config), "--file", str(events))
-    assert replay.returncode == 0, replay.stderr
+    shutil.copy(sound, tmp_path / "driftd.duckdb")
     return config, port
 
 
@@ -51,15 +59,15 @@ def _damage_events(db: Path) -> None:
         fh.write(b"\xde\xad\xbe\xef" * 64)
 
 
-def test_verify_names_a_damaged_table_and_passes_a_sound_file(tmp_path):
-    config, _ = _store(tmp_path)
-    sound = _driftd("verify", "--config", str(config), "--format", "json")
+def test_verify_names_a_damaged_table_and_passes_a_sound_file(tmp_path, sound_store):
+    config, _ = _store(tmp_path, sound_store)
+    sound = run_driftd("verify", "--config", str(config), "--format", "json")
     assert sound.returncode == 0, sound.stderr
     assert {r["status"] for r in json.loads(sound.stdout)} == {"ok"}
     assert "every block's checksum matches" in sound.stderr
 
     _damage_events(tmp_path / "driftd.duckdb")
-    damaged = _driftd("verify", "--config", str(config), "--format", "json")
+    damaged = run_driftd("verify", "--config", str(config), "--format", "json")
     assert damaged.returncode == 2
     tables = {r["table"]: r for r in json.loads(damaged.stdout)}
     assert tables["events:credit-risk"]["status"] == "damaged"
@@ -68,8 +76,8 @@ def test_verify_names_a_damaged_table_and_passes_a_sound_file(tmp_path):
     assert "damaged" in damaged.stderr and "Runbook: store damaged" in damaged.stderr
 
 
-def test_the_daemon_reports_a_damaged_store_in_readiness(tmp_path):
-    config, port = _store(tmp_path)
+def test_the_daemon_reports_a_damaged_store_in_readiness(tmp_path, sound_store):
+    config, port = _store(tmp_path, sound_store)
     _damage_events(tmp_path / "driftd.duckdb")
     daemon = Daemon(config, port, tmp_path / "daemon.log")
     try:
@@ -87,14 +95,14 @@ def test_the_daemon_reports_a_damaged_store_in_readiness(tmp_path):
         daemon.stop()
 
 
-def test_commands_name_a_file_whose_headers_are_damaged(tmp_path):
-    config, _ = _store(tmp_path)
+def test_commands_name_a_file_whose_headers_are_damaged(tmp_path, sound_store):
+    config, _ = _store(tmp_path, sound_store)
     with (tmp_path / "driftd.duckdb").open("r+b") as fh:
         for header in (4096, 8192):
             fh.seek(header + 100)
             fh.write(b"\xff" * 32)
-    for command in (["run", "--once"], ["quarantine"], ["verify"]):
-        result = _driftd(*command, "--config", str(config))
+    for command in (["run", "--once"], ["verify"]):
+        result = run_driftd(*command, "--config", str(config))
         assert result.returncode == 2, command
         assert "the store file is damaged" in result.stderr, (command, result.stderr)
         assert "Traceback" not in result.stderr

@@ -9,9 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.monitor.conftest import write_config, write_events
-
-ROOT = Path(__file__).resolve().parents[3]
+from driftd.monitor.config import load_config
+from driftd.monitor.ingest.replay import replay_file
+from driftd.monitor.service.app import build
+from tests.monitor.conftest import ROOT, run_driftd, write_config, write_events
 
 CRASH = textwrap.dedent("""
     import os, sys
@@ -30,64 +31,55 @@ CRASH = textwrap.dedent("""
 """)
 
 
-def _driftd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driftd", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-
-
 def _temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
 
 
 def _store_with_events(tmp_path: Path) -> Path:
     config = write_config(tmp_path)
-    events = write_events(tmp_path / "events.jsonl", 300, seed=3)
-    result = _driftd("replay", "--config", str(config), "--file", str(events))
-    assert result.returncode == 0, result.stderr
+    app = build(load_config(config))
+    try:
+        events = write_events(tmp_path / "events.jsonl", 300, seed=3)
+        replay_file(events, "events", app.decoder, app.store)
+    finally:
+        app.store.close()
     return config
 
 
-def test_the_next_export_removes_what_a_crashed_one_left(tmp_path):
+def test_crashed_exports_are_removed_and_running_ones_left_alone(tmp_path):
     config = _store_with_events(tmp_path)
     exports = tmp_path / "exports"
     crash = subprocess.run([sys.executable, "-c", CRASH, str(config), str(exports / "first")],
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert crash.returncode == 9, crash.stderr
-    left = _temporaries(exports)
-    assert left and not (exports / "first").exists()  # the crash left its temporary directory
+    assert _temporaries(exports) and not (exports / "first").exists()  # what the crash left
 
-    result = _driftd("export", "--config", str(config), "--model", "credit-risk",
-                     "--out", str(exports / "second"))
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["rows"] == 300
+    def export(name: str) -> None:
+        result = run_driftd("export", "--config", str(config), "--model", "credit-risk",
+                            "--out", str(exports / name))
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["rows"] == 300
+
+    export("second")
     assert _temporaries(exports) == []
     assert sorted(p.name for p in exports.iterdir()) == ["second"]
 
-
-def test_an_export_still_running_is_left_alone(tmp_path):
     from driftd.monitor.store.export import _locked_temp_dir, _unlock
 
-    config = _store_with_events(tmp_path)
-    exports = tmp_path / "exports"
-    exports.mkdir()
     running, lock = _locked_temp_dir(exports, "running")  # this process is "exporting"
     try:
-        result = _driftd("export", "--config", str(config), "--model", "credit-risk",
-                         "--out", str(exports / "other"))
-        assert result.returncode == 0, result.stderr
-        assert running.is_dir() and _temporaries(exports) == sorted(
-            [running.name, running.name + ".lock"])
+        export("third")
+        assert _temporaries(exports) == sorted([running.name, running.name + ".lock"])
     finally:
         _unlock(lock)
         running.rmdir()
 
 
 def test_since_after_until_is_an_error(tmp_path):
-    config = _store_with_events(tmp_path)
-    for command in (["export", "--out", str(tmp_path / "out")],
-                    ["backfill"]):
-        result = _driftd(*command, "--config", str(config), "--model", "credit-risk",
-                         "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z")
+    config = write_config(tmp_path)
+    for command in (["export", "--out", str(tmp_path / "out")], ["backfill"]):
+        result = run_driftd(*command, "--config", str(config), "--model", "credit-risk",
+                            "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z")
         assert result.returncode == 2, (command, result.stdout)
         assert "--since" in result.stderr and "before --until" in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()

@@ -4,23 +4,17 @@ process on a real store, with configured feature names holding `"`, `'`, `$`, `.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.monitor.conftest import run_driftd
+
 # each is a configured feature; an event sends a string for the numeric ones (a type issue)
 NUMERIC = ['a"b', "it's", "$.x", 'back\\slash"']
 CATEGORICAL = 'c"at'
-
-
-def _driftd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driftd", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
 
 
 def _setup(tmp_path: Path) -> Path:
@@ -59,18 +53,18 @@ models:
 
 def test_feature_names_with_quotes_keep_detection_working(tmp_path):
     config = _setup(tmp_path)
-    replay = _driftd("replay", "--config", str(config), "--file", str(tmp_path / "events.jsonl"))
+    replay = run_driftd("replay", "--config", str(config), "--file", str(tmp_path / "events.jsonl"))
     assert replay.returncode == 0, replay.stderr
     assert "500 events stored" in replay.stdout, replay.stdout
-    run = _driftd("run", "--config", str(config), "--once")
+    run = run_driftd("run", "--config", str(config), "--once")
     assert run.returncode == 0, run.stderr  # an error run (a broken query) exits 2
-    history = _driftd("history", "--config", str(config), "--model", "quoted", "--format",
+    history = run_driftd("history", "--config", str(config), "--model", "quoted", "--format",
                       "json")
     assert history.returncode == 0, history.stderr
     rows = json.loads(history.stdout)
     assert {r["feature"] for r in rows} >= {*NUMERIC, CATEGORICAL}
     assert all(r["rows"] == 500 for r in rows)
-    export = _driftd("export", "--config", str(config), "--model", "quoted", "--out",
+    export = run_driftd("export", "--config", str(config), "--model", "quoted", "--out",
                      str(tmp_path / "it's an export"))
     assert export.returncode == 0, export.stderr
     assert json.loads(export.stdout)["rows"] == 500
