@@ -30,7 +30,11 @@ from driftd.monitor.ingest.decode import (
     RawMessage,
 )
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
-from driftd.monitor.store.conflicts import find_conflicts
+from driftd.monitor.store.conflicts import (
+    FIRST_OF_EACH,
+    repeated_conflicts,
+    stored_conflicts,
+)
 from driftd.monitor.store.health import StoreHealth
 
 if TYPE_CHECKING:
@@ -279,28 +283,36 @@ class Store:
         every id is distinct, the usual case, which looks for no conflicts either."""
         feature_cols = "".join(", " + feature_column(n) for n in features)
         feature_src = "".join(f", __f{j}" for j in range(len(features)))
-        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+        distinct = pc.count_distinct(table["event_id"]).as_py()
+        repeated = distinct < table.num_rows
         con.register("__events", table)
         try:
-            conflicts = (find_conflicts(con, model, features, repeated=repeated,
-                                        stored_in=events_table(model) if on_conflict else None)
-                         if repeated or on_conflict else [])
+            conflicts = repeated_conflicts(con, model, features) if repeated else []
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
             # batch insert, whose threads cost more than they save on appends of this size:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
-            new = con.execute(
+            inserted = con.execute(
                 f"""INSERT INTO {events_table(model)}
                 (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
                  source, topic, "partition", "offset", ingested_at {feature_cols})
                 SELECT event_id, model_version, ts, prediction, prediction_class, extras,
                  type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-                FROM __events {first_of_each if repeated else ""}
-                {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
+                FROM __events {FIRST_OF_EACH if repeated else ""}
+                {"ON CONFLICT DO NOTHING RETURNING event_id" if on_conflict else "RETURNING 1"}
+                """,
                 [now],
-            ).to_arrow_table().num_rows
-            return new, conflicts
+            ).to_arrow_table()
+            if on_conflict and inserted.num_rows < distinct:
+                # some ids were stored already: with the same payload (a duplicate) or not
+                con.register("__inserted", inserted)
+                try:
+                    bounds = pc.min_max(table["ts"]).as_py()
+                    conflicts += stored_conflicts(con, model, features, events_table(model),
+                                                  (bounds["min"], bounds["max"]))
+                finally:
+                    con.unregister("__inserted")
+            return inserted.num_rows, conflicts
         finally:
             con.unregister("__events")
 

@@ -101,3 +101,17 @@ def test_replayed_files_meet_the_same_rule(tmp_path):
     ((code, _, _, reason, _),) = quarantine(store)
     assert code == "conflict" and "model_version" in reason
     store.close()
+
+
+def test_a_stored_id_outside_the_batch_time_range_is_a_conflict(tmp_path):
+    """Stored rows are read only within the batch's time range; one outside it has another
+    timestamp, so its id sent again is a conflict without reading it."""
+    store = Store(tmp_path / "s.duckdb")
+    write(store, [message("a", 0), message("b", 1)])
+    again = write(store, [message("a", 0, timestamp="2026-11-22T05:00:00Z"),
+                          message("x", 1, timestamp="2026-11-22T05:30:00Z")], start=2)
+    assert again.inserted == {"m": 1} and again.conflicts == 1 and again.duplicates == 0
+    ((code, _, offset, reason, raw),) = quarantine(store)
+    assert (code, offset) == ("conflict", 2) and "(differing: timestamp)" in reason, reason
+    assert json.loads(raw)["timestamp"] == "2026-11-22T05:00:00Z"
+    store.close()
