@@ -266,20 +266,18 @@ class KafkaIngestor:
         self._unstored: dict[tuple[str, int], int] = {}
         self._joined = False
         self._last_success = time.monotonic()
-        self._last_success_wall = time.time()
         self._failure_reason: str | None = None
         if metrics is not None:
-            metrics.ingest_last_success.set(self._last_success_wall)
+            metrics.ingest_last_success.set(time.time())
 
     # --- progress (a stall must show: lag, last success, the real reason) ------------------
 
     def _succeeded(self) -> None:
         """Ingest made progress: a batch is stored, or nothing is left to store."""
         self._last_success = time.monotonic()
-        self._last_success_wall = time.time()
         self._failure_reason = None
         if self._metrics is not None:
-            self._metrics.ingest_last_success.set(self._last_success_wall)
+            self._metrics.ingest_last_success.set(time.time())
 
     def failed(self, exc: BaseException) -> str:
         """The ingest loop failed with `exc`: record why, blaming the broker only for what is
@@ -296,11 +294,6 @@ class KafkaIngestor:
     def failing(self) -> bool:
         """The ingest loop failed and has not made progress since."""
         return self._failure_reason is not None
-
-    @property
-    def last_success(self) -> float:
-        """Unix time ingest last stored a batch or was caught up (its start before that)."""
-        return self._last_success_wall
 
     def progress(self) -> tuple[bool, str]:
         """(ok, reason): "ok", or why ingest is failing or how long it has made no progress."""

@@ -37,10 +37,6 @@ class StoreStatus:
     ok: bool
     detail: str
 
-    @property
-    def damaged(self) -> bool:
-        return self.detail.startswith("damaged")
-
 
 def describe_failure(error: BaseException | str) -> str:
     """The readiness text of a store error: damage said as such."""
@@ -84,12 +80,6 @@ class StoreHealth:
         if self._write_error is not None:
             self._write_error = None
             self._cached = None
-
-    @property
-    def write_error(self) -> str | None:
-        """Why the last store write failed (None when it succeeded)."""
-        error = self._write_error
-        return None if error is None else error[1]
 
     def status(self) -> StoreStatus:
         cached = self._cached
