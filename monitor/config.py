@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -25,6 +27,7 @@ from pydantic import (
 
 from driftd.detectors.policy import DetectionPolicy
 from driftd.monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
+from driftd.sinks.redaction import MASK, is_secret_name, redact
 from driftd.sinks.registry import SinkConfig
 from driftd.sinks.templates import TemplateProblem
 
@@ -54,6 +57,14 @@ class StoreConfig(_Strict):
 
 
 class KafkaConfig(_Strict):
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """`consumer` options that hold credentials (sasl_plain_password, ssl_password, …)
+        are shown masked."""
+        for name, value in super().__repr_args__():
+            if name == "consumer" and isinstance(value, Mapping):
+                value = {k: MASK if is_secret_name(k) else v for k, v in value.items()}
+            yield name, value
+
     bootstrap_servers: str | list[str]
     group_id: str = "driftd"
     events_topic: str = "events"
@@ -76,6 +87,9 @@ class IngestConfig(_Strict):
     max_future_skew_seconds: float = Field(default=3600, ge=0)
     max_age_days: float = Field(default=3650, gt=0)
     max_id_length: int = Field(default=256, ge=1)
+    # the most of a quarantined message's bytes the store keeps (its size and sha256 are kept
+    # whole): a flood of oversized messages must not fill the disk
+    quarantine_max_bytes: int = Field(default=65_536, ge=0)
 
 
 class ServerConfig(_Strict):
@@ -227,9 +241,10 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
         message = f"unknown type {err.get('input', {}).get('type')!r}; {err['msg']}"
     else:
         message = err["msg"]
-        secret = any(isinstance(p, str) and p in _SECRET_KEYS for p in loc)
+        secret = any(isinstance(p, str) and (p in _SECRET_KEYS or is_secret_name(p))
+                     for p in loc)
         if "input" in err and not isinstance(err["input"], (dict, list)) and not secret:
-            message += f" (got {err['input']!r})"
+            message += f" (got {redact(repr(err['input']))})"  # a URL's token, user:password
     return ConfigIssue(_dotted(loc), message, source.line_of(loc))
 
 
@@ -295,6 +310,37 @@ def _check_references(config: Config, base: Path, source: SourceMap) -> list[Con
             issues.append(ConfigIssue(_dotted(path), f"reference file not found: {ref}",
                                       source.line_of(path)))
     return issues
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every credential value in the config, to be masked wherever it might surface (log
+    lines): SecretStr fields (tokens, webhook secrets, header values), Kafka consumer options
+    with credential names, and passwords and query values in URLs."""
+    found: list[str] = []
+
+    def walk(value: Any, name: str = "") -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                walk(getattr(value, field), field)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(item, str) and is_secret_name(str(key)):
+                    found.append(item)
+                else:
+                    walk(item, str(key))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                found.append(parts.password)
+            found.extend(v for _, v in parse_qsl(parts.query) if v)
+
+    walk(config)
+    return found
 
 
 def resolve_path(base: Path, value: str) -> Path:

@@ -12,11 +12,14 @@ import functools
 import importlib.metadata
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from driftd.sinks.redaction import redact, redact_url
 
 MAX_DELAY_SECONDS = 86_400.0  # the longest wait between two attempts any option can ask for
 MAX_RETRY_FOR_SECONDS = 30 * 86_400.0
@@ -51,6 +54,14 @@ class SinkConfigBase(BaseModel):
         default_factory=lambda: ["drift.detected", "drift.resolved", "retrain.requested"],
         min_length=1,
     )
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """URLs shown as scheme://host/path (a query string or user:password may hold a
+        token); secret fields are `repr=False` in the sinks' own configs."""
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and name is not None and name.endswith("url"):
+                value = redact_url(value)
+            yield name, value
 
     @field_validator("backoff_max_seconds")
     @classmethod
@@ -100,12 +111,14 @@ class RetryableError(Exception):
     """The delivery may succeed later: connection error, timeout, 408, 429 or 5xx.
 
     `retry_after` is the receiver's own hint in seconds (from `Retry-After`), or None; the outbox
-    should wait at least that long, and otherwise use `backoff_seconds`.
+    should wait at least that long, and otherwise use `backoff_seconds`. The reason is stored
+    and logged: credentials in it (a receiver echoing our headers) are masked (`redact`).
     """
 
     def __init__(
         self, reason: str, *, retry_after: float | None = None, status_code: int | None = None
     ) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
@@ -113,9 +126,11 @@ class RetryableError(Exception):
 
 
 class PermanentError(Exception):
-    """Retrying the same delivery cannot help (4xx, bad credentials, unknown channel)."""
+    """Retrying the same delivery cannot help (4xx, bad credentials, unknown channel). The
+    reason has credentials masked, as `RetryableError`'s."""
 
     def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code

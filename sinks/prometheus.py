@@ -135,6 +135,12 @@ class DriftdMetrics:
         self.consumer_lag = Gauge(
             "driftd_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r
         )
+        self.ingest_last_success = Gauge(
+            "driftd_ingest_last_success_timestamp_seconds",
+            "Unix time ingest last stored a batch or was caught up with the log end (its start "
+            "until then; 0 without Kafka)",
+            registry=r,
+        )
         self.detector_run_seconds = Histogram(
             "driftd_detector_run_seconds",
             "Wall time of one model's detector pass",

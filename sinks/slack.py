@@ -34,7 +34,8 @@ from driftd.sinks.base import (
     parse_retry_after,
     user_agent,
 )
-from driftd.sinks.webhook import check_http_url, redact_url
+from driftd.sinks.redaction import redact_url
+from driftd.sinks.webhook import check_http_url
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from driftd.sinks.base import (
     user_agent,
 )
 from driftd.sinks.deadline import deadline_opener
+from driftd.sinks.redaction import redact_url
 from driftd.sinks.request_shape import RequestShapeOptions, RequestShaper
 from driftd.sinks.signing import sign
 from driftd.sinks.templates import TemplateProblem
@@ -58,21 +59,17 @@ def _check_header_value(value: SecretStr) -> SecretStr:
 
 
 def check_http_url(url: str) -> str:
-    """Reject anything that is not an absolute http(s) URL with a host, at config time."""
+    """Reject anything that is not an absolute http(s) URL with a host, at config time, and
+    URLs carrying credentials (user:password@: urllib would not send them, so every delivery
+    would fail; and they would sit in the config's repr)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (user:password@); send them in a header "
+                         "from the environment, e.g. headers: {Authorization: \"Basic "
+                         "${CREDENTIALS}\"}")
     return url
-
-
-def redact_url(url: str) -> str:
-    """scheme://host[:port]/path: what is safe to log; query strings and userinfo often hold
-    tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 class WebhookSinkConfig(SinkConfigBase, RequestShapeOptions):

@@ -76,6 +76,7 @@ KNOWN_METRICS = CONTRACT_METRICS | {
     "driftd_window_end_timestamp_seconds",
     "driftd_schedule_seconds",
     "driftd_outbox_dead_total",
+    "driftd_ingest_last_success_timestamp_seconds",
     "driftd_detector_run_seconds_bucket",
     "driftd_detector_run_seconds_sum",
     "driftd_detector_run_seconds_count",
@@ -594,6 +595,8 @@ driftd_window_end_timestamp_seconds{{model="m"}} {last_run}
 driftd_schedule_seconds{{model="m"}} 300
 # TYPE driftd_detector_errors_total counter
 driftd_detector_errors_total{{model="m"}} 0
+# TYPE driftd_ingest_last_success_timestamp_seconds gauge
+driftd_ingest_last_success_timestamp_seconds {last_run}
 """
 
 

@@ -33,7 +33,7 @@ from driftd.monitor.service.reporting import ReportWriter
 from driftd.monitor.service.runner import DetectorRunner, RunOutcome, summarize
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
-from driftd.monitor.store.export import export_training_data
+from driftd.monitor.store.export import export_training_data, remove_stale_exports
 from driftd.monitor.store.references import ProfileCache, file_sha256, register_reference
 from driftd.monitor.store.retention import RetentionStats, apply_retention
 from driftd.sinks.base import EVENT_TYPES
@@ -164,6 +164,11 @@ class App:
         with self._locks_guard:
             return self._model_locks.setdefault(model, threading.Lock())
 
+    def remove_stale_exports(self) -> None:
+        """Temporary directories that crashed retrain exports left behind (at start)."""
+        for model in self.config.models:
+            remove_stale_exports(self.loaded.export_dir / model)
+
     def retention(self) -> RetentionStats:
         return apply_retention(self.store, self.config, self.clock())
 
@@ -204,15 +209,13 @@ class App:
         return state
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        checks: dict[str, str] = {}
-        try:
-            self.store.touch()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"not writable: {exc}"
+        """(ready, checks): nothing here writes, waits on the network or grows with calls;
+        the store's answer is computed at most once a second (`StoreHealth`)."""
+        checks: dict[str, str] = {"store": self.store.health.status().detail}
         if self.ingestor is not None:
             checks["broker"] = ("ok" if self.ingestor.broker_reachable()
                                 else f"unreachable: {self.ingestor.last_error or 'connecting'}")
+            checks["ingest"] = self.ingestor.progress()[1]
         if self.scheduler is not None:
             checks["scheduler"] = "ok" if self.scheduler.running else "not running"
         return all(v == "ok" for v in checks.values()), checks
@@ -222,6 +225,7 @@ class App:
     def run_once(self, *, ingest_seconds: float = 60.0, deliver_seconds: float = 60.0) -> int:
         """One cycle: ingest what is available, run every model, deliver, write reports."""
         self.register_references()
+        self.remove_stale_exports()
         if self.ingestor is not None:
             stats = self.ingestor.drain(max_seconds=ingest_seconds)
             log.info("ingested", extra={"records": stats.records, "events": stats.events,
@@ -276,15 +280,20 @@ class App:
         while not stop.is_set():
             try:
                 self.ingestor.poll_once()
-                backoff = 0.5
+                if not self.ingestor.failing:  # backs off until a batch is stored again
+                    backoff = 0.5
                 if time.monotonic() - last_lag > 5:
                     self.ingestor.update_lag()
                     last_lag = time.monotonic()
             except Exception as exc:
-                self.ingestor.last_error = f"{type(exc).__name__}: {exc}"
+                reason = self.ingestor.failed(exc)  # the broker's fault only if it is
                 log.warning("ingest error; retrying", extra={
-                    "error": self.ingestor.last_error, "retry_in_seconds": backoff})
-                self.ingestor.close()
+                    "error": reason, "retry_in_seconds": backoff})
+                try:  # a stall shows as lag: what was polled but not stored is still behind
+                    self.ingestor.update_lag()
+                except Exception:
+                    log.debug("lag after an ingest error is unknown", exc_info=True)
+                self.ingestor.recover(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
         try:  # a clean stop: what was polled is stored and committed before the consumer goes
@@ -358,6 +367,7 @@ class App:
                 signal.signal(sig, lambda *_: stop.set())
             signal.signal(signal.SIGHUP, lambda *_: reload.set())
         self.register_references()
+        self.remove_stale_exports()
         self.start_http()
         workers_stop = threading.Event()
         thread = self._start_workers(workers_stop)

@@ -166,6 +166,8 @@ class QuarantinedMessage:
     reason_code: str
     reason: str
     first_bytes: str
+    bytes: int | None = None  # the message's whole size (the store keeps a capped prefix)
+    sha256: str | None = None  # of the whole message
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,8 @@ def quarantine(app: App, args: QuarantineArgs) -> list[QuarantinedMessage]:
         out.append(QuarantinedMessage(
             r["received_at"], r["source"], where, r["topic"], r["partition"], r["offset"],
             r["line"], r["model"], r["reason_code"], r["reason"],
-            raw[:80].decode("utf-8", errors="backslashreplace")))
+            raw[:80].decode("utf-8", errors="backslashreplace"), r["raw_bytes"],
+            r["raw_sha256"]))
     return out
 
 
@@ -279,9 +282,17 @@ def report(app: App, args: ReportArgs) -> RenderedRun:
     return rendered
 
 
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    """`--since` must come before `--until` (an empty range is a mistake, not 0 rows)."""
+    if since is not None and until is not None and since >= until:
+        raise CommandError(f"--since ({since.isoformat()}Z) must be before --until "
+                           f"({until.isoformat()}Z)")
+
+
 def export(app: App, args: ExportArgs) -> ExportResult:
     from driftd.monitor.store.export import export_training_data
 
+    check_range(args.since, args.until)
     _model(app, args.model)
     manifest = export_training_data(app.store, args.model, app.config.models[args.model],
                                     Path(args.out), since=args.since, until=args.until)
@@ -292,6 +303,7 @@ def backfill(app: App, args: BackfillArgs) -> BackfillResult:
     from driftd.monitor.service.backfill import backfill as run_backfill
     from driftd.monitor.service.runner import summarize
 
+    check_range(args.since, args.until)
     _model(app, args.model)
     outcomes = run_backfill(app, args.model, args.since, args.until, progress=args.progress)
     return BackfillResult(**dataclasses.asdict(summarize(outcomes)))

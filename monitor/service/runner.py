@@ -95,6 +95,7 @@ class DetectorRunner:
         except Exception as exc:  # one model's failure never stops the others
             log.exception("detector run failed", extra={"model": model, "run_id": run_id})
             status, error = "error", f"{type(exc).__name__}: {exc}"
+            self._store.health.observed(exc)  # a damaged store file shows in readiness
         duration = time.perf_counter() - t0
         severity = severity_of(result, cfg.alert.critical_share) if result else None
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,

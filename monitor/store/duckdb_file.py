@@ -23,8 +23,20 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
+from driftd.monitor.ingest.decode import (
+    DecodedBatch,
+    Decoder,
+    ModelRows,
+    QuarantineRow,
+    RawMessage,
+)
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.monitor.store.conflicts import (
+    FIRST_OF_EACH,
+    repeated_conflicts,
+    stored_conflicts,
+)
+from driftd.monitor.store.health import StoreHealth
 from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
@@ -40,7 +52,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR NOT NULL,
     topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
     model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-    raw BLOB
+    -- the first ingest.quarantine_max_bytes of the message; the whole message's size, sha256
+    raw BLOB, raw_bytes BIGINT, raw_sha256 VARCHAR
 );
 CREATE TABLE IF NOT EXISTS labels (
     model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
@@ -76,6 +89,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
 -- the ECE of its predictions, and its performance metrics as JSON {"roc_auc": 0.81, ...}
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS calibration_ece DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS performance VARCHAR;
+-- written by earlier versions' readiness check; kept so their files open unchanged
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -92,7 +106,7 @@ class WriteResult:
     labels: int
     quarantined: int
     quarantine_codes: tuple[tuple[str, str], ...] = ()  # (model or "", reason code) per row
-
+    conflicts: int = 0  # events not stored: their id is stored with another payload
 
 @dataclass(frozen=True)
 class ReferenceRecord:
@@ -134,6 +148,12 @@ class Window:
     prediction: pl.Series | None = None  # scores (Float64) or classes (Utf8), one per row
     label: pl.Series | None = None  # numeric labels, or class labels when only those came
     model_version: str | None = None  # served most of the window's events (ties: seen last)
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A transaction that lost to another writer of the same store (retrying it helps), as
+    opposed to one that could not commit at all (a full disk: "Failed to commit")."""
+    return isinstance(exc, duckdb.TransactionException) and "Conflict" in str(exc)
 
 
 def _utcnow() -> datetime:
@@ -194,8 +214,28 @@ class Store:
         self._known_tables: dict[str, frozenset[str]] = {}
         if not read_only:
             self._con.execute(SCHEMA)
+            self._migrate()
+        # readiness: reads on a cursor of its own, told how the ingest's writes went
+        self.health = StoreHealth(self._con.cursor, self.path)
+
+    def _migrate(self) -> None:
+        """Bring a file of an earlier version up to SCHEMA. Checkpointed at once: DuckDB
+        1.5 cannot replay from its write-ahead log an ADD COLUMN to a table whose default
+        calls a function (quarantine's nextval), so a crash before the next checkpoint
+        would leave a file that does not open."""
+        columns = {r[0] for r in self._con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'quarantine'"
+        ).fetchall()}
+        if "raw_sha256" in columns:
+            return
+        self._con.execute("""
+            ALTER TABLE quarantine ADD COLUMN raw_bytes BIGINT;
+            ALTER TABLE quarantine ADD COLUMN raw_sha256 VARCHAR;
+            UPDATE quarantine SET raw_bytes = octet_length(raw), raw_sha256 = sha256(raw);
+            CHECKPOINT""")
 
     def close(self) -> None:
+        self.health.close()
         self._con.close()
 
     @contextmanager
@@ -232,10 +272,6 @@ class Store:
             raise
         con.execute("COMMIT")
 
-    def touch(self) -> None:
-        """A tiny committed write: proves the store is open and writable (readiness)."""
-        self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
-
     # --- event log -------------------------------------------------------------------------
 
     def ensure_model_table(self, model: str, features: Mapping[str, str]) -> None:
@@ -268,37 +304,52 @@ class Store:
 
     @staticmethod
     def _insert_events(con: duckdb.DuckDBPyConnection, model: str, features: Mapping[str, str],
-                       table: pa.Table, now: datetime, on_conflict: bool) -> int:
+                       table: pa.Table, now: datetime, on_conflict: bool
+                       ) -> tuple[int, list[QuarantineRow]]:
         """Append one model's events (columns as `_arrow` makes them); returns how many were
-        new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
-        sort, skipped when every id is distinct, the usual case."""
+        new, and the conflicts: rows whose id is stored, or earlier in the table, with another
+        payload (quarantined; the same payload again is a plain duplicate). An id repeated
+        within the table: its first occurrence (lowest `ord`) wins — a sort, skipped when
+        every id is distinct, the usual case, which looks for no conflicts either."""
         feature_cols = "".join(", " + feature_column(n) for n in features)
         feature_src = "".join(f", __f{j}" for j in range(len(features)))
-        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+        distinct = pc.count_distinct(table["event_id"]).as_py()
+        repeated = distinct < table.num_rows
         con.register("__events", table)
         try:
+            conflicts = repeated_conflicts(con, model, features) if repeated else []
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
             # batch insert, whose threads cost more than they save on appends of this size:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
-            return con.execute(
+            inserted = con.execute(
                 f"""INSERT INTO {events_table(model)}
                 (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
                  source, topic, "partition", "offset", ingested_at {feature_cols})
                 SELECT event_id, model_version, ts, prediction, prediction_class, extras,
                  type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-                FROM __events {first_of_each if repeated else ""}
-                {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
+                FROM __events {FIRST_OF_EACH if repeated else ""}
+                {"ON CONFLICT DO NOTHING RETURNING event_id" if on_conflict else "RETURNING 1"}
+                """,
                 [now],
-            ).to_arrow_table().num_rows
+            ).to_arrow_table()
+            if on_conflict and inserted.num_rows < distinct:
+                # some ids were stored already: with the same payload (a duplicate) or not
+                con.register("__inserted", inserted)
+                try:
+                    bounds = pc.min_max(table["ts"]).as_py()
+                    conflicts += stored_conflicts(con, model, features, events_table(model),
+                                                  (bounds["min"], bounds["max"]))
+                finally:
+                    con.unregister("__inserted")
+            return inserted.num_rows, conflicts
         finally:
             con.unregister("__events")
 
     @staticmethod
     def _arrow(rows: ModelRows) -> pa.Table:
         columns: dict[str, pa.Array] = {
-            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order (ids are distinct)
+            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order
             "event_id": pa.array(rows.event_id, pa.string()),
             "model_version": pa.array(rows.model_version, pa.string()),
             "ts": pa.array(rows.ts, pa.timestamp("us")),
@@ -335,15 +386,9 @@ class Store:
         is written again with ON CONFLICT, which DuckDB resolves by joining the batch against a
         scan of the table's keys: right, but its cost grows with the table.
         """
-        now = _utcnow()
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
-        try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     topic_ids=topic_ids)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     topic_ids=topic_ids)
+        return self._write(batch, offsets, group_id, topic_ids=topic_ids)
 
     def write_raw_events(
         self,
@@ -367,9 +412,8 @@ class Store:
         when it carries the refused messages, `raw` need hold only the topic.
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
-        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
-                             duplicates_in_batch=batch.duplicates_in_batch) if batch else (
-            DecodedBatch())
+        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine)) if batch \
+            else DecodedBatch()
         window = decoder.time_window()
         if accepted is None:
             accepted = fast.decode(raw, window)
@@ -380,13 +424,28 @@ class Store:
         staged = {model: (fast.features(model), table) for model, table in tables.items()}
         for model, (features, _) in staged.items():
             self.ensure_model_table(model, features)
+        return self._write(batch, offsets, group_id, staged=staged, topic_ids=topic_ids)
+
+    def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int] | None,
+               group_id: str | None, *,
+               staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
+               topic_ids: Mapping[str, str] | None = None) -> WriteResult:
+        """`_write_batch` with plain INSERTs, again with ON CONFLICT when a key exists; the
+        outcome is told to `health` (a conflict with another writer is retried, not a fault)."""
         now = _utcnow()
         try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=staged, topic_ids=topic_ids)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=staged, topic_ids=topic_ids)
+            try:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                           staged=staged, topic_ids=topic_ids)
+            except duckdb.ConstraintException:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                           staged=staged, topic_ids=topic_ids)
+        except Exception as exc:
+            if not is_write_conflict(exc):  # another writer's conflict is retried, no fault
+                self.health.write_failed(exc)
+            raise
+        self.health.write_succeeded()
+        return result
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
@@ -401,7 +460,6 @@ class Store:
                     for value, partition, offset in given]
         events = decoder.decode_events(messages, DecodedBatch(), window=window)
         batch.quarantine.extend(events.quarantine)
-        batch.duplicates_in_batch += events.duplicates_in_batch
         ord_of = {(m.partition, m.offset): i for m, i in zip(messages, slow, strict=True)}
         for model, rows in events.events.items():
             if not len(rows):
@@ -429,21 +487,25 @@ class Store:
         """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
         labels, quarantine rows and offsets."""
         inserted: dict[str, int] = {}
-        duplicates = batch.duplicates_in_batch
+        duplicates = conflicted = 0
         tables = [(model, features, table) for model, (features, table) in (staged or {}).items()]
         tables += [(model, rows.features, self._arrow(rows))
                    for model, rows in batch.events.items() if len(rows)]
+        quarantine = list(batch.quarantine)  # and this attempt's conflicts
         with self.transaction() as con:
             for model, features, table in tables:
-                new = self._insert_events(con, model, features, table, now, on_conflict)
+                new, conflicts = self._insert_events(con, model, features, table, now,
+                                                     on_conflict)
                 inserted[model] = inserted.get(model, 0) + new
-                duplicates += table.num_rows - new
+                duplicates += table.num_rows - new - len(conflicts)
+                conflicted += len(conflicts)
+                quarantine += conflicts
             labels = batch.labels
             if len(labels):
                 self._write_labels(con, labels, now, on_conflict=on_conflict)
             quarantined: list[tuple[str, str]] = []
-            if batch.quarantine:
-                quarantined = self._write_quarantine(con, batch, now)
+            if quarantine:
+                quarantined = self._write_quarantine(con, quarantine, now)
             if offsets and group_id is not None:
                 # UPDATE, then INSERT the partitions not seen before: a third of the cost of
                 # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
@@ -462,15 +524,14 @@ class Store:
                                next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
                             [group_id, topic, partition, offset, now, topic_id])
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
-                           tuple(quarantined))
+                           tuple(quarantined), conflicted)
 
     @staticmethod
-    def _write_quarantine(con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+    def _write_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
                           now: datetime) -> list[tuple[str, str]]:
         """Append the batch's quarantine rows, except a message already quarantined (same
-        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        source, coordinates and sha256: a topic re-read by a new group, a file replayed
         twice). Returns (model or "", reason code) of the rows written."""
-        rows = batch.quarantine
         table = pa.table({
             "source": pa.array([q.source for q in rows], pa.string()),
             "topic": pa.array([q.topic for q in rows], pa.string()),
@@ -481,18 +542,20 @@ class Store:
             "reason_code": pa.array([q.reason_code for q in rows], pa.string()),
             "reason": pa.array([q.reason for q in rows], pa.string()),
             "raw": pa.array([q.raw for q in rows], pa.binary()),
+            "raw_bytes": pa.array([q.size for q in rows], pa.int64()),
+            "raw_sha256": pa.array([q.sha256 for q in rows], pa.string()),
         })
         con.register("__quarantine", table)
         try:
             written = con.execute(
                 """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
-                   line, model, reason_code, reason, raw)
+                   line, model, reason_code, reason, raw, raw_bytes, raw_sha256)
                    SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
-                          q.model, q.reason_code, q.reason, q.raw
+                          q.model, q.reason_code, q.reason, q.raw, q.raw_bytes, q.raw_sha256
                    FROM __quarantine q
                    WHERE NOT EXISTS (
                        SELECT 1 FROM quarantine x
-                       WHERE x.source = q.source AND x.raw = q.raw
+                       WHERE x.source = q.source AND x.raw_sha256 = q.raw_sha256
                          AND x.topic IS NOT DISTINCT FROM q.topic
                          AND x."partition" IS NOT DISTINCT FROM q."partition"
                          AND x."offset" IS NOT DISTINCT FROM q."offset"
@@ -616,17 +679,16 @@ class Store:
         types: dict[str, str] = {}
         for name, kind in features.items():
             types[name] = "number" if kind == "numeric" else "string"
+        # keys are feature names as events spelled them: read as values (json_each), never
+        # spliced into a JSON path, where a quote in a name would break the query
         rows = self.con.execute(
             f"""SELECT DISTINCT k, v FROM (
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
                   WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
                   UNION ALL
-                  -- a JSON pointer (~ and / escaped) reads any key, quotes included
-                  SELECT k, json_extract_string(
-                      type_issues, '/' || replace(replace(k, '~', '~0'), '/', '~1')) AS v
-                  FROM (
-                    SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
-                    WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
+                  SELECT j.key AS k, j.value ->> '$' AS v
+                  FROM {table} e, json_each(e.type_issues) j
+                  WHERE e.type_issues IS NOT NULL AND e.ts >= ? AND e.ts < ?)""",
             [start, end, start, end],
         ).fetchall()
         for key, value in rows:
@@ -646,7 +708,8 @@ class Store:
     def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.con.execute(
             """SELECT id, received_at, source, topic, "partition", "offset", line, model,
-                      reason_code, reason, raw FROM quarantine ORDER BY id DESC LIMIT ?""",
+                      reason_code, reason, raw, raw_bytes, raw_sha256
+               FROM quarantine ORDER BY id DESC LIMIT ?""",
             [limit],
         )
         names = [d[0] for d in cur.description]
