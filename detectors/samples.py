@@ -40,7 +40,12 @@ def sorted_finite(series: pl.Series) -> tuple[np.ndarray, int]:
 
 
 def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int]:
-    """Distinct non-null categories (sorted), their counts, and the null count."""
+    """Distinct non-null categories (sorted, in canonical form), their counts, and the count
+    of missing values (null, and NaN/inf in a float column).
+
+    Values are counted as they are, then only the distinct ones are put in canonical form
+    (`canonical_categories`), so canonicalising costs per category, not per row.
+    """
     raw = series.rename("category").to_frame().lazy().group_by("category").len().collect()
     return categories_from_counts(raw.get_column("category"), raw.get_column("len").to_numpy())
 
@@ -51,16 +56,63 @@ def categories_from_counts(
     """`category_counts` from distinct raw values (null among them) and how often each
     occurs — what a window's GROUP BY hands back — so a category's text is decided per
     distinct value, not per row."""
-    strings = values.cast(pl.Utf8, strict=False)
-    grouped = (
-        pl.DataFrame({"category": strings, "len": np.asarray(counts, dtype=np.int64)})
-        .group_by("category")
-        .agg(pl.col("len").sum())
+    raw = pl.DataFrame({"category": values, "len": np.asarray(counts, dtype=np.int64)})
+    missing = int(raw.filter(pl.col("category").is_null()).get_column("len").sum())
+    raw = raw.drop_nulls("category")
+    values = raw.get_column("category")
+    canonical = canonical_categories(values)
+    if values.dtype == pl.Utf8 and not canonical.null_count() and (canonical == values).all():
+        counts_frame = raw.sort("category")  # already canonical text: the usual case
+    else:
+        counts_frame = (
+            pl.DataFrame({"category": canonical, "len": raw["len"]})
+            .group_by("category").agg(pl.col("len").sum()).sort("category")
+        )
+    if counts_frame.get_column("category").null_count():
+        missing += int(counts_frame.filter(pl.col("category").is_null()).get_column("len").sum())
+        counts_frame = counts_frame.drop_nulls("category")
+    cats = counts_frame.get_column("category").to_list()
+    return tuple(cats), counts_frame.get_column("len").to_numpy().astype(np.int64), missing
+
+
+_INTEGRAL_TEXT = r"^-?[0-9]+\.0+$"
+
+
+def canonical_categories(values: pl.Series) -> pl.Series:
+    """Category values as the text they are compared by (documented in docs/detectors.md).
+
+    Integers and integral floats are written as integers (1, 1.0 and "1.0" are all "1"),
+    other floats as Python writes them, booleans and the strings "True"/"FALSE"/... as "true" /
+    "false"; other strings are kept exactly. NaN and ±inf are missing (null). So a reference
+    stored as floats, events carrying integers and a CSV of strings count the same categories.
+    """
+    dtype = values.dtype
+    if dtype == pl.Boolean or dtype.is_integer():
+        return values.cast(pl.Utf8)
+    if dtype.is_float() or dtype.is_decimal():
+        floats = values.cast(pl.Float64).to_list()
+        return pl.Series(values.name, [_float_category(v) for v in floats], dtype=pl.Utf8)
+    text = values.cast(pl.Utf8, strict=False)
+    lowered = text.str.to_lowercase()
+    return (
+        pl.DataFrame({"t": text, "l": lowered})
+        .select(
+            pl.when(pl.col("l").is_in(["true", "false"]))
+            .then(pl.col("l"))
+            .when(pl.col("t").str.contains(_INTEGRAL_TEXT))
+            .then(pl.col("t").str.replace(r"\.0+$", "").str.replace(r"^-0$", "0"))
+            .otherwise(pl.col("t"))
+        )
+        .to_series()
+        .rename(values.name)
     )
-    missing = int(grouped.filter(pl.col("category").is_null()).get_column("len").sum())
-    grouped = grouped.drop_nulls("category").sort("category")
-    cats = grouped.get_column("category").to_list()
-    return tuple(cats), grouped.get_column("len").to_numpy().astype(np.int64), missing
+
+
+def _float_category(value: float | None) -> str | None:
+    """The ingest's text for a float category (`monitor/ingest/decode.py`): 1.0 -> "1"."""
+    if value is None or not math.isfinite(value):
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:

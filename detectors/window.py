@@ -492,15 +492,35 @@ def frame_window(
     frame: pl.DataFrame,
     features: Collection[str],
     *,
-    prediction: str | None,
-    label: str | None,
+    prediction: pl.Series | None,
+    label: pl.Series | None,
+    rows: int | None = None,
 ) -> RelationWindow:
-    """An in-memory table as a window: the configured features it has, by name."""
+    """An in-memory table as a window: the configured features it has, by name, and the
+    model's outputs and labels beside it (each as long as the frame) under names no feature
+    has, so a feature may be called `prediction` or `label`."""
     present = [name for name in features if name in frame.columns]
+    height = frame.height if rows is None else rows
+    extra: dict[str, pl.Series] = {}
+    names: list[str | None] = []
+    for role, series in (("prediction", prediction), ("label", label)):
+        if series is None:
+            names.append(None)
+            continue
+        name = _free_name(f"__{role}", frame.columns)
+        extra[name] = series.alias(name)
+        names.append(name)
+    table = frame.with_columns(list(extra.values())) if extra else frame
     return RelationWindow(
-        FrameRelation(frame.lazy(), rows=frame.height),
+        FrameRelation(table.lazy(), rows=height),
         {name: name for name in present},
-        prediction=prediction if prediction in frame.columns else None,
-        label=label if label in frame.columns else None,
-        rows=frame.height,
+        prediction=names[0],
+        label=names[1],
+        rows=height,
     )
+
+
+def _free_name(name: str, taken: Collection[str]) -> str:
+    while name in taken:
+        name = f"_{name}"
+    return name

@@ -65,10 +65,46 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int],
             _walk(item, (*path, i), lines, text_starts)
 
 
+# A config has hundreds of values; aliases (`*name`) may repeat a part, but a document whose
+# aliases expand to more than this many values is refused before anything walks it.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
+                   file: str) -> int:
+    """How many values `node` stands for with every alias expanded (memoized by node, so the
+    cost is the number of distinct nodes); refuses recursive aliases and alias bombs."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise YamlError(f"{file}: an alias refers to a node that contains it (recursive "
+                        "anchors are not allowed)")
+    open_nodes.add(key)
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            size += _expanded_size(k, sizes, open_nodes, file)
+            size += _expanded_size(v, sizes, open_nodes, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, sizes, open_nodes, file)
+    open_nodes.discard(key)
+    if size > MAX_EXPANDED_NODES:
+        raise YamlError(f"{file}: line {node.start_mark.line + 1}: aliases (*name) expand "
+                        f"this document to more than {MAX_EXPANDED_NODES:,} values; refusing "
+                        "it (a YAML alias bomb?)")
+    sizes[key] = size
+    return size
+
+
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
-    """Parse YAML text, returning the data and a key-path → line map."""
+    """Parse YAML text, returning the data and a key-path → line map. A document whose
+    aliases expand beyond MAX_EXPANDED_NODES values is refused before it is walked."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _expanded_size(node, {}, set(), file)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise YamlError(f"{file}: not valid YAML: {exc}") from exc

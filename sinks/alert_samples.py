@@ -45,6 +45,10 @@ _BASE: dict[str, Any] = {
     "report_url": "http://127.0.0.1:9108/reports/8c1e0f4a2b3d4c5e9f8a7b6c5d4e3f2a.html",
     "rationale": "Income drift above PSI 0.2 moved approval rates by 2+ points in 2025",
     "action": "Check the upstream income feed",
+    "verdict": "2 of 3 features drifted (67 %) ≥ drift_share 50 %: dataset drift",
+    "reasons": ["2 of 3 features drifted (67 %) ≥ drift_share 50 %: dataset drift",
+                "income drifted past its strong effect: psi 0.31 ≥ threshold 0.2; "
+                "strong (≥ 0.25)"],
 }
 
 _TRAINING_DATA = {

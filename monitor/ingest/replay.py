@@ -198,7 +198,7 @@ def replay_file(path: Path, kind: str, decoder: Decoder, store: Store,
             tables, batch = _event_tables(values, lines, source, fast, decoder)
             result = store.write_event_tables(
                 {m: (fast.features(m), t) for m, t in tables.items()}, batch)
-        record_metrics(metrics, result)
+        record_metrics(metrics, result, config.models)
         for i, v in enumerate((len(values), sum(result.inserted.values()), result.labels,
                                result.duplicates, result.quarantined)):
             totals[i] += v

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
 
+from driftd.detectors.check import read_table as read_check_table
 from driftd.detectors.profile import (
     PROFILE_VERSION,
     ProfileVersionError,
@@ -46,11 +48,14 @@ def read_table(path: Path) -> pl.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             return pl.read_parquet(path)
-        if suffix in (".csv", ".tsv"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",",
-                               infer_schema_length=10000)
+        if suffix == ".csv":  # driftd check's reader: header names as the CSV quotes them
+            return read_check_table(path)
+        if suffix == ".tsv":
+            return pl.read_csv(path, separator="\t", infer_schema_length=10000)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ReferenceError(f"{path}: cannot read: {exc}") from exc
+    except ValueError as exc:  # read_check_table's, which names the file
+        raise ReferenceError(str(exc)) from exc
     raise ReferenceError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
@@ -69,11 +74,28 @@ def scan_table(path: Path) -> pl.LazyFrame:
     return frame
 
 
+def model_outputs(
+    frame_columns: Sequence[str], model: ModelConfig
+) -> tuple[str | None, str | None]:
+    """The reference's prediction and label columns, by the model's own names.
+
+    A name that is also a configured feature is the feature (the config refuses that when the
+    name was set explicitly); a label needs a prediction to score against.
+    """
+    def present(name: str) -> str | None:
+        return name if name in frame_columns and name not in model.features else None
+
+    prediction = present(model.prediction_column)
+    label = present(model.label_column) if prediction is not None else None
+    return prediction, label
+
+
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 def reference_frame(frame: Frame, model: ModelConfig, source: str) -> Frame:
-    """Select and type the configured columns; prediction/label are renamed to fixed names."""
+    """Select and type the configured features, the prediction and the label, each under its
+    own name (any name: a feature may be called `prediction`)."""
     schema = frame.collect_schema()
     missing = [f for f in model.features if f not in schema]
     if missing:
@@ -87,13 +109,15 @@ def reference_frame(frame: Frame, model: ModelConfig, source: str) -> Frame:
                 raise ReferenceError(f"{source}: feature {name!r} is configured numeric but the "
                                      f"reference column is {schema[name]}")
             exprs.append(col.cast(pl.Float64))
+        elif schema[name].is_numeric() or schema[name] == pl.Boolean:
+            exprs.append(col)  # compared by canonical text: 1.0 is the category "1"
         else:
             exprs.append(col.cast(pl.Utf8))
-    for column, alias in ((model.prediction_column, "prediction"), (model.label_column, "label")):
-        if column in schema:
+    for column in model_outputs(schema.names(), model):
+        if column is not None:
             dtype = schema[column]
             exprs.append(pl.col(column).cast(pl.Float64 if dtype.is_numeric() or
-                                             dtype == pl.Boolean else pl.Utf8).alias(alias))
+                                             dtype == pl.Boolean else pl.Utf8))
     return frame.select(exprs)
 
 
@@ -103,15 +127,10 @@ def profile_reference(raw: pl.DataFrame | pl.LazyFrame, model: ModelConfig,
     so memory is the profile plus the columns being summarised). `prefix_sums=False` for a
     profile that is only stored."""
     frame = reference_frame(raw, model, source)
-    columns = frame.collect_schema()
+    prediction, label = model_outputs(raw.collect_schema().names(), model)
     try:
-        return build_profile(
-            frame, model.features,
-            prediction="prediction" if "prediction" in columns else None,
-            label="label" if "label" in columns else None,
-            task=model.task,
-            prefix_sums=prefix_sums,
-        )
+        return build_profile(frame, model.features, prediction=prediction, label=label,
+                             task=model.task, prefix_sums=prefix_sums)
     except pl.exceptions.PolarsError as exc:  # a file that breaks while it is read
         raise ReferenceError(f"{source}: cannot read: {exc}") from exc
 

@@ -46,8 +46,9 @@ class StoreWindow:
 
     source: RelationWindow
     rows: int
-    model_versions: tuple[str, ...]
+    model_versions: tuple[str, ...]  # every version seen, the most served first
     observed_types: dict[str, str]
+    model_version: str | None = None  # served most of the window's events (ties: seen last)
 
 
 @contextmanager
@@ -73,11 +74,13 @@ def open_window(
         classes_only = rows and not predictions and classes
         prediction = "e.prediction_class" if classes_only else "e.prediction"
         label = relation.label_column()
-        versions = tuple(
-            r[0] for r in con.execute(
-                f"SELECT DISTINCT coalesce(e.model_version, '') FROM {relation.source} "
-                "ORDER BY 1", relation.params).fetchall()
-        )
+        # every version seen, the most served first (ties: seen last), as `Store.load_window`
+        served = con.execute(
+            f"SELECT e.model_version FROM {relation.source} GROUP BY e.model_version "
+            "ORDER BY count(*) DESC, max(e.ts) DESC, e.model_version", relation.params
+        ).fetchall()
+        versions = tuple(v for (v,) in served if v is not None)
+        dominant = served[0][0] if served else None
         columns = {name: feature_column_in(name) for name in features}
         held: SqlRelation | HeldRelation = relation
         if memory_bytes is not None and rows * _row_bytes(features) * 2 <= memory_bytes:
@@ -86,7 +89,7 @@ def open_window(
             held = HeldRelation(relation, [*columns.values(), prediction])
         source = RelationWindow(held, columns, prediction=prediction, label=label,
                                 memory_bytes=memory_bytes, rows=rows)
-        yield StoreWindow(source, rows, versions, observed)
+        yield StoreWindow(source, rows, versions, observed, model_version=dominant)
 
 
 def _row_bytes(features: Mapping[str, str]) -> int:

@@ -109,7 +109,8 @@ def test_a_window_over_its_memory_budget_scores_as_one_in_memory(monkeypatch, sh
     profile = build_profile(reference, kinds, prediction="prediction", label="label",
                             task="binary_classification")
     policy = DetectionPolicy(methods=["ks", "wasserstein", "psi", "jensenshannon", "chisquare"])
-    expected = evaluate(profile, current, policy)
+    expected = evaluate(profile, current.select(list(kinds)), policy,
+                        prediction=current["prediction"], label=current["label"])
 
     monkeypatch.setattr(window_module, "MIN_PIECE_VALUES", 1)
     monkeypatch.setattr(window_module, "PIECE_OVERHEAD_BYTES", 0)

@@ -226,3 +226,50 @@ def test_alert_samples_have_the_keys_of_real_bodies(make_manager):
         if event == "retrain.requested":  # the real payload comes from App.training_data
             body.pop("training_data"), sample.pop("training_data")
         assert shape(body) == shape(sample), event
+def _calibration_drift(i: int) -> RunOutcome:
+    """Features fine, calibration off: what labels arriving late for a closed window reveal."""
+    from dataclasses import replace
+
+    from driftd.detectors.results import Calibration
+
+    outcome = _outcome(i, [])
+    result = replace(outcome.result, drift=True, calibration=Calibration(
+        ece_reference=0.02, ece_current=0.31, brier_reference=0.1, brier_current=0.3,
+        margin=0.05, drifted=True, rows_labelled=900))
+    return replace(outcome, status="drift", severity="warning", result=result)
+
+
+def test_a_rescored_window_alerts_only_on_drift_it_newly_reveals(make_manager):
+    import json
+
+    mgr, store = make_manager(consecutive=3)
+    _events(mgr, _outcome(0, []), T0)
+    # labels came for window 0: its calibration drifted, which its first scoring did not show
+    t = mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=5), rescored=frozenset())
+    assert t.events == ("drift.detected",)  # `consecutive` is about windows to come, not this
+    state = mgr.state("credit-risk")
+    assert (state.status, state.episode_id, state.consecutive_drift) == ("open", "run0", 0)
+    body = json.loads(store.con.execute(
+        "SELECT body FROM outbox WHERE sink = 'hook'").fetchone()[0])
+    assert body["findings"] == [{"feature": "prediction", "method": "ece", "statistic": 0.31,
+                                 "p_value": None, "threshold": 0.07, "drifted": True}]
+    (detail,) = store.con.execute(
+        "SELECT detail FROM alert_events WHERE event = 'drift.detected'").fetchone()
+    assert detail == "closed window from 2026-11-22T07:00:00Z scored again"
+    # scored again with nothing new: quiet; scored again fine: it does not resolve anything
+    before = frozenset({"prediction\x1fece"})
+    assert mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=6),
+                      rescored=before).events == ()
+    assert mgr.handle(_outcome(0, []), now=T0 + timedelta(hours=6),
+                      rescored=before).events == ()
+    assert mgr.state("credit-risk").status == "open"
+    # the model's own newer windows still decide whether the episode ends
+    assert _events(mgr, _outcome(7, []), T0 + timedelta(hours=7)) == ("drift.resolved",)
+
+
+def test_a_rescore_respects_a_silence(make_manager):
+    mgr, store = make_manager()
+    mgr.silence("credit-risk", until=T0 + timedelta(days=1), reason="migration", by="sre")
+    t = mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=1), rescored=frozenset())
+    assert t.events == () and t.suppressed.startswith("silenced until")
+    assert store.con.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0

@@ -97,7 +97,8 @@ def profile_for(classes: bool = False):
 
 def old_path(store: Store, model: str, profile, policy):
     window = store.load_window(model, FEATURES, START, END)
-    return evaluate(profile, window.frame, policy, observed_types=window.observed_types)
+    return evaluate(profile, window.frame, policy, prediction=window.prediction,
+                    label=window.label, observed_types=window.observed_types)
 
 
 POLICY = DetectionPolicy(methods=["ks", "wasserstein", "psi", "jensenshannon", "chisquare"])
