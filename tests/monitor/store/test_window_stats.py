@@ -170,3 +170,62 @@ def test_a_window_read_while_events_arrive_stays_one_window(tmp_path):
     assert found.rows_current == 10_000
     assert {f.rows_current for f in found.features if f.feature == 'we"ird'} == {10_000}
     assert found.performance.rows_labelled == pytest.approx(5_000, rel=0.05)
+
+
+def test_features_named_like_the_outputs_and_the_served_versions_read_as_loaded(tmp_path):
+    """Features may be called `prediction` and `label` (they are columns of their own beside
+    the model's outputs), and the pass records every version seen with the one that served
+    most of the window first — as `Store.load_window` does."""
+    import polars as pl
+
+    features = {"prediction": "numeric", "label": "categorical", "a": "numeric"}
+    store = Store(tmp_path / "s.duckdb")
+    store.ensure_model_table("m", features)
+    n = 12_000
+    rng = np.random.default_rng(8)
+    p = rng.random(n)
+    table = pa.table({
+        "i": np.arange(n),
+        "ts": np.datetime64(START, "us") + np.sort(rng.integers(0, 3_600_000_000, n)).astype(
+            "timedelta64[us]"),
+        "f0": rng.normal(3.0, size=n),  # the feature "prediction": nothing like the scores
+        "f1": rng.choice(["1", "2", "3"], size=n),
+        "f2": rng.normal(size=n),
+        "score": p,
+        "version": np.where(np.arange(n) % 10 < 6, "v2", np.where(np.arange(n) % 10 < 9, "v1",
+                                                                    None)),
+        "y": (rng.random(n) < p).astype(float),
+    })
+    cols = ", ".join(feature_column(name) for name in features)
+    store.con.register("__chunk", table)
+    store.con.execute(
+        f"""INSERT INTO {events_table('m')} (event_id, model_version, ts, prediction,
+            prediction_class, extras, type_issues, source, topic, "partition", "offset",
+            ingested_at, {cols})
+            SELECT 'e' || i, version, ts, score, NULL, NULL, NULL, 'test', NULL, NULL, NULL, ts,
+                   f0, f1, f2 FROM __chunk""")
+    store.con.execute(
+        """INSERT INTO labels (model, event_id, label, label_class, ts, received_at, updates,
+           source) SELECT 'm', 'e' || i, y, NULL, ts, ts, 1, 'test' FROM __chunk""")
+    store.con.unregister("__chunk")
+    reference = pl.DataFrame({"prediction": rng.normal(3.0, size=20_000),
+                              "label": rng.choice(["1", "2", "3"], size=20_000),
+                              "a": rng.normal(size=20_000)})
+    scores = rng.random(20_000)
+    reference = reference.with_columns(pl.Series("score", scores),
+                                       pl.Series("y", (rng.random(20_000) < scores) * 1.0))
+    profile = build_profile(reference, features, prediction="score", label="y",
+                            task="binary_classification")
+    window = store.load_window("m", features, START, END)
+    expected = evaluate(profile, window.frame, DetectionPolicy(), prediction=window.prediction,
+                        label=window.label, observed_types=window.observed_types)
+    with open_window(store, "m", features, START, END, memory_bytes=256 << 20) as loaded:
+        assert (loaded.model_versions, loaded.model_version) == (
+            window.model_versions, window.model_version) == (("v2", "v1"), "v2")
+        found = evaluate(profile, loaded.source, DetectionPolicy(),
+                         observed_types=loaded.observed_types)
+    assert_same_result(found, expected)
+    assert {f.feature for f in found.features} == set(features)
+    assert not found.drift  # the feature "prediction" is compared with its own reference
+    assert found.calibration is not None and found.calibration.rows_labelled == n
+    store.close()
