@@ -24,10 +24,12 @@ import pyarrow.compute as pc
 
 from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
+from driftd.monitor.store.coordination import DuckDBState, Leases, LocalLeases, StateDB
 
 if TYPE_CHECKING:
-    from driftd.monitor.config import LoadedConfig, StoreConfig
+    from driftd.monitor.config import Config, LoadedConfig, StoreConfig
     from driftd.monitor.ingest.decodepool import DecodePool
+    from driftd.monitor.store.retention import RetentionStats
 from driftd.monitor.store.sql import events_table, feature_column, ident
 
 SCHEMA = """
@@ -77,6 +79,17 @@ CREATE TABLE IF NOT EXISTS findings (
 """
 
 
+# the batch's quarantine rows (registered as __quarantine) not quarantined already
+NEW_QUARANTINE_ROWS = """FROM __quarantine q
+    WHERE NOT EXISTS (
+        SELECT 1 FROM quarantine x
+        WHERE x.source = q.source AND x.raw = q.raw
+          AND x.topic IS NOT DISTINCT FROM q.topic
+          AND x."partition" IS NOT DISTINCT FROM q."partition"
+          AND x."offset" IS NOT DISTINCT FROM q."offset"
+          AND x.line IS NOT DISTINCT FROM q.line)"""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     inserted: dict[str, int]  # model -> new rows
@@ -113,7 +126,12 @@ def _utcnow() -> datetime:
 
 
 def open_store(loaded: LoadedConfig) -> Store:
-    """The configured store: its path resolved against the config file, DuckDB's limits set."""
+    """The configured store: its path resolved against the config file, DuckDB's limits set;
+    or, with `store.lake`, the shared lake (monitor/store/lake.py)."""
+    if loaded.config.store.lake is not None:
+        from driftd.monitor.store.lake import open_lake
+
+        return open_lake(loaded.config.store)
     return configured_store(loaded.store_path, loaded.config.store)
 
 
@@ -149,7 +167,17 @@ class Store:
             settings["memory_limit"] = memory_limit
         if checkpoint_threshold is not None:
             settings["checkpoint_threshold"] = checkpoint_threshold
-        self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
+        self._setup(duckdb.connect(str(self.path), read_only=read_only, config=settings),
+                    threads)
+        # one process owns the file: every lease is its own, its state tables are in the file
+        self.leases: Leases = LocalLeases()
+        self.state: StateDB = DuckDBState(self)
+        if not read_only:
+            self._con.execute(SCHEMA)
+
+    def _setup(self, con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
+        """What every backend's connection gets: one DuckDB thread, a cursor per thread."""
+        self._con = con
         # DuckDB runs on one thread outside `parallel()`. The store's steady work is the
         # ingest's appends and their checkpoints, where DuckDB's worker threads cost the
         # daemon ~5 CPU-µs per event more than they save (bench/README.md, "one DuckDB
@@ -162,8 +190,6 @@ class Store:
         self._local = threading.local()
         self._ddl_lock = threading.Lock()
         self._known_tables: dict[str, frozenset[str]] = {}
-        if not read_only:
-            self._con.execute(SCHEMA)
 
     def close(self) -> None:
         self._con.close()
@@ -188,8 +214,11 @@ class Store:
     def con(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._local.cursor = self._con.cursor()
+            cur = self._local.cursor = self._new_cursor()
         return cur
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
 
     @contextmanager
     def transaction(self):
@@ -205,6 +234,20 @@ class Store:
     def touch(self) -> None:
         """A tiny committed write: proves the store is open and writable (readiness)."""
         self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
+
+    def readiness_checks(self) -> dict[str, str]:
+        """Readiness of the store: name -> "ok" or what is wrong (the lake has two)."""
+        try:
+            self.touch()
+        except Exception as exc:
+            return {"store": f"not writable: {exc}"}
+        return {"store": "ok"}
+
+    def maintain(self, config: Config, now: datetime) -> RetentionStats:
+        """The periodic upkeep: retention (the file is compacted offline, `driftd compact`)."""
+        from driftd.monitor.store.retention import apply_retention
+
+        return apply_retention(self, config, now)
 
     # --- event log -------------------------------------------------------------------------
 
@@ -293,6 +336,7 @@ class Store:
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
         topic_ids: Mapping[str, str] | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """Append a decoded batch, its quarantine rows and offsets in one transaction.
 
@@ -310,10 +354,10 @@ class Store:
             self.ensure_model_table(model, rows.features)
         try:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     topic_ids=topic_ids)
+                                     topic_ids=topic_ids, expected=expected)
         except duckdb.ConstraintException:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     topic_ids=topic_ids)
+                                     topic_ids=topic_ids, expected=expected)
 
     def write_raw_events(
         self,
@@ -326,6 +370,7 @@ class Store:
         group_id: str | None = None,
         topic_ids: Mapping[str, str] | None = None,
         accepted: FastResult | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """Decode raw event messages and append them like `write_batch` does.
 
@@ -353,10 +398,10 @@ class Store:
         now = _utcnow()
         try:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=staged, topic_ids=topic_ids)
+                                     staged=staged, topic_ids=topic_ids, expected=expected)
         except duckdb.ConstraintException:
             return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=staged, topic_ids=topic_ids)
+                                     staged=staged, topic_ids=topic_ids, expected=expected)
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
@@ -395,6 +440,7 @@ class Store:
         on_conflict: bool,
         staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
         topic_ids: Mapping[str, str] | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
         labels, quarantine rows and offsets."""
@@ -415,33 +461,38 @@ class Store:
             if batch.quarantine:
                 quarantined = self._write_quarantine(con, batch, now)
             if offsets and group_id is not None:
-                # UPDATE, then INSERT the partitions not seen before: a third of the cost of
-                # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
-                for (topic, partition), offset in offsets.items():
-                    topic_id = (topic_ids or {}).get(topic)
-                    updated = con.execute(
-                        # overwrite, never max(): after a topic is recreated its offsets restart,
-                        # and a lower value only costs an idempotent re-read
-                        """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
-                           topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
-                        [offset, now, topic_id, group_id, topic, partition],
-                    ).fetchone()[0]
-                    if not updated:
-                        con.execute(
-                            """INSERT INTO kafka_offsets (group_id, topic, "partition",
-                               next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
-                            [group_id, topic, partition, offset, now, topic_id])
+                self._write_offsets(con, offsets, group_id, topic_ids or {}, now, expected)
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
                            tuple(quarantined))
 
     @staticmethod
-    def _write_quarantine(con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
-                          now: datetime) -> list[tuple[str, str]]:
-        """Append the batch's quarantine rows, except a message already quarantined (same
-        source, coordinates and bytes: a topic re-read by a new group, a file replayed
-        twice). Returns (model or "", reason code) of the rows written."""
+    def _write_offsets(con: duckdb.DuckDBPyConnection, offsets: Mapping[tuple[str, int], int],
+                       group_id: str, topic_ids: Mapping[str, str], now: datetime,
+                       expected: Mapping[tuple[str, int], int | None] | None) -> None:
+        """Store the next offset per partition. `expected` (what the writer believes is
+        stored) matters where several writers share a store (the lake fences on it); one
+        process owns the file."""
+        # UPDATE, then INSERT the partitions not seen before: a third of the cost of
+        # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
+        for (topic, partition), offset in offsets.items():
+            topic_id = topic_ids.get(topic)
+            updated = con.execute(
+                # overwrite, never max(): after a topic is recreated its offsets restart,
+                # and a lower value only costs an idempotent re-read
+                """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
+                   topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
+                [offset, now, topic_id, group_id, topic, partition],
+            ).fetchone()[0]
+            if not updated:
+                con.execute(
+                    """INSERT INTO kafka_offsets (group_id, topic, "partition",
+                       next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
+                    [group_id, topic, partition, offset, now, topic_id])
+
+    @staticmethod
+    def _quarantine_table(batch: DecodedBatch) -> pa.Table:
         rows = batch.quarantine
-        table = pa.table({
+        return pa.table({
             "source": pa.array([q.source for q in rows], pa.string()),
             "topic": pa.array([q.topic for q in rows], pa.string()),
             "partition": pa.array([q.partition for q in rows], pa.int32()),
@@ -452,35 +503,33 @@ class Store:
             "reason": pa.array([q.reason for q in rows], pa.string()),
             "raw": pa.array([q.raw for q in rows], pa.binary()),
         })
-        con.register("__quarantine", table)
+
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+                          now: datetime) -> list[tuple[str, str]]:
+        """Append the batch's quarantine rows, except a message already quarantined (same
+        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        twice). Returns (model or "", reason code) of the rows written."""
+        con.register("__quarantine", self._quarantine_table(batch))
         try:
             written = con.execute(
-                """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
+                f"""INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
                    line, model, reason_code, reason, raw)
                    SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
                           q.model, q.reason_code, q.reason, q.raw
-                   FROM __quarantine q
-                   WHERE NOT EXISTS (
-                       SELECT 1 FROM quarantine x
-                       WHERE x.source = q.source AND x.raw = q.raw
-                         AND x.topic IS NOT DISTINCT FROM q.topic
-                         AND x."partition" IS NOT DISTINCT FROM q."partition"
-                         AND x."offset" IS NOT DISTINCT FROM q."offset"
-                         AND x.line IS NOT DISTINCT FROM q.line)
-                   RETURNING model, reason_code""", [now]).fetchall()
+                   {NEW_QUARANTINE_ROWS} RETURNING model, reason_code""", [now]).fetchall()
         finally:
             con.unregister("__quarantine")
         return [(model or "", code) for model, code in written]
 
     @staticmethod
-    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
-                      on_conflict: bool) -> None:
-        # last write wins within the batch too: keep the final occurrence of each id
+    def _label_table(labels) -> pa.Table:
+        """The batch's labels, the final occurrence of each (model, event_id) only: last write
+        wins within the batch too."""
         last: dict[tuple[str, str], int] = {}
         for i, key in enumerate(zip(labels.model, labels.event_id, strict=True)):
             last[key] = i
         idx = sorted(last.values())
-        table = pa.table(
+        return pa.table(
             {
                 "model": pa.array([labels.model[i] for i in idx], pa.string()),
                 "event_id": pa.array([labels.event_id[i] for i in idx], pa.string()),
@@ -490,6 +539,10 @@ class Store:
                 "source": pa.array([labels.source[i] for i in idx], pa.string()),
             }
         )
+
+    def _write_labels(self, con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
+                      on_conflict: bool) -> None:
+        table = self._label_table(labels)
         upsert = """ON CONFLICT DO UPDATE SET label = excluded.label,
                      label_class = excluded.label_class, ts = excluded.ts,
                      received_at = excluded.received_at, updates = labels.updates + 1,
