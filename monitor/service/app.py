@@ -24,7 +24,7 @@ from driftd.monitor.service.windows import TimeWindow, current_window, due_windo
 from driftd.monitor.store.duckdb_file import Store, open_store
 from driftd.monitor.store.export import export_training_data
 from driftd.monitor.store.references import ProfileCache, register_reference
-from driftd.monitor.store.retention import RetentionStats, apply_retention
+from driftd.monitor.store.retention import RetentionStats
 from driftd.sinks.base import EVENT_TYPES
 from driftd.sinks.prometheus import DriftdMetrics, StoredState
 from driftd.sinks.registry import build_sink
@@ -106,6 +106,8 @@ class App:
         each closed window not yet scored (after `allowed_lateness_seconds`), then re-score
         windows that late events arrived for; the new run supersedes the old one.
         """
+        if not self.store.leases.hold(f"detect:{model}"):
+            return []  # another replica evaluates this model's windows (each once)
         cfg = self.config.models[model]
         now = self.clock()
         if cfg.window_align == "none":
@@ -123,8 +125,11 @@ class App:
             outcomes.append(self.run_model(model, window, trigger="aligned"))
         return outcomes
 
-    def retention(self) -> RetentionStats:
-        return apply_retention(self.store, self.config, self.clock())
+    def retention(self) -> RetentionStats | None:
+        """Retention (and, on a lake, compaction): by one replica at a time."""
+        if not self.store.leases.hold("maintenance"):
+            return None
+        return self.store.maintain(self.config, self.clock())
 
     def training_data(self, outcome: RunOutcome) -> dict[str, Any]:
         """Export the drifted window (or the configured lookback) for a retrain request."""
@@ -149,17 +154,16 @@ class App:
             state.last_runs = [(m, _epoch(done), _epoch(end))
                                for m, done, end in self.store.last_runs()]
             state.outbox_pending = self.outbox.pending_counts()
+            leases = self.store.leases
+            held = leases.held()
+            for name in [*(f"detect:{m}" for m in self.config.models), "maintenance"]:
+                self.metrics.leases_held.labels(leases.replica, name).set(name in held)
         except Exception:
             log.exception("metrics collection failed")
         return state
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        checks: dict[str, str] = {}
-        try:
-            self.store.touch()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"not writable: {exc}"
+        checks: dict[str, str] = dict(self.store.readiness_checks())
         if self.ingestor is not None:
             checks["broker"] = ("ok" if self.ingestor.broker_reachable()
                                 else f"unreachable: {self.ingestor.last_error or 'connecting'}")
@@ -226,8 +230,11 @@ class App:
                                    coalesce=True, next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.outbox.flush, "interval", seconds=1, id="outbox",
                                max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.retention, "interval", hours=1, id="retention",
-                               max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        lake = self.config.store.lake
+        self.scheduler.add_job(self.retention, "interval",
+                               seconds=lake.maintenance_interval_seconds if lake else 3600,
+                               id="retention", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
         self.scheduler.start()
         if self.ingestor is None:
             return None
@@ -317,4 +324,6 @@ def build(loaded: LoadedConfig, *, clock: Callable[[], datetime] = _utcnow) -> A
     metrics = DriftdMetrics()
     app = App(loaded, open_store(loaded), metrics, clock=clock)
     metrics.add_stored_state(app.stored_state)
+    metrics.replica_info.labels(app.store.leases.replica,
+                                "lake" if loaded.config.store.lake else "file").set(1)
     return app
