@@ -89,8 +89,16 @@ def cmd_validate(args) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_ERROR
     cfg = loaded.config
+    if not args.no_environment:
+        from driftd.monitor.config import check_environment
+
+        problems = check_environment(cfg)
+        if problems:
+            print(ConfigError(args.file, problems).render(), file=sys.stderr)
+            return EXIT_ERROR
+    store = "lake " + cfg.store.lake.data_path if cfg.store.lake else "file"
     print(f"{args.file}: valid ({len(cfg.models)} model(s), {len(cfg.sinks)} sink(s), "
-          f"kafka {'configured' if cfg.kafka else 'not configured'})")
+          f"kafka {'configured' if cfg.kafka else 'not configured'}, store {store})")
     return EXIT_OK
 
 
@@ -280,6 +288,8 @@ def cmd_compact(args) -> int:
 
     loaded = _load(args.config)
     store = open_store(loaded)
+    if loaded.config.store.lake is not None:
+        return _compact_lake(store, loaded.config)
     try:
         stats = apply_retention(store, loaded.config, datetime.now(UTC).replace(tzinfo=None))
         store.con.execute("CHECKPOINT")
@@ -288,6 +298,24 @@ def cmd_compact(args) -> int:
     before, after = compact(loaded.store_path)
     print(f"{loaded.store_path}: retention removed {stats.events} events, {stats.labels} labels, "
           f"{stats.quarantine} quarantined; {before:,} -> {after:,} bytes")
+    return EXIT_OK
+
+
+def _compact_lake(store, config) -> int:
+    """The lake is compacted online, by whichever process holds the maintenance lease."""
+    try:
+        if not store.leases.hold("maintenance"):
+            raise CliError("a running replica holds the maintenance lease and compacts the lake "
+                           f"every {config.store.lake.maintenance_interval_seconds:g} s; "
+                           "nothing to do here")
+        before = store.data_files()
+        stats = store.maintain(config, datetime.now(UTC).replace(tzinfo=None))
+        after = store.data_files()
+    finally:
+        store.close()
+    print(f"{config.store.lake.data_path}: retention removed {stats.events} events, "
+          f"{stats.labels} labels, {stats.quarantine} quarantined; {before[0]:,} files "
+          f"({before[1]:,} bytes) -> {after[0]:,} files ({after[1]:,} bytes)")
     return EXIT_OK
 
 
@@ -372,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("validate-config", cmd_validate, "validate a config file",
              "driftd validate-config driftd.yaml", "validate")
     sp.add_argument("file", help="the config file to validate")
+    sp.add_argument("--no-environment", action="store_true",
+                    help="check the file only, not that store.lake's catalog and data path "
+                         "answer")
 
     sp = add("check", cmd_check, "compare two files for drift (no daemon, no config)",
              "driftd check --reference train.parquet --current today.csv --categorical region "

@@ -268,14 +268,23 @@ def _check_consumer_options(config: Config, source: SourceMap) -> list[ConfigIss
 
 def _check_optional_extras(config: Config, source: SourceMap) -> list[ConfigIssue]:
     """Options that need an optional extra say how to install it."""
+    issues = []
+    if config.store.lake is not None:
+        from driftd.monitor.store.lake_extensions import INSTALL_HINT, lake_available
+
+        if not lake_available():
+            path = ("store", "lake")
+            issues.append(ConfigIssue(_dotted(path), "needs the DuckDB ducklake and postgres "
+                                      f"extensions and psycopg: {INSTALL_HINT}",
+                                      source.line_of(path)))
     if not config.reports.evidently:
-        return []
+        return issues
     from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
 
     if evidently_available():
-        return []
+        return issues
     path = ("reports", "evidently")
-    return [ConfigIssue(_dotted(path), str(EvidentlyMissing()), source.line_of(path))]
+    return [*issues, ConfigIssue(_dotted(path), str(EvidentlyMissing()), source.line_of(path))]
 
 
 def _check_references(config: Config, base: Path, source: SourceMap) -> list[ConfigIssue]:
@@ -329,6 +338,17 @@ def parse_config(
     if issues:
         raise ConfigError(file, issues)
     return config
+
+
+def check_environment(config: Config) -> list[ConfigIssue]:
+    """Stage 3, only when asked (`validate-config` without --no-environment): the shared
+    lake's catalog answers and its data path takes a file."""
+    lake = config.store.lake
+    if lake is None:
+        return []
+    from driftd.monitor.store.lake import check_lake
+
+    return [ConfigIssue(f"store.lake.{key}", problem) for key, problem in check_lake(lake)]
 
 
 @dataclass(frozen=True)

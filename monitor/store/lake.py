@@ -33,7 +33,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -473,12 +472,31 @@ def probe_data_path(con: duckdb.DuckDBPyConnection, data_path: str, replica: str
     return "ok"
 
 
-@contextmanager
-def attached(lake: LakeConfig):
-    """A bare connection with the lake attached (validate-config, tools)."""
+def check_lake(lake: LakeConfig) -> list[tuple[str, str]]:
+    """(config key, problem) for each part of the lake that does not answer: the catalog
+    (PostgreSQL reachable, the DuckLake attachable) and the data path (a file can be
+    written). Empty when both are fine. Creates the lake's metadata if the catalog is new."""
+    import psycopg
+
+    problems: list[tuple[str, str]] = []
+    try:
+        with psycopg.connect(lake.catalog, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [("catalog", f"PostgreSQL unreachable: {first}")]
     con = offline_connection()
     try:
-        con.execute(attach_sql(lake))
-        yield con
+        try:
+            con.execute(attach_sql(lake))
+        except duckdb.Error as exc:
+            text = str(exc).splitlines()[0]
+            key = "data_path" if "data_path" in text.lower() or "directory" in text else (
+                "catalog")
+            return [(key, f"cannot attach the lake: {text}")]
+        probe = probe_data_path(con, lake.data_path, "validate-config")
+        if probe != "ok":
+            problems.append(("data_path", f"{lake.data_path}: {probe}"))
     finally:
         con.close()
+    return problems
