@@ -156,10 +156,10 @@ class LakeStore(Store):
         con = offline_connection()
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{_q(memory_limit)}'")
-        con.execute(attach_sql(lake))
+        self.leases = PostgresLeases(lake.catalog, self.replica)
+        attach(con, lake, self.leases)
         con.execute(f"USE {CATALOG}")
         self._setup(con, threads)
-        self.leases = PostgresLeases(lake.catalog, self.replica)
         self.state = PostgresState(lake.catalog, self.replica)
         self._gate = WriteGate(lake.catalog, self.replica)
         self._probe_at = 0.0
@@ -472,6 +472,13 @@ def probe_data_path(con: duckdb.DuckDBPyConnection, data_path: str, replica: str
     return "ok"
 
 
+def attach(con: duckdb.DuckDBPyConnection, lake: LakeConfig, leases: PostgresLeases) -> None:
+    """Attach the lake as `lake`. The first attach of a new catalog creates DuckLake's
+    metadata tables, which replicas starting together would race to create: one at a time."""
+    with leases.exclusive("lake-attach"):
+        con.execute(attach_sql(lake))
+
+
 def check_lake(lake: LakeConfig) -> list[tuple[str, str]]:
     """(config key, problem) for each part of the lake that does not answer: the catalog
     (PostgreSQL reachable, the DuckLake attachable) and the data path (a file can be
@@ -488,7 +495,7 @@ def check_lake(lake: LakeConfig) -> list[tuple[str, str]]:
     con = offline_connection()
     try:
         try:
-            con.execute(attach_sql(lake))
+            attach(con, lake, PostgresLeases(lake.catalog, "validate-config"))
         except duckdb.Error as exc:
             text = str(exc).splitlines()[0]
             key = "data_path" if "data_path" in text.lower() or "directory" in text else (

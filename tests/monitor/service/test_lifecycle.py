@@ -91,8 +91,9 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 class Daemon:
     """`python -m driftd.monitor.cli run --config F` as a child process (one at a time)."""
 
-    def __init__(self, config: Path, port: int, log: Path):
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None):
         self.config, self.port, self.log = config, port, log
+        self.env = env or {}  # added to this process's environment (a replica's name, port)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -101,7 +102,7 @@ class Daemon:
         self.starts += 1
         with open(self.log, "ab") as log:
             log.write(f"\n--- start {self.starts} ---\n".encode())
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "driftd", "run", "--config", str(self.config)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
