@@ -141,8 +141,11 @@ def attach_sql(lake: LakeConfig, alias: str = CATALOG) -> str:
     data_path = lake.data_path if "://" in lake.data_path else os.path.abspath(lake.data_path)
     if not data_path.endswith("/"):
         data_path += "/"
+    # no data inlining: DuckLake 1.5.5's scan of inlined rows fails internally under
+    # concurrent replicas ("Attempted to access index 0 within vector of size 0" in
+    # DuckLakeInlinedDataReader::TryInitializeScan), which invalidates the whole database
     return (f"ATTACH 'ducklake:postgres:{_q(lake.catalog)}' AS {alias} "
-            f"(DATA_PATH '{_q(data_path)}')")
+            f"(DATA_PATH '{_q(data_path)}', DATA_INLINING_ROW_LIMIT 0)")
 
 
 class LakeStore(Store):
