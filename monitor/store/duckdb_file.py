@@ -79,6 +79,21 @@ CREATE TABLE IF NOT EXISTS findings (
 """
 
 
+def insert_events_sql(target: str, features: Mapping[str, str], *, repeated: bool,
+                      where: str = "", suffix: str = "") -> str:
+    """INSERT of the registered `__events` (columns as `Store._arrow` makes them) into
+    `target`; `?` is the ingestion time. With `repeated`, an id's first occurrence wins."""
+    feature_cols = "".join(", " + feature_column(n) for n in features)
+    feature_src = "".join(f", __f{j}" for j in range(len(features)))
+    first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
+    return f"""INSERT INTO {target}
+        (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
+         source, topic, "partition", "offset", ingested_at {feature_cols})
+        SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+         type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
+        FROM __events b {where} {first_of_each if repeated else ""} {suffix}"""
+
+
 # the batch's quarantine rows (registered as __quarantine) not quarantined already
 NEW_QUARANTINE_ROWS = """FROM __quarantine q
     WHERE NOT EXISTS (
@@ -285,10 +300,7 @@ class Store:
         """Append one model's events (columns as `_arrow` makes them); returns how many were
         new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
         sort, skipped when every id is distinct, the usual case."""
-        feature_cols = "".join(", " + feature_column(n) for n in features)
-        feature_src = "".join(f", __f{j}" for j in range(len(features)))
         repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
         con.register("__events", table)
         try:
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
@@ -296,13 +308,9 @@ class Store:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
             return con.execute(
-                f"""INSERT INTO {events_table(model)}
-                (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
-                 source, topic, "partition", "offset", ingested_at {feature_cols})
-                SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                 type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-                FROM __events {first_of_each if repeated else ""}
-                {"ON CONFLICT DO NOTHING" if on_conflict else ""} RETURNING 1""",
+                insert_events_sql(events_table(model), features, repeated=repeated,
+                                  suffix=("ON CONFLICT DO NOTHING " if on_conflict else "")
+                                  + "RETURNING 1"),
                 [now],
             ).to_arrow_table().num_rows
         finally:

@@ -54,6 +54,7 @@ from driftd.monitor.store.duckdb_file import (
     ReferenceRecord,
     Store,
     _utcnow,
+    insert_events_sql,
 )
 from driftd.monitor.store.lake_extensions import offline_connection
 from driftd.monitor.store.sql import events_table, feature_column, ident
@@ -254,23 +255,14 @@ class LakeStore(Store):
         """Append the events not stored yet; returns how many were appended."""
         if not table.num_rows:
             return 0
-        feature_cols = "".join(", " + feature_column(n) for n in features)
-        feature_src = "".join(f", __f{j}" for j in range(len(features)))
         repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-        first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
         lo, hi = pc.min_max(table["ts"]).values()
         con.register("__events", table)
         try:
             return con.execute(
-                f"""INSERT INTO {events_log(model)}
-                (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
-                 source, topic, "partition", "offset", ingested_at {feature_cols})
-                SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                 type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-                FROM __events b
-                WHERE NOT EXISTS (SELECT 1 FROM {events_log(model)} e
-                                  WHERE e.ts >= ? AND e.ts <= ? AND e.event_id = b.event_id)
-                {first_of_each if repeated else ""}""",
+                insert_events_sql(events_log(model), features, repeated=repeated, where=f"""
+                    WHERE NOT EXISTS (SELECT 1 FROM {events_log(model)} e
+                        WHERE e.ts >= ? AND e.ts <= ? AND e.event_id = b.event_id)"""),
                 [now, lo.as_py(), hi.as_py()]).fetchone()[0]
         finally:
             con.unregister("__events")
