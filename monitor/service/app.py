@@ -106,7 +106,7 @@ class App:
         each closed window not yet scored (after `allowed_lateness_seconds`), then re-score
         windows that late events arrived for; the new run supersedes the old one.
         """
-        if not self.store.leases.hold(f"detect:{model}"):
+        if not self._lease(f"detect:{model}"):
             return []  # another replica evaluates this model's windows (each once)
         cfg = self.config.models[model]
         now = self.clock()
@@ -127,9 +127,15 @@ class App:
 
     def retention(self) -> RetentionStats | None:
         """Retention (and, on a lake, compaction): by one replica at a time."""
-        if not self.store.leases.hold("maintenance"):
+        if not self._lease("maintenance"):
             return None
         return self.store.maintain(self.config, self.clock())
+
+    def _lease(self, name: str) -> bool:
+        """Hold (or take) a lease among replicas; the driftd_leases_held gauge follows."""
+        held = self.store.leases.hold(name)
+        self.metrics.leases_held.labels(self.store.leases.replica, name).set(held)
+        return held
 
     def training_data(self, outcome: RunOutcome) -> dict[str, Any]:
         """Export the drifted window (or the configured lookback) for a retrain request."""
@@ -154,10 +160,6 @@ class App:
             state.last_runs = [(m, _epoch(done), _epoch(end))
                                for m, done, end in self.store.last_runs()]
             state.outbox_pending = self.outbox.pending_counts()
-            leases = self.store.leases
-            held = leases.held()
-            for name in [*(f"detect:{m}" for m in self.config.models), "maintenance"]:
-                self.metrics.leases_held.labels(leases.replica, name).set(name in held)
         except Exception:
             log.exception("metrics collection failed")
         return state
