@@ -119,24 +119,43 @@ def adjust_p_values(p_values: np.ndarray, correction: Correction) -> np.ndarray:
 
 
 def decide(
-    trials: Sequence[Trial], *, correction: Correction, effect_floors: Mapping[str, float]
+    trials: Sequence[Trial],
+    *,
+    correction: Correction,
+    effect_floors: Mapping[str, float],
+    strong_effects: Mapping[str, float] | None = None,
 ) -> list[FeatureResult]:
     """Turn scores into decisions: correct p-values together, apply floors and thresholds.
 
     p-value methods drift when the corrected p-value is below the threshold AND the effect size
     reaches the method's floor (a large window makes any difference significant); distances
-    drift when the statistic is at or above the threshold.
+    drift when the statistic is at or above the threshold. A drifted result whose effect (the
+    statistic of a distance, the effect size of a p-value method) reaches `strong_effects` is
+    `strong`. Every result says why in `reason`.
     """
     tested = [
         i for i, t in enumerate(trials) if t.score is not None and t.score.p_value is not None
     ]
     raw = np.array([trials[i].score.p_value for i in tested], dtype=float)  # type: ignore[union-attr]
     adjusted = dict(zip(tested, adjust_p_values(raw, correction).tolist(), strict=True))
-    return [_result(t, adjusted.get(i), effect_floors) for i, t in enumerate(trials)]
+    strong = strong_effects or {}
+    return [_result(t, adjusted.get(i), effect_floors, strong) for i, t in enumerate(trials)]
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _p(value: float) -> str:
+    """A p-value in a sentence; one that underflowed to 0 is tiny, not zero."""
+    return "< 1e-300" if value == 0 else _g(value)
 
 
 def _result(
-    trial: Trial, adjusted: float | None, effect_floors: Mapping[str, float]
+    trial: Trial,
+    adjusted: float | None,
+    effect_floors: Mapping[str, float],
+    strong_effects: Mapping[str, float],
 ) -> FeatureResult:
     method, score = trial.method, trial.score
     common = {
@@ -157,21 +176,36 @@ def _result(
             status="error",
             reason=trial.error,
         )
-    reason = None
     if method.direction == "below":
         p = score.p_value if adjusted is None else adjusted
         assert p is not None
+        p_text = f"{'adjusted ' if adjusted is not None else ''}p {_p(p)}"
         significant = p < trial.threshold
         floor = effect_floors.get(method.name)
         large = floor is None or (score.effect_size is not None and score.effect_size >= floor)
         drifted = significant and large
-        if significant and not large:
+        effect = score.effect_size
+        effect_text = f"{method.effect_size} {_g(effect)}" if effect is not None else "no effect"
+        if not significant:
+            reason = f"{p_text}, not below {trial.threshold:g}"
+        elif not large:
             reason = (
-                f"significant (adjusted p={p:.3g}) but {method.effect_size} "
-                f"{score.effect_size:.3g} is below the effect floor {floor:g}"
+                f"{p_text}, below {trial.threshold:g}, but {effect_text} is under the effect "
+                f"floor {floor:g}"
             )
+        else:
+            reason = f"{p_text}, below {trial.threshold:g}"
+            if floor is not None:
+                reason += f"; {effect_text} ≥ effect floor {floor:g}"
     else:
         drifted = score.statistic >= trial.threshold
+        effect = score.statistic
+        sign = "≥" if drifted else "<"
+        reason = f"{method.name} {_g(score.statistic)} {sign} threshold {trial.threshold:g}"
+    limit = strong_effects.get(method.name)
+    strong = bool(drifted and limit is not None and effect is not None and effect >= limit)
+    if strong:
+        reason += f"; strong (≥ {limit:g})"
     return FeatureResult(
         **common,
         statistic=score.statistic,
@@ -181,4 +215,5 @@ def _result(
         reason=reason,
         adjusted_p_value=adjusted,
         effect_size=score.effect_size,
+        strong=strong,
     )

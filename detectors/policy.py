@@ -25,6 +25,11 @@ AUTO_METHODS: dict[tuple[str, bool], tuple[str, ...]] = {
 }
 
 DEFAULT_EFFECT_FLOORS: dict[str, float] = {"ks": 0.1, "chisquare": 0.1}
+# A drifted feature whose effect reaches these is a warning on its own (`strong_effects`):
+# the statistic for distances, the effect size (KS D, Cramér's V) for p-value methods.
+DEFAULT_STRONG_EFFECTS: dict[str, float] = {
+    "psi": 0.25, "wasserstein": 0.5, "ks": 0.2, "jensenshannon": 0.2, "chisquare": 0.3,
+}
 DEFAULT_MAX_DROP: dict[str, float] = {"roc_auc": 0.05, "accuracy": 0.05}
 DEFAULT_RATIONALE: dict[str, str] = {
     "ks": "KS p-value below 0.05 after Benjamini-Hochberg across the run, and a KS statistic of "
@@ -42,7 +47,34 @@ DEFAULT_RATIONALE: dict[str, str] = {
     "ece_margin": "Calibration drifts when the window's ECE exceeds the reference's by more than "
     "0.05, i.e. predicted probabilities are off by 5 more points on average.",
     "performance_max_drop": "ROC AUC or accuracy more than 0.05 below the reference.",
+    "strong_effects": "One feature drifting this much is a warning even when the dataset as a "
+    "whole does not drift: PSI 0.25 is the industry's 'major shift'; 0.5 reference standard "
+    "deviations (wasserstein), KS D 0.2 (what a half-sd shift gives) and Cramér's V 0.3 are "
+    "Cohen's 'medium' effects; JS 0.2 is a 28-point share move between two categories.",
+    "quality": "Schema changes and data-quality rules warn on their own: a missing-rate rise of "
+    "10 points, 5 % of rows in categories or outside ranges the reference never had, a type "
+    "change, or a missing or unexpected feature each mean the model is fed data it was not "
+    "trained on.",
 }
+
+
+class QualityRules(BaseModel):
+    """Schema and data-quality rules whose breaks are warnings (`detection.quality`).
+
+    A share limit of null switches its rule off; `false` switches a schema rule off.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # rise of the window's missing share over the reference's (0.1 = ten percentage points)
+    missing_rate_increase: float | None = Field(0.1, gt=0.0, le=1.0)
+    # share of the window's non-missing values in categories the reference never had
+    unseen_category_share: float | None = Field(0.05, gt=0.0, le=1.0)
+    # share of the window's non-missing values outside the reference's [min, max]
+    out_of_range_share: float | None = Field(0.05, gt=0.0, le=1.0)
+    missing_features: bool = True  # a configured feature absent from the window
+    unexpected_features: bool = True  # a feature the reference does not have
+    type_changes: bool = True  # a feature whose values changed type (number -> string)
 
 
 class FeatureOverride(BaseModel):
@@ -92,6 +124,9 @@ class DetectionPolicy(BaseModel):
     large_sample_rows: int = Field(1000, ge=1)  # auto choice: min(ref, window) rows at/above
     ece_margin: float = Field(0.05, ge=0.0)
     performance_max_drop: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_DROP))
+    strong_effects: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_STRONG_EFFECTS))
+    quality: QualityRules = Field(default_factory=QualityRules)
     rationale: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATIONALE))
 
     @field_validator("methods")
@@ -123,6 +158,17 @@ class DetectionPolicy(BaseModel):
                 raise ValueError(f"effect floor for {name!r}: only p-value methods {p_methods}")
             if floor < 0:
                 raise ValueError(f"{name}: effect floor must be >= 0, not {floor}")
+        return value
+
+    @field_validator("strong_effects")
+    @classmethod
+    def _valid_strong_effects(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, effect in value.items():
+            if name not in METHODS:
+                raise ValueError(
+                    f"strong effect for unknown method {name!r}; methods: {', '.join(METHODS)}")
+            if effect < 0:
+                raise ValueError(f"{name}: strong effect must be >= 0, not {effect}")
         return value
 
     @field_validator("performance_max_drop")

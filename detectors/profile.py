@@ -30,7 +30,7 @@ from driftd.detectors.results import ReliabilityBin
 from driftd.detectors.samples import CategoricalReference, NumericReference, PrefixSums
 from driftd.detectors.threads import map_columns
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: categories in canonical form, outputs under their own names
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
 

@@ -32,6 +32,7 @@ class FeatureResult:
     effect_size: float | None = None  # the effect-size measure used as a floor, if any
     rows_reference: int = 0
     rows_current: int = 0
+    strong: bool = False  # drifted past the policy's strong effect: a warning on its own
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,28 @@ class ColumnQuality:
     missing_rate_reference: float
     missing_rate_current: float
     unseen_category_share: float | None = None  # categorical only: share of current rows
+    # numeric only: share of the window's non-missing values outside [min, max] of the reference
+    out_of_range_share: float | None = None
+
+
+IssueCategory = Literal["schema", "quality"]
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """A schema or data-quality rule the window broke (`QualityRules` in the policy).
+
+    `value` is what was measured (a share, or None for schema rules) and `threshold` the limit
+    it reached; `message` is one sentence for people.
+    """
+
+    category: IssueCategory
+    rule: str  # missing_feature | unexpected_feature | type_change | missing_rate_increase |
+    #            unseen_category_share | out_of_range_share
+    feature: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,10 +146,20 @@ class DriftResult:
     calibration: Calibration | None = None
     performance: Performance | None = None
     policy: dict[str, Any] = field(default_factory=dict)  # the decision policy applied
+    issues: tuple[DataIssue, ...] = ()  # schema and data-quality rules the window broke
+    # None: nothing to tell; "warning": a feature drifted past its strong effect, or a schema
+    # or quality rule broke; "critical": `drift` (the dataset, the prediction or the model)
+    severity: str | None = None
+    prediction_column: str | None = None  # the reference's own name of the prediction column
 
     @property
     def drifted_features(self) -> tuple[FeatureResult, ...]:
         return tuple(f for f in self.features + self.prediction if f.drifted)
+
+    @property
+    def strong_features(self) -> tuple[str, ...]:
+        """Features (not the prediction) with a result drifted past its strong effect."""
+        return tuple(dict.fromkeys(f.feature for f in self.features if f.strong))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,4 +198,7 @@ class DriftResult:
             calibration=cal,
             performance=perf,
             policy=data.get("policy") or {},
+            issues=tup(data.get("issues"), DataIssue),
+            severity=data.get("severity"),
+            prediction_column=data.get("prediction_column"),
         )

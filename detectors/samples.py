@@ -37,13 +37,70 @@ def sorted_finite(series: pl.Series) -> tuple[np.ndarray, int]:
 
 
 def category_counts(series: pl.Series) -> tuple[tuple[str, ...], np.ndarray, int]:
-    """Distinct non-null categories (sorted), their counts, and the null count."""
-    strings = series.cast(pl.Utf8, strict=False).rename("category")
-    counts = (
-        strings.to_frame().lazy().drop_nulls().group_by("category").len().sort("category")
+    """Distinct non-null categories (sorted, in canonical form), their counts, and the count
+    of missing values (null, and NaN/inf in a float column).
+
+    Values are counted as they are, then only the distinct ones are put in canonical form
+    (`canonical_categories`), so canonicalising costs per category, not per row.
+    """
+    raw = (
+        series.rename("category").to_frame().lazy().drop_nulls().group_by("category").len()
     ).collect()
+    values = raw.get_column("category")
+    canonical = canonical_categories(values)
+    if values.dtype == pl.Utf8 and not canonical.null_count() and (canonical == values).all():
+        counts = raw.sort("category")  # already canonical text: the usual case, no regrouping
+    else:
+        counts = (
+            pl.DataFrame({"category": canonical, "len": raw["len"]})
+            .group_by("category").agg(pl.col("len").sum()).sort("category")
+        )
+    missing = series.null_count()
+    if counts.get_column("category").null_count():
+        missing += int(counts.filter(pl.col("category").is_null()).get_column("len").sum())
+        counts = counts.drop_nulls("category")
     cats = counts.get_column("category").to_list()
-    return tuple(cats), counts.get_column("len").to_numpy().astype(np.int64), strings.null_count()
+    return tuple(cats), counts.get_column("len").to_numpy().astype(np.int64), missing
+
+
+_INTEGRAL_TEXT = r"^-?[0-9]+\.0+$"
+
+
+def canonical_categories(values: pl.Series) -> pl.Series:
+    """Category values as the text they are compared by (documented in docs/detectors.md).
+
+    Integers and integral floats are written as integers (1, 1.0 and "1.0" are all "1"),
+    other floats as Python writes them, booleans and the strings "True"/"FALSE"/... as "true" /
+    "false"; other strings are kept exactly. NaN and ±inf are missing (null). So a reference
+    stored as floats, events carrying integers and a CSV of strings count the same categories.
+    """
+    dtype = values.dtype
+    if dtype == pl.Boolean or dtype.is_integer():
+        return values.cast(pl.Utf8)
+    if dtype.is_float() or dtype.is_decimal():
+        floats = values.cast(pl.Float64).to_list()
+        return pl.Series(values.name, [_float_category(v) for v in floats], dtype=pl.Utf8)
+    text = values.cast(pl.Utf8, strict=False)
+    lowered = text.str.to_lowercase()
+    return (
+        pl.DataFrame({"t": text, "l": lowered})
+        .select(
+            pl.when(pl.col("l").is_in(["true", "false"]))
+            .then(pl.col("l"))
+            .when(pl.col("t").str.contains(_INTEGRAL_TEXT))
+            .then(pl.col("t").str.replace(r"\.0+$", "").str.replace(r"^-0$", "0"))
+            .otherwise(pl.col("t"))
+        )
+        .to_series()
+        .rename(values.name)
+    )
+
+
+def _float_category(value: float | None) -> str | None:
+    """The ingest's text for a float category (`monitor/ingest/decode.py`): 1.0 -> "1"."""
+    if value is None or not math.isfinite(value):
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def sorted_quantiles(sorted_values: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -6,7 +6,12 @@ reason; it never raises for the run.
 
 `DriftResult.drift` is true when the share of drifted features reaches `policy.drift_share`, or
 the prediction drifted, or calibration drifted, or a performance metric degraded. Schema drift is
-reported in `DriftResult.schema` but does not by itself set `drift`.
+reported in `DriftResult.schema` but does not by itself set `drift`. `DriftResult.severity` is
+"critical" with `drift`, else "warning" when a feature drifted past its strong effect or a
+schema or data-quality rule broke (`DriftResult.issues`).
+
+The window's features, its predictions and its labels are separate arguments, so a feature may
+have any name, `prediction` and `label` included.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from driftd.detectors.calibration import compare_calibration
 from driftd.detectors.performance import compare_performance
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import ColumnReference, ReferenceProfile, score_predictions
+from driftd.detectors.quality import data_issues
 from driftd.detectors.registry import METHODS
 from driftd.detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
 from driftd.detectors.samples import (
@@ -35,8 +41,6 @@ from driftd.detectors.samples import (
 from driftd.detectors.schema import schema_drift
 from driftd.detectors.threads import map_columns
 
-PREDICTION = "prediction"
-LABEL = "label"
 MAX_CATEGORY_BARS = 20
 OTHER = "(other)"
 
@@ -56,6 +60,7 @@ class _Outcome:
     trials: list[Trial]
     quality: ColumnQuality
     distribution: Distribution | None
+    range: tuple[float, float] | None = None  # numeric: the reference's [min, max]
 
 
 def evaluate(
@@ -63,15 +68,22 @@ def evaluate(
     current: pl.DataFrame,
     policy: DetectionPolicy,
     *,
+    prediction: pl.Series | None = None,
+    label: pl.Series | None = None,
     observed_types: Mapping[str, str] | None = None,
+    rows: int | None = None,
 ) -> DriftResult:
     """Compare one window with the reference under `policy`.
 
     `current` has a column per configured feature (numeric: Float64, categorical: Utf8; other
-    dtypes are cast) and `prediction` / `label` columns when the profile has them.
+    dtypes are cast), named as the features are; `prediction` and `label` are the window's
+    model outputs and ground truth (each as long as `current`), when the profile has them.
+    `rows` is the window's row count when `current` may have no column at all (a frame
+    without columns has no rows).
     """
+    height = current.height if rows is None or current.width else rows
     targets = [
-        _Target(name, kind, profile.columns[name], _column(current, name), current.height)
+        _Target(name, kind, profile.columns[name], _column(current, name), height)
         for name, kind in profile.features.items()
     ]
     if profile.prediction is not None and profile.prediction_column is not None:
@@ -80,8 +92,8 @@ def evaluate(
                 profile.prediction,
                 profile.prediction_kind or "numeric",
                 profile.prediction_column,
-                _column(current, PREDICTION),
-                current.height,
+                prediction,
+                height,
                 is_prediction=True,
             )
         )
@@ -91,13 +103,14 @@ def evaluate(
             [trial for outcome in outcomes for trial in outcome.trials],
             correction=policy.correction,
             effect_floors=policy.effect_floors,
+            strong_effects=policy.strong_effects,
         )
     )
     features: list[FeatureResult] = []
-    prediction: list[FeatureResult] = []
+    predicted: list[FeatureResult] = []
     for target, outcome in zip(targets, outcomes, strict=True):
         taken = [next(results) for _ in outcome.trials]
-        (prediction if target.is_prediction else features).extend(taken)
+        (predicted if target.is_prediction else features).extend(taken)
 
     evaluated = {f.feature for f in features if f.status != "error"}
     drifted = {f.feature for f in features if f.drifted}
@@ -105,13 +118,13 @@ def evaluate(
 
     calibration = performance = None
     if profile.scoring is not None:
-        absent = pl.Series([None] * current.height, dtype=pl.Float64)
+        absent = pl.Series([None] * height, dtype=pl.Float64)
         reason = None
         try:
             cal, metrics, labelled = score_predictions(
                 profile.scoring,
-                _column(current, PREDICTION) if PREDICTION in current.columns else absent,
-                _column(current, LABEL) if LABEL in current.columns else absent,
+                absent if prediction is None else prediction,
+                absent if label is None else label,
             )
         except Exception as exc:  # a broken label column must not stop feature drift
             cal, metrics, labelled = None, {}, 0
@@ -129,27 +142,41 @@ def evaluate(
 
     drift = (
         (bool(evaluated) and share >= policy.drift_share)
-        or any(r.drifted for r in prediction)
+        or any(r.drifted for r in predicted)
         or (calibration is not None and calibration.drifted)
         or (performance is not None and performance.degraded)
     )
+    quality = tuple(
+        o.quality for t, o in zip(targets, outcomes, strict=True) if not t.is_prediction
+    )
+    schema = schema_drift(profile.features, profile.source_types, current.columns, observed_types)
+    ranges = {
+        t.name: o.range
+        for t, o in zip(targets, outcomes, strict=True)
+        if o.range is not None and not t.is_prediction
+    }
+    issues = data_issues(schema, quality, ranges, policy.quality, rows_current=height)
+    severity = None
+    if drift:
+        severity = "critical"
+    elif issues or any(f.strong for f in features):
+        severity = "warning"
     return DriftResult(
         drift=drift,
         share_drifted=share,
         features=tuple(features),
         rows_reference=profile.rows,
-        rows_current=current.height,
-        quality=tuple(
-            o.quality for t, o in zip(targets, outcomes, strict=True) if not t.is_prediction
-        ),
+        rows_current=height,
+        quality=quality,
         distributions=tuple(o.distribution for o in outcomes if o.distribution is not None),
-        schema=schema_drift(
-            profile.features, profile.source_types, current.columns, observed_types
-        ),
-        prediction=tuple(prediction),
+        schema=schema,
+        prediction=tuple(predicted),
         calibration=calibration,
         performance=performance,
         policy=policy.model_dump(mode="json"),
+        issues=issues,
+        severity=severity,
+        prediction_column=profile.prediction,
     )
 
 
@@ -177,15 +204,31 @@ def _score(target: _Target, policy: DetectionPolicy) -> _Outcome:
         )
     methods, _ = policy.methods_for(target.name, target.kind, ref.size, pair.current.size)
     trials = [run_trial(METHODS[m], pair, policy.threshold_for(target.name, m)) for m in methods]
-    unseen_share = None
+    unseen_share = out_of_range = span = None
     if isinstance(pair, CategoricalPair) and pair.current.size:
         bins = pair.bins
         unseen = np.asarray(bins.unseen, dtype=bool)
         unseen_share = int(bins.current[unseen].sum()) / int(bins.current.sum())
+    if isinstance(pair, NumericPair) and pair.reference.size:
+        reference = pair.reference.sorted_values
+        span = (float(reference[0]), float(reference[-1]))
+        if pair.current.size:
+            out_of_range = _outside(pair.current.sorted_values, *span) / pair.current.size
     quality = ColumnQuality(
-        target.name, ref_missing, _rate(pair.current.missing, pair.current.rows), unseen_share
+        target.name,
+        ref_missing,
+        _rate(pair.current.missing, pair.current.rows),
+        unseen_share,
+        out_of_range,
     )
-    return _Outcome(trials, quality, _distribution(pair))
+    return _Outcome(trials, quality, _distribution(pair), span)
+
+
+def _outside(sorted_values: np.ndarray, low: float, high: float) -> int:
+    """How many of the sorted values lie below `low` or above `high` (two binary searches)."""
+    below = int(np.searchsorted(sorted_values, low, side="left"))
+    above = sorted_values.size - int(np.searchsorted(sorted_values, high, side="right"))
+    return below + above
 
 
 def _failed(target: _Target, policy: DetectionPolicy, reason: str) -> _Outcome:

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,11 +55,13 @@ def _load(path: str):
 
 
 def _app(path: str):
+    from driftd.monitor.config import config_secrets
     from driftd.monitor.logs import setup_logging
     from driftd.monitor.service.app import build
 
     loaded = _load(path)
-    setup_logging(loaded.config.log.level, loaded.config.log.format)
+    setup_logging(loaded.config.log.level, loaded.config.log.format,
+                  config_secrets(loaded.config))
     return build(loaded)
 
 
@@ -67,14 +70,6 @@ def _write_text(path: Path, text: str) -> None:
     from driftd.reports.render import write_report_file
 
     write_report_file(path, text)
-
-
-def _model(app_or_loaded, name: str):
-    config = getattr(app_or_loaded, "config", None) or app_or_loaded.config
-    if name not in config.models:
-        known = ", ".join(sorted(config.models))
-        raise CliError(f"unknown model {name!r} (configured: {known})")
-    return config.models[name]
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -102,81 +97,191 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _store_alone(args, what: str):
+    """The app on a store this process must hold itself (`run --once`, `compact`)."""
+    try:
+        return _app(args.config)
+    except Exception as exc:
+        from driftd.monitor.errors import store_lock_holder
+
+        pid = store_lock_holder(exc)
+        if pid is None:
+            raise
+        holder = f" (PID {pid})" if pid else ""
+        raise CliError(
+            f"the store {_load(args.config).store_path} is held by another process{holder}, "
+            f"most likely the daemon: {what} needs the store to itself; stop the daemon first "
+            "(store commands such as alerts, silence or backfill work beside it)") from exc
+
+
+def _store_command(args, name: str, command_args):
+    """Run a store command (monitor/service/commands.py) here, or — when the daemon holds the
+    store — in the daemon, through its admin API. (command, typed result) either way."""
+    from driftd.monitor.errors import store_lock_holder
+    from driftd.monitor.service.commands import COMMANDS
+
+    command = COMMANDS[name]
+    try:
+        app = _app(args.config)
+    except Exception as exc:
+        if store_lock_holder(exc) is None:
+            raise
+        return command, _in_daemon(_load(args.config), command, command_args, exc)
+    try:
+        return command, command.run(app, command_args)
+    finally:
+        app.store.close()
+
+
+def _in_daemon(loaded, command, command_args, locked: Exception):
+    from driftd.monitor.admin_client import AdminUnavailable, call, find_daemon
+    from driftd.monitor.errors import user_message
+
+    address = find_daemon(loaded)
+    if address is None:
+        raise locked
+    try:
+        return call(address, command, command_args)
+    except AdminUnavailable as exc:
+        raise CliError(f"{user_message(locked)}; {exc}") from None
+
+
+def _print_json(command, result, indent: int | None = 1) -> None:
+    from driftd.monitor.service.commands import to_json
+
+    print(json.dumps(to_json(command, result), indent=indent))
+
+
+def _rows(items) -> list[dict]:
+    return [asdict(item) for item in items]
+
+
 def cmd_run(args) -> int:
     from kafka.errors import KafkaError
 
-    app = _app(args.config)
     if args.once:
+        app = _store_alone(args, "`driftd run --once`")
         try:
             return app.run_once()
         except KafkaError as exc:
             raise CliError(f"kafka: {type(exc).__name__}: {exc}") from exc
-    return app.run_forever()
+    return _app(args.config).run_forever()
+
+
+def _absolute_file(value: str) -> str:
+    path = Path(value)
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    return str(path.resolve())
 
 
 def cmd_reference_add(args) -> int:
-    from driftd.monitor.store.references import register_reference
+    from driftd.monitor.service.commands import ReferenceAddArgs
 
-    app = _app(args.config)
-    cfg = _model(app, args.model)
-    reg = register_reference(app.store, args.model, cfg, Path(args.file))
-    rec = reg.record
-    state = "registered" if reg.created else "unchanged (same sha256)"
-    print(json.dumps({"model": rec.model, "version": rec.version, "sha256": rec.sha256,
-                      "rows": rec.rows, "schema": rec.schema, "status": state}, indent=2))
+    command, result = _store_command(args, "reference-add", ReferenceAddArgs(
+        args.model, str(Path(args.file).resolve())))
+    _print_json(command, result, indent=2)
     return EXIT_OK
 
 
 def cmd_replay(args) -> int:
-    from driftd.monitor.ingest.replay import replay_file
+    from driftd.monitor.service.commands import ReplayArgs
 
-    app = _app(args.config)
+    _, r = _store_command(args, "replay", ReplayArgs(_absolute_file(args.file), args.kind))
     path = Path(args.file)
-    if not path.exists():
-        raise CliError(f"{path}: file not found")
-    stats = replay_file(path, args.kind, app.decoder, app.store, app.metrics)
-    print(f"{path}: {stats.lines} records, {stats.stored} events stored, {stats.labels} labels, "
-          f"{stats.duplicates} already stored, {stats.quarantined} quarantined")
+    print(f"{path}: {r.lines} records, {r.stored} events stored, {r.labels} labels, "
+          f"{r.duplicates} already stored, {r.quarantined} quarantined")
+    if r.quarantined:
+        print(f"driftd: {r.quarantined} of {r.lines} records quarantined; see driftd "
+              f"quarantine --config {args.config}", file=sys.stderr)
+    if r.lines == 0:
+        raise CliError(f"{path}: no records in the file; nothing stored")
+    if r.stored + r.labels + r.duplicates == 0:
+        raise CliError(f"{path}: nothing stored: all {r.lines} records were quarantined")
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
+    from driftd.monitor.service.commands import ReportArgs
+    from driftd.reports.render import write_report
+
     if args.evidently:
         from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
 
         if not evidently_available():
             raise CliError(str(EvidentlyMissing()))
-    app = _app(args.config)
-    out = app.reports.write_run(args.run, out=Path(args.out),
-                                evidently=True if args.evidently else None)
-    if out is None:
-        raise CliError(f"no stored run {args.run!r} with results" if args.run
-                       else "no stored runs with results yet")
+    _, result = _store_command(args, "report", ReportArgs(args.run, args.evidently))
+    out = Path(args.out)
+    if result.appendix is not None:  # beside the report, which links it by name
+        write_report(out.parent, result.appendix.name, result.appendix.html)
+    _write_text(out, result.html)
     print(out)
     return EXIT_OK
 
 
-def cmd_export(args) -> int:
-    from driftd.monitor.store.export import export_training_data
+def cmd_verify(args) -> int:
+    from driftd.monitor.store.verify import verify_store, verify_tables
 
-    app = _app(args.config)
-    cfg = _model(app, args.model)
-    manifest = export_training_data(app.store, args.model, cfg, Path(args.out),
-                                    since=args.since, until=args.until)
-    print(json.dumps({k: manifest[k] for k in ("rows", "labelled_rows", "time_range")}))
+    loaded = _load(args.config)
+    lake = loaded.config.store.lake
+    if lake is not None:  # read beside the running replicas
+        from driftd.monitor.store.duckdb_file import open_store
+
+        store = open_store(loaded)
+        try:
+            with store.parallel():
+                checks = verify_tables(store.con)
+        finally:
+            store.close()
+        where, what = f"lake {lake.data_path}", "every data file read"
+    else:
+        checks = verify_store(loaded.store_path)
+        where, what = str(loaded.store_path), "every block's checksum matches"
+    rows = [{"table": c.table, "rows": c.rows,
+             "status": "damaged" if c.damaged else ("error" if c.error else "ok"),
+             "error": c.error} for c in checks]
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        _table(rows, ("table", "rows", "status", "error"))
+    bad = [c for c in checks if c.error]
+    if bad:
+        damaged = any(c.damaged for c in bad)
+        print(f"driftd: error: {where}: {len(bad)} of {len(checks)} tables could "
+              f"not be read{' (damaged: a block checksum does not match)' if damaged else ''}; "
+              "see docs/operations.md, \"Runbook: store damaged\"", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{where}: ok ({len(checks)} tables, {sum(c.rows or 0 for c in checks)} "
+          f"rows; {what})", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from driftd.monitor.service.commands import ExportArgs, check_range
+
+    check_range(args.since, args.until)  # before the store is opened
+    command, result = _store_command(args, "export", ExportArgs(
+        args.model, str(Path(args.out).resolve()), since=args.since, until=args.until))
+    _print_json(command, result, indent=None)
     return EXIT_OK
 
 
 def cmd_backfill(args) -> int:
-    from driftd.monitor.service.backfill import backfill
+    from driftd.monitor.service.commands import BackfillArgs, check_range
 
-    app = _app(args.config)
-    _model(app, args.model)
-    outcomes = backfill(app, args.model, args.since, args.until,
-                        progress=sys.stderr.isatty())
-    drift = sum(o.status == "drift" for o in outcomes)
-    print(f"{len(outcomes)} window(s) evaluated, {drift} with drift")
-    return EXIT_ERROR if any(o.status == "error" for o in outcomes) else EXIT_OK
+    check_range(args.since, args.until)
+    _, summary = _store_command(args, "backfill", BackfillArgs(
+        args.model, args.since, args.until, progress=sys.stderr.isatty()))
+    print(summary.text)
+    if summary.windows == 0:
+        raise CliError(f"no window to evaluate between {args.since:%Y-%m-%dT%H:%M:%SZ} and "
+                       f"{args.until:%Y-%m-%dT%H:%M:%SZ}")
+    if summary.errors:
+        raise CliError(f"{summary.errors} window(s) failed: {summary.first_error}")
+    if summary.evaluated == 0:
+        raise CliError(f"nothing evaluated: all {summary.windows} window(s) skipped "
+                       f"({summary.first_skip})")
+    return EXIT_OK
 
 
 HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "statistic",
@@ -184,13 +289,12 @@ HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "st
 
 
 def cmd_history(args) -> int:
-    from driftd.monitor.service.backfill import history_rows
+    from driftd.monitor.service.commands import HistoryArgs
 
-    app = _app(args.config)
-    _model(app, args.model)
-    rows = history_rows(app.store, args.model, feature=args.feature)
+    command, result = _store_command(args, "history", HistoryArgs(args.model, args.feature))
+    rows = _rows(result)
     if args.format == "json":
-        print(json.dumps(rows, indent=1, default=str))
+        _print_json(command, result)
     elif args.format == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else HISTORY_FIELDS)
@@ -203,56 +307,84 @@ def cmd_history(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    app = _app(args.config)
-    rows = app.store.quarantine_rows(limit=args.limit)
-    out = []
-    for r in rows:
-        where = (f"{r['topic']}[{r['partition']}]@{r['offset']}" if r["source"] == "kafka"
-                 else f"{r['source']}:{r['line']}")
-        raw = bytes(r["raw"] or b"")
-        out.append({"received_at": r["received_at"], "source": r["source"], "where": where,
-                    "topic": r["topic"], "partition": r["partition"], "offset": r["offset"],
-                    "line": r["line"], "model": r["model"], "reason_code": r["reason_code"],
-                    "reason": r["reason"],
-                    "first_bytes": raw[:80].decode("utf-8", errors="backslashreplace")})
+    from driftd.monitor.service.commands import QuarantineArgs
+
+    command, result = _store_command(args, "quarantine", QuarantineArgs(args.limit))
     if args.format == "json":
-        print(json.dumps(out, indent=1, default=str))
+        _print_json(command, result)
     else:
-        _table(out, ("received_at", "where", "reason_code", "reason", "first_bytes"))
+        _table(_rows(result), ("received_at", "where", "reason_code", "reason", "first_bytes"))
     return EXIT_OK
 
 
 def cmd_alerts(args) -> int:
-    app = _app(args.config)
-    states = app.alerts.states()
-    rows = [{"model": s.model, "status": s.status, "severity": s.severity,
-             "opened_at": s.opened_at, "last_seen": s.last_seen, "resolved_at": s.resolved_at,
-             "silenced_until": s.silenced_until, "silence_reason": s.silence_reason}
-            for s in states]
+    from driftd.monitor.service.commands import AlertsArgs
+
+    command, result = _store_command(args, "alerts", AlertsArgs())
     if args.format == "json":
-        print(json.dumps({"alerts": rows, "deliveries": app.outbox.deliveries()}, indent=1,
-                         default=str))
-    else:
-        _table(rows, ("model", "status", "severity", "opened_at", "last_seen", "silenced_until"))
-        print()
-        _table(app.outbox.deliveries(), ("created_at", "sink", "event_type", "model", "status",
-                                         "attempts", "last_error"))
+        _print_json(command, result)
+        return EXIT_OK
+    _table(_rows(result.alerts),
+           ("model", "status", "severity", "opened_at", "last_seen", "silenced_until"))
+    print()
+    _table(_rows(result.deliveries), ("created_at", "delivery_id", "sink", "event_type", "model",
+                                      "status", "attempts", "next_attempt_at", "last_error"))
+    if result.dead:
+        print(f"\n{result.dead} dead deliver{'y' if result.dead == 1 else 'ies'}: send again "
+              f"with driftd redeliver --config {args.config} --dead")
     return EXIT_OK
 
 
 def cmd_silence(args) -> int:
-    app = _app(args.config)
-    _model(app, args.model)
-    until = datetime.now(UTC).replace(tzinfo=None) + args.duration
-    state = app.alerts.silence(args.model, until=until, reason=args.reason,
-                               by=args.by or getpass.getuser())
-    print(f"{args.model}: silenced until {state.silenced_until.isoformat()}Z by "
-          f"{state.silenced_by}: {state.silence_reason}")
+    from driftd.monitor.service.commands import SilenceArgs
+
+    _, r = _store_command(args, "silence", SilenceArgs(
+        args.model, args.duration.total_seconds(), args.reason, args.by or getpass.getuser()))
+    print(f"{r.model}: silenced until {r.silenced_until.isoformat()}Z by {r.silenced_by}: "
+          f"{r.reason}")
     return EXIT_OK
 
 
+def cmd_redeliver(args) -> int:
+    from driftd.monitor.service.commands import RedeliverArgs
+
+    _, result = _store_command(args, "redeliver", RedeliverArgs(
+        args.delivery, args.dead, args.by or getpass.getuser()))
+    if not result:
+        print("no dead deliveries")
+    for d in result:
+        if d.queued:
+            print(f"{d.delivery_id}: {d.event_type} for {d.model} to {d.sink} queued again "
+                  f"(was {d.previous_status})")
+        else:
+            print(f"{d.delivery_id}: already pending")
+    return EXIT_OK
+
+
+def _threshold(value: str) -> tuple[str, float]:
+    """`--threshold METHOD=VALUE` → (method, value)."""
+    method, sep, number = value.partition("=")
+    try:
+        if not sep or not method.strip():
+            raise ValueError
+        return method.strip(), float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected METHOD=VALUE, e.g. psi=0.25 or ks=0.01") from None
+
+
+def _fail_on(value: str) -> tuple[str, ...]:
+    from driftd.detectors.explain import parse_fail_on
+
+    try:
+        return parse_fail_on(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_check(args) -> int:
-    from driftd.api import compare, to_json
+    from driftd.api import compare
+    from driftd.detectors.check import CONVENTIONAL_LABEL, CONVENTIONAL_PREDICTION
 
     categorical = [c for c in (args.categorical or "").split(",") if c]
     stattest = [m for m in (args.stattest or "").split(",") if m] if args.stattest else None
@@ -261,33 +393,51 @@ def cmd_check(args) -> int:
             raise CliError(f"{path}: file not found")
     if stattest is not None and not stattest:
         raise CliError("--stattest names no method")
+    if (args.config is None) != (args.model is None):
+        raise CliError("--config and --model go together: the detection policy of that model")
+    prediction = (CONVENTIONAL_PREDICTION if args.prediction_column is None
+                  else args.prediction_column)
+    label = CONVENTIONAL_LABEL if args.label_column is None else args.label_column
     try:
         comparison = compare(args.reference, args.current, categorical=categorical,
-                             prediction=args.prediction_column, label=args.label_column,
-                             stattest=stattest)
+                             prediction=prediction, label=label, stattest=stattest,
+                             fail_on=args.fail_on, drift_share=args.drift_share,
+                             thresholds=dict(args.threshold or ()),
+                             config=args.config, model=args.model)
     except (ValueError, KeyError) as exc:
+        from driftd.monitor.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            raise
         raise CliError(str(exc)) from exc
     result = comparison.result
     if args.report:
+        from driftd.monitor.store.references import file_sha256
+        from driftd.reports.lineage import CheckInput
         from driftd.reports.render import render_check
 
+        inputs = tuple(
+            CheckInput(role=role, name=Path(path).name, path=str(Path(path).resolve()),
+                       sha256=file_sha256(Path(path)), rows=rows)
+            for role, path, rows in (("reference", args.reference, result.rows_reference),
+                                     ("current", args.current, result.rows_current)))
         html = render_check(result, reference_name=Path(args.reference).name,
                             current_name=Path(args.current).name,
-                            generated_at=datetime.now(UTC))
+                            generated_at=datetime.now(UTC), inputs=inputs,
+                            fail_on=comparison.fail_on)
         _write_text(Path(args.report), html)
     if args.format == "json":
-        print(to_json(result))
+        print(comparison.to_json())
     else:
         print(comparison.to_table())
-    return EXIT_DRIFT if result.drift else EXIT_OK
+    return comparison.exit_code
 
 
 def cmd_compact(args) -> int:
-    from driftd.monitor.store.duckdb_file import open_store
     from driftd.monitor.store.retention import apply_retention, compact
 
     loaded = _load(args.config)
-    store = open_store(loaded)
+    store = _store_alone(args, "`driftd compact`").store
     if loaded.config.store.lake is not None:
         return _compact_lake(store, loaded.config)
     try:
@@ -350,7 +500,9 @@ def _table(rows: Sequence[dict], fields: Sequence[str]) -> None:
 
 EXIT_CODES = {
     "plain": "exit codes: 0 done, 2 error (the reason on one line; --debug shows the stack)",
-    "check": "exit codes: 0 no drift, 1 drift, 2 error (nothing could be compared)",
+    "check": "exit codes: 0 passed (no drift), 1 failed: drift, schema or quality per "
+             "--fail-on (the reasons are printed), 2 error or nothing to compare (no rows, "
+             "no common column)",
     "run": "exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or --once found no error; 2 error",
     "validate": "exit codes: 0 valid, 2 invalid (every error with its path and line)",
 }
@@ -414,14 +566,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--categorical", metavar="A,B",
                     help="columns to treat as categories even if they hold numbers")
     sp.add_argument("--prediction-column", metavar="COL",
-                    help="the model's output column (prediction drift, calibration)")
+                    help="the model's output column (prediction drift, calibration); default: "
+                         "the column named prediction, if any ('' for none, so a feature may "
+                         "be called prediction)")
     sp.add_argument("--label-column", metavar="COL",
-                    help="the ground-truth column (calibration, performance); needs "
-                         "--prediction-column")
+                    help="the ground-truth column (calibration, performance); default: the "
+                         "column named label, if any and there is a prediction")
     sp.add_argument("--stattest", metavar="M1,M2",
                     help="run exactly these methods on every column they apply to: ks, psi, "
                          "chisquare, jensenshannon, wasserstein (default: an automatic choice "
                          "per column, docs/detectors.md)")
+    sp.add_argument("--fail-on", type=_fail_on, default=None, metavar="drift,schema,quality",
+                    help="what makes the exit code 1 (default: all three): drift (the dataset "
+                         "or the model drifted, or a feature past its strong effect), schema "
+                         "(missing, unexpected or retyped columns), quality (missing-rate rise, "
+                         "unseen categories, values out of range)")
+    sp.add_argument("--drift-share", type=float, metavar="X",
+                    help="the dataset drifts when at least this share of features drift "
+                         "(default 0.5, or the --model's)")
+    sp.add_argument("--threshold", type=_threshold, action="append", metavar="METHOD=VALUE",
+                    help="a method's threshold, e.g. psi=0.25 or ks=0.01 (repeatable)")
+    sp.add_argument("--config", metavar="FILE",
+                    help="a driftd config file: with --model, use that model's detection "
+                         "policy (only its models: section is read)")
+    sp.add_argument("--model", metavar="M", help="the model whose policy --config gives")
     sp.add_argument("--format", choices=("table", "json"), default="table",
                     help="table for people, json for pipelines (default: table)")
     sp.add_argument("--report", metavar="OUT.html",
@@ -510,10 +678,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True, help="why (shown in driftd alerts)")
     sp.add_argument("--by", help="who silenced it (default: the current user)")
 
+    sp = add("redeliver", cmd_redeliver,
+             "send deliveries again under their delivery id (dead ones, or one by id)",
+             "driftd redeliver --config driftd.yaml --dead")
+    config_arg(sp)
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--delivery", metavar="ID",
+                       help="one delivery (its id from driftd alerts), dead or sent")
+    which.add_argument("--dead", action="store_true", help="every dead delivery")
+    sp.add_argument("--by", help="who asked (default: the current user; kept with the alert "
+                                 "history)")
+
     sp = add("compact", cmd_compact,
              "apply retention and rewrite the store file smaller (daemon stopped)",
              "driftd compact --config driftd.yaml")
     config_arg(sp)
+
+    sp = add("verify", cmd_verify,
+             "read every block of the store file, checking its checksums (daemon stopped, or "
+             "a copy)",
+             "driftd verify --config driftd.yaml")
+    config_arg(sp)
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="output format (default: table)")
 
     sp = add("demo", cmd_demo, "the whole loop on this machine",
              "driftd demo --out demo-out --duration 45")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -25,7 +27,9 @@ from pydantic import (
 
 from driftd.detectors.policy import DetectionPolicy
 from driftd.monitor.yamlsource import SourceMap, YamlError, interpolate_env, load_yaml
+from driftd.sinks.redaction import MASK, is_secret_name, redact
 from driftd.sinks.registry import SinkConfig
+from driftd.sinks.templates import TemplateProblem
 
 
 class _Strict(BaseModel):
@@ -78,6 +82,14 @@ class StoreConfig(_Strict):
 
 
 class KafkaConfig(_Strict):
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """`consumer` options that hold credentials (sasl_plain_password, ssl_password, …)
+        are shown masked."""
+        for name, value in super().__repr_args__():
+            if name == "consumer" and isinstance(value, Mapping):
+                value = {k: MASK if is_secret_name(k) else v for k, v in value.items()}
+            yield name, value
+
     bootstrap_servers: str | list[str]
     group_id: str = "driftd"
     events_topic: str = "events"
@@ -100,6 +112,9 @@ class IngestConfig(_Strict):
     max_future_skew_seconds: float = Field(default=3600, ge=0)
     max_age_days: float = Field(default=3650, gt=0)
     max_id_length: int = Field(default=256, ge=1)
+    # the most of a quarantined message's bytes the store keeps (its size and sha256 are kept
+    # whole): a flood of oversized messages must not fill the disk
+    quarantine_max_bytes: int = Field(default=65_536, ge=0)
 
 
 class ServerConfig(_Strict):
@@ -157,6 +172,9 @@ class ModelConfig(_Strict):
     window_seconds: int = Field(default=3600, gt=0)
     window_align: Literal["none", "utc"] = "none"
     allowed_lateness_seconds: int = Field(default=0, ge=0)
+    # labels arriving for a closed (utc-aligned) window that ended less than this long ago
+    # score it again, so its calibration and performance count; 0: labels never re-score
+    label_lateness_seconds: int = Field(default=7 * 86_400, ge=0)
     min_rows: int = Field(default=500, ge=1)
     schedule_seconds: int = Field(default=300, gt=0)
     alert: AlertConfig = Field(default_factory=AlertConfig)
@@ -168,6 +186,20 @@ class ModelConfig(_Strict):
         if not value:
             raise ValueError("at least one feature is required")
         return value
+
+    @model_validator(mode="after")
+    def _outputs_are_not_features(self) -> ModelConfig:
+        """A feature may have any name, `prediction` and `label` included; but a reference
+        column named explicitly as the prediction or label cannot also be a feature."""
+        for key in ("prediction_column", "label_column"):
+            name = getattr(self, key)
+            if key in self.model_fields_set and name in self.features:
+                raise ValueError(f"{key} {name!r} is also a configured feature; one reference "
+                                 "column cannot be both")
+        if self.prediction_column == self.label_column:
+            raise ValueError(f"prediction_column and label_column are both "
+                             f"{self.prediction_column!r}")
+        return self
 
 
 class Config(_Strict):
@@ -219,6 +251,12 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIssue:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    problem = (err.get("ctx") or {}).get("error")
+    if isinstance(problem, TemplateProblem):  # names the option below loc, and a template line
+        loc = (*loc, *problem.subpath)
+        line = (source.line_in_value(loc, problem.template_line)
+                if problem.template_line is not None else None)
+        return ConfigIssue(_dotted(loc), problem.message, line or source.line_of(loc))
     kind = err["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -228,15 +266,17 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
         message = f"unknown type {err.get('input', {}).get('type')!r}; {err['msg']}"
     else:
         message = err["msg"]
-        secret = any(isinstance(p, str) and p in _SECRET_KEYS for p in loc)
+        secret = any(isinstance(p, str) and (p in _SECRET_KEYS or is_secret_name(p))
+                     for p in loc)
         if "input" in err and not isinstance(err["input"], (dict, list)) and not secret:
-            message += f" (got {err['input']!r})"
+            message += f" (got {redact(repr(err['input']))})"  # a URL's token, user:password
     return ConfigIssue(_dotted(loc), message, source.line_of(loc))
 
 
 # values under these keys are never echoed back in an error message
 _SECRET_KEYS = frozenset({"token", "webhook_url", "secret", "headers", "sasl_plain_password",
-                          "ssl_password", "catalog"})
+                          "ssl_password", "basic_auth", "body_template", "path_template",
+                          "catalog"})
 
 # pydantic inserts the discriminator tag into error paths; users never wrote it.
 _UNION_TAGS = {"webhook", "slack"}
@@ -305,6 +345,37 @@ def _check_references(config: Config, base: Path, source: SourceMap) -> list[Con
             issues.append(ConfigIssue(_dotted(path), f"reference file not found: {ref}",
                                       source.line_of(path)))
     return issues
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every credential value in the config, to be masked wherever it might surface (log
+    lines): SecretStr fields (tokens, webhook secrets, header values), Kafka consumer options
+    with credential names, and passwords and query values in URLs."""
+    found: list[str] = []
+
+    def walk(value: Any, name: str = "") -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                walk(getattr(value, field), field)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(item, str) and is_secret_name(str(key)):
+                    found.append(item)
+                else:
+                    walk(item, str(key))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                found.append(parts.password)
+            found.extend(v for _, v in parse_qsl(parts.query) if v)
+
+    walk(config)
+    return found
 
 
 def resolve_path(base: Path, value: str) -> Path:
@@ -386,3 +457,40 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Lo
     base = path.resolve().parent
     config = parse_config(text, str(path), env=env, base_dir=base)
     return LoadedConfig(config, path.resolve(), base)
+
+
+def load_model_config(path: str | Path, model: str) -> ModelConfig:
+    """One model's section of a config file, validated on its own (`driftd check --config`).
+
+    The rest of the file — sinks and their secrets, Kafka, reference files — need not be valid
+    or present where the check runs: only `models.<model>` is interpolated and validated, with
+    errors named by path and line like `load_config`'s.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data, source = load_yaml(text, str(path))
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", f"cannot read file: {exc.strerror}")]) \
+            from exc
+    except YamlError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", str(exc).split(": ", 1)[-1])]) from exc
+    models = data.get("models")
+    if not isinstance(models, Mapping) or model not in models:
+        known = ", ".join(sorted(map(str, models))) if isinstance(models, Mapping) else "none"
+        issue = ConfigIssue("models", f"no model {model!r} (configured: {known})",
+                            source.line_of(("models",)))
+        raise ConfigError(str(path), [issue])
+    section, env_errors = interpolate_env(models[model], None, ("models", model))
+    issues = [ConfigIssue(_dotted(e.path), f"environment variable {e.variable} is not set",
+                          source.line_of(e.path)) for e in env_errors]
+    try:
+        config = ModelConfig.model_validate(section)
+    except ValidationError as exc:
+        for err in exc.errors():
+            err = {**err, "loc": ("models", model, *err["loc"])}
+            issues.append(_issue_from_pydantic(err, source))
+        raise ConfigError(str(path), issues) from None
+    if issues:
+        raise ConfigError(str(path), issues)
+    return config

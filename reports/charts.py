@@ -27,6 +27,8 @@ from driftd.reports.lineage import (
 MAX_BARS = 30  # categorical charts fold the smallest categories into one "other" bar
 MAX_TREND_POINTS = 60  # sparklines keep the most recent windows
 LABEL_CHARS = 16  # axis labels longer than this are shortened; the full text is in the tooltip
+LABEL_CHAR_WIDTH = 6.2  # px per character of a 10.5px axis label (generous: digits are ~5.9)
+LABEL_ANGLE = math.radians(40)  # rotated axis labels (the template rotates by -40 degrees)
 P_FLOOR = 1e-300  # p-values are drawn as -log10(p); 0 is clipped to this
 
 
@@ -104,6 +106,27 @@ def _finite(value: float | None) -> float:
 
 def _shorten(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bound(text: str) -> str:
+    """A bin edge for an axis label: four significant digits, no exponent below 10 million."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value):
+        return text
+    if 1e4 <= abs(value) < 1e7:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _short_bin(label: str) -> str:
+    """"[0.101802, 0.201653)" → "[0.1018, 0.2017)": numeric bins keep both edges, shorter."""
+    if len(label) > 2 and label[0] in "[(" and label[-1] in ")]" and ", " in label:
+        low, high = label[1:-1].split(", ", 1)
+        return _shorten(f"{label[0]}{_bound(low)}, {_bound(high)}{label[-1]}", 2 * LABEL_CHARS)
+    return _shorten(label)
 
 
 def _nice_step(span: float, max_ticks: int = 5) -> float:
@@ -223,11 +246,24 @@ def bar_chart(dist: Distribution, *, width: float = 520, height: float = 230) ->
         ref_raw, cur_raw = list(ref), list(cur)
         n = len(labels)
 
+    short = [
+        _short_bin(label) if dist.kind == "numeric" else _shorten(label) for label in labels
+    ]
     left, right, top = 46.0, width - 8.0, 16.0
+    plot_h = height - 22.0 - top
+    bottom = top + plot_h
     group_w = (right - left) / max(n, 1)
-    rotate = n > 0 and max(len(_shorten(label)) for label in labels) * 6.0 > group_w - 4
-    bottom = height - (62.0 if rotate else 22.0)
-    plot_h = bottom - top
+    longest = max((len(label) for label in short), default=0) * LABEL_CHAR_WIDTH
+    rotate = n > 0 and longest > group_w - 4
+    if rotate:
+        # rotated labels hang below the axis and, for the first bars, left of the plot: make
+        # room for the longest one so no label leaves the drawing
+        reach_x, reach_y = longest * math.cos(LABEL_ANGLE), longest * math.sin(LABEL_ANGLE)
+        left = max(left, reach_x - group_w / 2 + 4)
+        group_w = (right - left) / n
+        left = max(46.0, reach_x - group_w / 2 + 4)
+        group_w = (right - left) / n
+        height = bottom + 12 + reach_y + 8
 
     peak = max(ref + cur + [0.0])
     step = _nice_step(peak if peak > 0 else 1.0, 4)
@@ -261,7 +297,7 @@ def bar_chart(dist: Distribution, *, width: float = 520, height: float = 230) ->
         groups.append(
             BarGroup(
                 label=labels[i],
-                short_label=_shorten(labels[i]),
+                short_label=short[i],
                 label_x=_r(center),
                 label_y=_r(bottom + 12),
                 reference_bar=ref_bar,

@@ -65,6 +65,20 @@ def write_evidently_report(
     two frames share no usable column, and `EvidentlyMissing` (a ValueError) when Evidently is
     not installed.
     """
+    from driftd.reports.render import _atomic_write_text
+
+    html = render_evidently_report(reference, current, categorical=categorical)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Snapshot.save_html writes only when given a str path and not atomically; write it ourselves.
+    _atomic_write_text(out_path, html)
+    return out_path
+
+
+def render_evidently_report(
+    reference: pl.DataFrame, current: pl.DataFrame, *, categorical: Sequence[str]
+) -> str:
+    """Evidently's DataDriftPreset report of reference vs current, as one HTML document."""
     num, cat = _columns(reference, current, categorical)
     if not num and not cat:
         raise ValueError("reference and current share no numeric or categorical column")
@@ -74,8 +88,6 @@ def write_evidently_report(
         from evidently.presets import DataDriftPreset
     except ImportError as exc:
         raise EvidentlyMissing() from exc
-
-    from driftd.reports.render import _atomic_write_text
 
     columns = num + cat
 
@@ -90,8 +102,4 @@ def write_evidently_report(
         Dataset.from_pandas(frame(current), data_definition=definition),
         Dataset.from_pandas(frame(reference), data_definition=definition),
     )
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # Snapshot.save_html writes only when given a str path and not atomically; write it ourselves.
-    _atomic_write_text(out_path, snapshot.get_html_str(as_iframe=False))
-    return out_path
+    return snapshot.get_html_str(as_iframe=False)

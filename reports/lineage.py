@@ -100,11 +100,40 @@ class RunLineage:
     evidently_report: str | None = None
     # Why the run is "error" or "skipped" (e.g. "312 rows < min_rows 500"); shown in the verdict.
     status_reason: str | None = None
+    # the version that served most of the window (ties: the one seen last); `model_versions`
+    # holds every version seen, the most served first
+    model_version: str | None = None
 
     def __post_init__(self) -> None:
         _check_status(self.status)
         if self.evidently_report is not None:
             validate_report_name(self.evidently_report)
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """One file of a `driftd check`: which file, its content hash and how many rows it had."""
+
+    role: str  # "reference" | "current"
+    name: str  # file name as shown
+    path: str  # absolute path
+    sha256: str
+    rows: int
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that computed a result: driftd and the libraries its statistics use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from driftd import __version__
+
+    out = {"driftd": __version__}
+    for name in ("numpy", "scipy", "polars"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - installed with driftd
+            out[name] = "not installed"
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,6 +258,7 @@ class ModelHistory:
 
 
 __all__ = [
+    "CheckInput",
     "FINDING_STATUSES",
     "RUN_STATUSES",
     "FindingSeries",
@@ -238,6 +268,7 @@ __all__ = [
     "RunSummary",
     "TrendPoint",
     "WindowFinding",
+    "library_versions",
     "model_page_name",
     "model_slug",
     "validate_report_name",

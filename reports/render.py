@@ -28,6 +28,8 @@ from urllib.parse import quote
 
 import jinja2
 
+from driftd.detectors.explain import EXIT_UNCOMPARABLE, FAIL_ON, explain, gate
+from driftd.detectors.registry import METHODS
 from driftd.detectors.results import ColumnQuality, DriftResult, FeatureResult
 from driftd.reports import charts
 from driftd.reports.charts import (
@@ -41,13 +43,16 @@ from driftd.reports.charts import (
     format_percent,
 )
 from driftd.reports.lineage import (
+    CheckInput,
     ModelHistory,
     ModelWindow,
     RunLineage,
     RunSummary,
     TrendPoint,
+    library_versions,
     validate_report_name,
 )
+from driftd.reports.policy_view import policy_view, setting_value
 
 TrendMap = Mapping[tuple[str, str], Sequence[TrendPoint]]
 
@@ -66,6 +71,17 @@ def _number_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return str(value)
+
+
+P_DISPLAY_FLOOR = 1e-300
+
+
+def format_p(value: float | None) -> str:
+    """A p-value: like `format_number`, but one that underflowed to 0 reads "< 1e-300", not
+    "0" (it is tiny, not zero)."""
+    if value is not None and value == 0:
+        return f"< {P_DISPLAY_FLOOR:g}"
+    return format_number(value)
 
 
 def _duration(seconds: float | None) -> str:
@@ -91,6 +107,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(
         num=format_number,
+        pval=format_p,
         pct=format_percent,
         pp=format_change,
         dt=format_datetime,
@@ -143,8 +160,11 @@ class FeatureCard:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "ok" | "drift" | "error" | "skipped"
+    status: str  # "ok" | "warning" | "drift" | "error" | "skipped" | "uncomparable"
     headline: str
+    sentence: str | None  # the one-sentence verdict (`detectors.explain`)
+    reasons: tuple[str, ...]  # what decided it, beyond the sentence
+    gate_text: str | None  # driftd check: the exit code and what failed
     status_reason: str | None
     severity: str | None
     share_drifted: float
@@ -173,9 +193,11 @@ class ThresholdRow:
 
 _HEADLINES = {
     "drift": "Drift detected",
+    "warning": "Warning — no dataset drift, but something needs a look",
     "ok": "No drift detected",
     "error": "Run failed",
     "skipped": "Run skipped — window not scored",
+    "uncomparable": "Nothing compared",
 }
 
 
@@ -286,11 +308,22 @@ def _verdict(
     severity: str | None = None,
     rows_current: int | None = None,
     window: tuple[datetime, datetime] | None = None,
+    gate_text: str | None = None,
 ) -> Verdict:
     tests = result.features + result.prediction
+    if status == "ok" and (severity or result.severity):
+        status = "warning"  # no dataset drift, yet a strong feature or a broken rule
+    sentence = reasons = None
+    if status not in ("error", "skipped"):
+        explanation = explain(result)
+        sentence = explanation.verdict
+        reasons = tuple(r for r in explanation.reasons if not sentence.startswith(r))
     return Verdict(
         status=status,
         headline=_HEADLINES[status],
+        sentence=sentence,
+        reasons=reasons or (),
+        gate_text=gate_text,
         status_reason=status_reason,
         severity=severity,
         share_drifted=result.share_drifted,
@@ -312,16 +345,26 @@ def _verdict(
     )
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _threshold_rows(lineage: RunLineage) -> tuple[ThresholdRow, ...]:
+def _threshold_rows(lineage: RunLineage, result: DriftResult) -> tuple[ThresholdRow, ...]:
+    """Method and setting thresholds of the run with their rationale. A key the run row did
+    not record (drift_share, ece_margin, performance_max_drop, ...) takes its value from the
+    policy stored with the result, so no row reads "—" when the policy has a value."""
     keys = _ordered_unique([*lineage.thresholds, *lineage.rationale])
+    policy = result.policy
     rows = []
     for key in keys:
         value = lineage.thresholds.get(key)
+        text = None
         if value is None:
+            text = setting_value(policy, key)
+            if text is None and key in METHODS:
+                value = (policy.get("thresholds") or {}).get(key,
+                                                             METHODS[key].default_threshold)
+            elif text is None and key == "ece_margin" and result.calibration is not None:
+                value = result.calibration.margin
+        if text is not None:
+            pass
+        elif value is None:
             text = "—"
         elif isinstance(value, int | float) and not isinstance(value, bool):
             text = format_number(value)
@@ -353,7 +396,7 @@ def _result_context(result: DriftResult, trends: TrendMap | None) -> dict[str, A
         "prediction_cards": prediction_cards,
         "prediction_rows": tuple(row for card in prediction_cards for row in card.rows),
         "reliability": diagram,
-        "policy_json": _json_text(result.policy) if result.policy else None,
+        "policy": policy_view(result),
         "has_trends": bool(trends),
     }
 
@@ -388,7 +431,8 @@ def render_run(
         generated_at=generated_at,
         verdict=verdict,
         lineage=lineage,
-        thresholds=_threshold_rows(lineage),
+        thresholds=_threshold_rows(lineage, result),
+        versions=library_versions(),
         window_seconds=(
             (as_utc(lineage.window_end) - as_utc(lineage.window_start)).total_seconds()
             if lineage.window_start is not None and lineage.window_end is not None
@@ -404,9 +448,24 @@ def render_check(
     reference_name: str,
     current_name: str,
     generated_at: datetime,
+    inputs: Sequence[CheckInput] = (),
+    fail_on: Sequence[str] = FAIL_ON,
 ) -> str:
-    """The HTML report of `driftd check`: the same layout, with file names instead of lineage."""
-    verdict = _verdict(result, "drift" if result.drift else "ok")
+    """The HTML report of `driftd check`: the same layout, with the files it compared (names,
+    sha256, rows: `inputs`) and the versions that compared them instead of a run's lineage."""
+    verdict_gate = gate(result, fail_on)
+    if verdict_gate.exit_code == EXIT_UNCOMPARABLE:
+        status = "uncomparable"
+    else:
+        status = "drift" if result.drift else "ok"
+    failed = [c for c in verdict_gate.failed if c in verdict_gate.fail_on]
+    gate_text = (
+        f"driftd check exits {verdict_gate.exit_code}: "
+        + ("nothing could be compared" if status == "uncomparable" else
+           f"failed on {', '.join(failed)}" if failed else "passed")
+        + f" (fail on {', '.join(verdict_gate.fail_on)})"
+    )
+    verdict = _verdict(result, status, gate_text=gate_text)
     return _render(
         "check.html.j2",
         title=f"Drift check — {current_name} vs {reference_name}",
@@ -414,6 +473,8 @@ def render_check(
         verdict=verdict,
         reference_name=reference_name,
         current_name=current_name,
+        inputs=tuple(inputs),
+        versions=library_versions(),
         **_result_context(result, None),
     )
 

@@ -12,11 +12,17 @@ import functools
 import importlib.metadata
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from driftd.sinks.redaction import redact, redact_url
+
+MAX_DELAY_SECONDS = 86_400.0  # the longest wait between two attempts any option can ask for
+MAX_RETRY_FOR_SECONDS = 30 * 86_400.0
 
 EventType = Literal["drift.detected", "drift.resolved", "retrain.requested"]
 EVENT_TYPES: frozenset[str] = frozenset({"drift.detected", "drift.resolved", "retrain.requested"})
@@ -25,6 +31,11 @@ EVENT_TYPES: frozenset[str] = frozenset({"drift.detected", "drift.resolved", "re
 class SinkConfigBase(BaseModel):
     """Options every sink has: how hard the outbox tries, and which events the sink wants.
 
+    A failed delivery is retried until both `retry_for_seconds` have passed since it was queued
+    and `max_attempts` attempts were made; then it is dead (a permanent error kills it at once).
+    So the time horizon is what matters during an outage, and `max_attempts` is the least number
+    of tries even with a short horizon (`retry_for_seconds: 0` gives exactly `max_attempts`).
+
     Cross-field checks are field validators, not model validators, on purpose: a model-level
     error carries the whole input dict, secrets included, into `ValidationError` text.
     """
@@ -32,13 +43,25 @@ class SinkConfigBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_for_seconds: float = Field(default=86_400, ge=0, le=MAX_RETRY_FOR_SECONDS)
+    # the whole attempt: connect, send, and the complete answer (not each socket read)
     timeout_seconds: float = Field(default=10, gt=0, le=300)
     backoff_initial_seconds: float = Field(default=1, gt=0)
-    backoff_max_seconds: float = Field(default=300, gt=0)
+    backoff_max_seconds: float = Field(default=300, gt=0)  # waits are clamped to a day
+    # a receiver's `Retry-After` is honoured up to this (a bogus hint cannot park an alert)
+    retry_after_max_seconds: float = Field(default=600, ge=0, le=MAX_DELAY_SECONDS)
     event_types: list[EventType] = Field(
         default_factory=lambda: ["drift.detected", "drift.resolved", "retrain.requested"],
         min_length=1,
     )
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """URLs shown as scheme://host/path (a query string or user:password may hold a
+        token); secret fields are `repr=False` in the sinks' own configs."""
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and name is not None and name.endswith("url"):
+                value = redact_url(value)
+            yield name, value
 
     @field_validator("backoff_max_seconds")
     @classmethod
@@ -88,12 +111,14 @@ class RetryableError(Exception):
     """The delivery may succeed later: connection error, timeout, 408, 429 or 5xx.
 
     `retry_after` is the receiver's own hint in seconds (from `Retry-After`), or None; the outbox
-    should wait at least that long, and otherwise use `backoff_seconds`.
+    should wait at least that long, and otherwise use `backoff_seconds`. The reason is stored
+    and logged: credentials in it (a receiver echoing our headers) are masked (`redact`).
     """
 
     def __init__(
         self, reason: str, *, retry_after: float | None = None, status_code: int | None = None
     ) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
@@ -101,9 +126,11 @@ class RetryableError(Exception):
 
 
 class PermanentError(Exception):
-    """Retrying the same delivery cannot help (4xx, bad credentials, unknown channel)."""
+    """Retrying the same delivery cannot help (4xx, bad credentials, unknown channel). The
+    reason has credentials masked, as `RetryableError`'s."""
 
     def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code

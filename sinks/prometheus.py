@@ -23,6 +23,18 @@ class StoredState:
     last_runs: list[tuple[str, float, float]] = field(default_factory=list)  # model, ts, end
     outbox_pending: list[tuple[str, int]] = field(default_factory=list)
     schedules: list[tuple[str, float]] = field(default_factory=list)
+    models: list[ModelSignals] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelSignals:
+    """A model's verdict as a whole: the newest window's, and the newest labelled one's."""
+
+    model: str
+    drifted: bool
+    share_drifted: float
+    calibration_ece: float | None = None
+    performance: dict[str, float] = field(default_factory=dict)  # metric -> realized value
 
 
 class StoredStateCollector(Collector):
@@ -71,7 +83,32 @@ class StoredStateCollector(Collector):
         )
         for model, seconds in state.schedules:
             sched.add_metric([model], seconds)
-        return [stat, detected, last, wend, pending, sched]
+        return [stat, detected, last, wend, pending, sched, *_model_families(state.models)]
+
+
+def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
+    drifted = GaugeMetricFamily(
+        "driftd_model_drifted",
+        "1 when the model's newest scored window is drifted (its overall verdict), else 0",
+        labels=["model"])
+    share = GaugeMetricFamily(
+        "driftd_model_share_drifted",
+        "Share of the model's features drifted in its newest scored window", labels=["model"])
+    ece = GaugeMetricFamily(
+        "driftd_calibration_ece",
+        "Expected calibration error of the newest window with labels", labels=["model"])
+    perf = GaugeMetricFamily(
+        "driftd_performance",
+        "Realized performance of the newest window with labels (roc_auc, accuracy, mae, ...)",
+        labels=["model", "metric"])
+    for m in models:
+        drifted.add_metric([m.model], 1.0 if m.drifted else 0.0)
+        share.add_metric([m.model], float(m.share_drifted))
+        if m.calibration_ece is not None:
+            ece.add_metric([m.model], float(m.calibration_ece))
+        for metric, value in sorted(m.performance.items()):
+            perf.add_metric([m.model, metric], float(value))
+    return [drifted, share, ece, perf]
 
 
 class DriftdMetrics:
@@ -97,6 +134,12 @@ class DriftdMetrics:
         )
         self.consumer_lag = Gauge(
             "driftd_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r
+        )
+        self.ingest_last_success = Gauge(
+            "driftd_ingest_last_success_timestamp_seconds",
+            "Unix time ingest last stored a batch or was caught up with the log end (its start "
+            "until then; 0 without Kafka)",
+            registry=r,
         )
         self.detector_run_seconds = Histogram(
             "driftd_detector_run_seconds",

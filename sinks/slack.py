@@ -34,7 +34,8 @@ from driftd.sinks.base import (
     parse_retry_after,
     user_agent,
 )
-from driftd.sinks.webhook import check_http_url, redact_url
+from driftd.sinks.redaction import redact_url
+from driftd.sinks.webhook import check_http_url
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT_SLACK_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+_NOT_JSON = "Received a response in a non-JSON format"  # slack-sdk's `error` for such a body
 _MAX_FEATURE_LINES = 15
 _MAX_SECTION_CHARS = 2900  # Slack's limit is 3000 per section text
 _MAX_HEADER_CHARS = 150
@@ -222,6 +224,13 @@ def build_message(event_type: str, body: Mapping[str, Any]) -> SlackMessage:
             "text": {"type": "plain_text", "text": _truncate(header, _MAX_HEADER_CHARS)},
         }
     ]
+
+    verdict = body.get("verdict")
+    if isinstance(verdict, str) and verdict.strip():  # one sentence: what decided it
+        blocks.append(
+            {"type": "section",
+             "text": {"type": "mrkdwn", "text": _truncate(mrkdwn_escape(verdict), 3000)}}
+        )
 
     sha = str(reference.get("sha256") or "")[:12]
     ref_text = _num(reference.get("version"))
@@ -417,7 +426,10 @@ class SlackSink:
             raise PermanentError(f"Slack chat.postMessage: invalid request: {exc}") from None
         except (OSError, http.client.HTTPException, SlackClientError) as exc:
             raise RetryableError(f"Slack chat.postMessage: {_describe(exc)}") from None
-        ts = response.get("ts")
+        except (AttributeError, TypeError, ValueError) as exc:  # slack-sdk on a JSON non-object
+            raise RetryableError(
+                f"Slack chat.postMessage: malformed response ({type(exc).__name__})") from None
+        ts = _posted_ts(response.data)
         return SendReceipt(
             status_code=response.status_code,
             external_id=str(ts) if ts is not None else None,
@@ -445,6 +457,17 @@ class SlackSink:
         raise PermanentError(detail, status_code=status)
 
 
+def _posted_ts(data: Any) -> str:
+    """The `ts` of a posted message; anything but `{"ok": true, "ts": "..."}` is malformed, and
+    malformed is a failure to retry, never a delivery (a proxy's error page answers 200 too)."""
+    if not isinstance(data, Mapping) or data.get("ok") is not True:
+        raise RetryableError("Slack chat.postMessage: malformed response: not {\"ok\": true}")
+    ts = data.get("ts")
+    if not isinstance(ts, str) or not ts:
+        raise RetryableError("Slack chat.postMessage: malformed response: no message ts")
+    return ts
+
+
 def _describe(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
@@ -462,6 +485,10 @@ def _api_error(exc: SlackApiError) -> RetryableError | PermanentError:
     code = str(error) if error else "unknown_error"
     if len(code) > 80:  # slack-sdk puts a non-JSON body into `error`; keep the message short
         code = code[:80] + "…"
+    if code.startswith(_NOT_JSON):  # a proxy's or load balancer's page, not Slack: try again
+        return RetryableError(
+            f"Slack chat.postMessage: malformed response: not JSON (HTTP {status})",
+            status_code=status)
     detail = f"Slack chat.postMessage failed: {code} (HTTP {status})"
     if status == 429 or code == "ratelimited":
         retry_after = parse_retry_after(

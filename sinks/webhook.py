@@ -28,7 +28,11 @@ from driftd.sinks.base import (
     parse_retry_after,
     user_agent,
 )
+from driftd.sinks.deadline import deadline_opener
+from driftd.sinks.redaction import redact_url
+from driftd.sinks.request_shape import RequestShapeOptions, RequestShaper
 from driftd.sinks.signing import sign
+from driftd.sinks.templates import TemplateProblem
 
 # Headers driftd sets itself; user-configured `headers` may not override them.
 RESERVED_HEADERS = frozenset(
@@ -36,6 +40,7 @@ RESERVED_HEADERS = frozenset(
 )
 _SNIPPET_CHARS = 200
 _READ_LIMIT_BYTES = 4096
+_ANSWER_LIMIT_BYTES = 65_536  # of a 2xx answer's body, read to check it arrives whole
 
 
 def _check_header_name(name: str) -> str:
@@ -54,25 +59,22 @@ def _check_header_value(value: SecretStr) -> SecretStr:
 
 
 def check_http_url(url: str) -> str:
-    """Reject anything that is not an absolute http(s) URL with a host, at config time."""
+    """Reject anything that is not an absolute http(s) URL with a host, at config time, and
+    URLs carrying credentials (user:password@: urllib would not send them, so every delivery
+    would fail; and they would sit in the config's repr)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (user:password@); send them in a header "
+                         "from the environment, e.g. headers: {Authorization: \"Basic "
+                         "${CREDENTIALS}\"}")
     return url
 
 
-def redact_url(url: str) -> str:
-    """scheme://host[:port]/path: what is safe to log; query strings and userinfo often hold
-    tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-class WebhookSinkConfig(SinkConfigBase):
-    """`sinks.<name>` with `type: webhook`. `secret` signs every request when set."""
+class WebhookSinkConfig(SinkConfigBase, RequestShapeOptions):
+    """`sinks.<name>` with `type: webhook`. `secret` signs every request when set; the
+    request-shaping options (method, templates, basic_auth) are in `sinks/request_shape.py`."""
 
     type: Literal["webhook"]
     url: Annotated[str, AfterValidator(check_http_url)]
@@ -113,7 +115,7 @@ class WebhookSink:
         self.config = config
         self.event_types: frozenset[str] = frozenset(config.event_types)
         self._clock = clock
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._shaper = RequestShaper(config)
 
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, url={redact_url(self.config.url)!r})"
@@ -125,27 +127,34 @@ class WebhookSink:
         except ValueError as exc:
             return HealthStatus(ok=False, detail=f"url {exc}")
         signed = "signed" if self.config.secret is not None else "unsigned"
-        return HealthStatus(ok=True, detail=f"POST {redact_url(self.config.url)} ({signed})")
+        return HealthStatus(ok=True, detail=f"{self.config.method} {redact_url(self.config.url)} "
+                                             f"({signed})")
 
     def _describe(self, exc: BaseException) -> str:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(reason, TimeoutError):
-            return f"timed out after {self.config.timeout_seconds:g}s"
+            return f"timed out: no complete answer within {self.config.timeout_seconds:g}s"
         return f"connection failed: {type(reason).__name__}: {reason}"
 
     def send(self, delivery: Delivery) -> SendReceipt:
-        """POST once. 2xx → receipt; connection error, timeout, 408, 429, 5xx → RetryableError;
-        3xx and other 4xx → PermanentError."""
+        """Send once (POST unless `method` says otherwise). 2xx → receipt; connection error,
+        timeout, 408, 429, 5xx → RetryableError; 3xx and other 4xx → PermanentError."""
         if delivery.event_type not in self.event_types:
             raise PermanentError(
                 f"sink {self.name!r} does not take {delivery.event_type!r} events "
                 f"(event_types: {sorted(self.event_types)})"
             )
-        body = _encode_body(delivery.body)
+        try:
+            shaped = self._shaper.shape(delivery.event_type, delivery.body)
+        except TemplateProblem as exc:  # checked at load against sample alerts; a real one
+            # can still differ (training_data {"error": ...}): retrying cannot help
+            raise PermanentError(f"sink {self.name!r}: {exc}") from None
+        body = shaped.body if shaped.body is not None else _encode_body(delivery.body)
         timestamp = int(self._clock())
         headers = {
             **{k: v.get_secret_value() for k, v in self.config.headers.items()},
-            "Content-Type": "application/json",
+            **shaped.headers,
+            "Content-Type": shaped.content_type,
             "User-Agent": user_agent(),
             "X-Driftd-Event": delivery.event_type,
             "X-Driftd-Delivery": delivery.delivery_id,
@@ -155,11 +164,15 @@ class WebhookSink:
             headers["X-Driftd-Signature"] = sign(
                 self.config.secret.get_secret_value(), timestamp, body
             )
-        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
-        where = redact_url(self.config.url)
+        request = urllib.request.Request(shaped.url, data=body, headers=headers,
+                                         method=shaped.method)
+        where = f"{shaped.method} {redact_url(shaped.url)}"
+        # `timeout_seconds` bounds the whole attempt, not each socket read (sinks/deadline.py)
+        opener = deadline_opener(self.config.timeout_seconds, _NoRedirect())
         try:
-            with self._opener.open(request, timeout=self.config.timeout_seconds) as response:
+            with opener.open(request, timeout=self.config.timeout_seconds) as response:
                 status = int(response.status)
+                _read_whole(response)  # a truncated answer is not a delivery
         except urllib.error.HTTPError as exc:
             with exc:
                 error = _status_error(
@@ -168,9 +181,11 @@ class WebhookSink:
             raise error from None
         except ValueError as exc:  # malformed URL (http.client.InvalidURL is a ValueError)
             # the message may quote the URL (and so a token in it): name the error type only
-            raise PermanentError(f"POST {where}: invalid request ({type(exc).__name__})") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise RetryableError(f"POST {where}: {self._describe(exc)}") from None
+            raise PermanentError(f"{where}: invalid request ({type(exc).__name__})") from None
+        except OSError as exc:  # refused, reset, timed out (also a close before any answer)
+            raise RetryableError(f"{where}: {self._describe(exc)}") from None
+        except http.client.HTTPException as exc:  # not HTTP, or cut short: try again
+            raise RetryableError(f"{where}: malformed response: {_malformed(exc)}") from None
         return SendReceipt(status_code=status, external_id=None, detail=f"HTTP {status}")
 
 
@@ -180,6 +195,26 @@ def _encode_body(body: dict[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:  # NaN/inf or a non-JSON type: a caller bug
         raise PermanentError(f"alert body is not valid JSON: {exc}") from None
     return text.encode("utf-8")
+
+
+def _read_whole(response: http.client.HTTPResponse) -> None:
+    """Read a 2xx answer's body (up to a limit); IncompleteRead if it ends before its
+    Content-Length (or its chunked framing is broken)."""
+    got = 0
+    while got < _ANSWER_LIMIT_BYTES:
+        chunk = response.read(min(16_384, _ANSWER_LIMIT_BYTES - got))
+        if not chunk:
+            break
+        got += len(chunk)
+    if got < _ANSWER_LIMIT_BYTES and response.length:  # the connection ended early
+        raise http.client.IncompleteRead(b"", response.length) from None
+
+
+def _malformed(exc: http.client.HTTPException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        missing = f", {exc.expected} more expected" if exc.expected else ""
+        return f"body cut short{missing}"
+    return f"{type(exc).__name__}: {str(exc)[:_SNIPPET_CHARS]}"
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
@@ -197,7 +232,7 @@ def _status_error(
     if status in (408, 429) or 500 <= status <= 599:
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None, now)
         return RetryableError(
-            f"POST {where}: HTTP {status}: {snippet}",
+            f"{where}: HTTP {status}: {snippet}",
             retry_after=retry_after,
             status_code=status,
         )
@@ -205,9 +240,9 @@ def _status_error(
         location = headers.get("Location") if headers else None
         target = f" to {redact_url(location)}" if location else ""
         return PermanentError(
-            f"POST {where}: HTTP {status} redirect{target} not followed; configure the final URL",
+            f"{where}: HTTP {status} redirect{target} not followed; configure the final URL",
             status_code=status,
         )
     if 400 <= status <= 499:
-        return PermanentError(f"POST {where}: HTTP {status}: {snippet}", status_code=status)
-    return RetryableError(f"POST {where}: unexpected HTTP {status}", status_code=status)
+        return PermanentError(f"{where}: HTTP {status}: {snippet}", status_code=status)
+    return RetryableError(f"{where}: unexpected HTTP {status}", status_code=status)

@@ -92,3 +92,27 @@ def test_importing_driftd_loads_no_heavy_library():
                          timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_compare_takes_the_gate_and_policy_options_of_the_cli(data, capsys, tmp_path):
+    ref, cur, ref_path, cur_path = data
+    config = tmp_path / "driftd.yaml"
+    config.write_text("models:\n  m:\n    reference: absent.parquet\n    features: {age: numeric}\n"
+                      "    detection: {drift_share: 0.9, thresholds: {psi: 0.4}}\n")
+    options = dict(fail_on="schema,quality", thresholds={"wasserstein": 0.3}, config=config,
+                   model="m", prediction="score", label="y")
+    result = driftd.compare(ref, cur, **options)
+    code, expected = _cli_json(capsys, ref_path, cur_path, "--fail-on", "schema,quality",
+                               "--threshold", "wasserstein=0.3", "--config", str(config),
+                               "--model", "m", "--prediction-column", "score",
+                               "--label-column", "y")
+    assert result.to_dict() == expected and result.exit_code == code
+    assert expected["gate"]["fail_on"] == ["schema", "quality"]
+    assert {(e["method"], e["threshold"]) for e in expected["features"]} >= {
+        ("psi", 0.4), ("wasserstein", 0.3)}
+    assert result.reasons and result.verdict == expected["verdict"]
+    share = driftd.compare(ref, cur, drift_share=1.0, prediction="score")
+    assert share.to_dict()["verdict"].startswith(
+        "2 of 4 features drifted (50 %) < drift_share 100 %: no dataset drift")  # y: a feature
+    with pytest.raises(ValueError, match="--config and --model go together"):
+        driftd.compare(ref, cur, config=config)

@@ -68,10 +68,15 @@ CONTRACT_METRICS = {
     "driftd_last_run_timestamp_seconds",
 }
 KNOWN_METRICS = CONTRACT_METRICS | {
+    "driftd_model_drifted",
+    "driftd_model_share_drifted",
+    "driftd_calibration_ece",
+    "driftd_performance",
     "driftd_detector_errors_total",
     "driftd_window_end_timestamp_seconds",
     "driftd_schedule_seconds",
     "driftd_outbox_dead_total",
+    "driftd_ingest_last_success_timestamp_seconds",
     "driftd_detector_run_seconds_bucket",
     "driftd_detector_run_seconds_sum",
     "driftd_detector_run_seconds_count",
@@ -553,6 +558,14 @@ driftd_drift_statistic{{model="m",feature="g",method="ks"}} 0.03
 # TYPE driftd_drift_detected gauge
 driftd_drift_detected{{model="m",feature="f",method="psi"}} 1
 driftd_drift_detected{{model="m",feature="g",method="ks"}} 0
+# TYPE driftd_model_drifted gauge
+driftd_model_drifted{{model="m"}} 1
+# TYPE driftd_model_share_drifted gauge
+driftd_model_share_drifted{{model="m"}} 0.5
+# TYPE driftd_calibration_ece gauge
+driftd_calibration_ece{{model="m"}} 0.04
+# TYPE driftd_performance gauge
+driftd_performance{{model="m",metric="roc_auc"}} 0.81
 # TYPE driftd_events_ingested_total counter
 driftd_events_ingested_total{{model="m"}} {ingested}
 # TYPE driftd_events_quarantined_total counter
@@ -582,6 +595,8 @@ driftd_window_end_timestamp_seconds{{model="m"}} {last_run}
 driftd_schedule_seconds{{model="m"}} 300
 # TYPE driftd_detector_errors_total counter
 driftd_detector_errors_total{{model="m"}} 0
+# TYPE driftd_ingest_last_success_timestamp_seconds gauge
+driftd_ingest_last_success_timestamp_seconds {last_run}
 """
 
 
@@ -633,10 +648,10 @@ def test_prometheus_scrapes_stand_in_target_and_evaluates_rules(prometheus_binar
         assert result[0]["metric"]["job"] == "driftd"
         assert sample_values(prom.query('up{job="driftd"}')) == [1.0]
         # The shipped rules load and evaluate: drift is reported, so DriftDetected is pending
-        # (it fires only after `for: 15m`).
+        # (it fires only after `for: 15m`), once for the model, not per feature.
         alerts = prom.wait_for('ALERTS{alertname="DriftDetected"}', timeout=30)
-        assert alerts[0]["metric"]["alertstate"] == "pending"
-        assert alerts[0]["metric"]["feature"] == "f"
+        assert [a["metric"]["alertstate"] for a in alerts] == ["pending"]
+        assert alerts[0]["metric"]["model"] == "m" and "feature" not in alerts[0]["metric"]
         assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DriftdDown"]
 
         # On daemon-shaped data every dashboard query returns series (once rates have two

@@ -140,6 +140,15 @@ def _make_handler(receiver: _Receiver) -> type[BaseHTTPRequestHandler]:
         server_version = "driftd-receiver"
 
         def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            self._with_body("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._with_body("PUT")
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._with_body("PATCH")
+
+        def _with_body(self, method: str) -> None:
             length_header = self.headers.get("Content-Length")
             if length_header is None or not length_header.strip().isdigit():
                 self._reply(411, {"Content-Type": "text/plain"}, b"length required")
@@ -150,7 +159,7 @@ def _make_handler(receiver: _Receiver) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length)
             headers = {k: v for k, v in self.headers.items()}
-            status, out_headers, out_body = receiver._answer("POST", self.path, headers, body)
+            status, out_headers, out_body = receiver._answer(method, self.path, headers, body)
             self._reply(status, out_headers, out_body)
 
         def do_GET(self) -> None:  # noqa: N802
@@ -199,6 +208,13 @@ class WebhookReceiver(_Receiver):
         self._secret = secret
         self._retry_after = retry_after
         self._accepted_ids: set[str] = set()
+        self._down_until = 0.0  # time.monotonic() until which every request answers 503
+
+    def go_down(self, seconds: float) -> None:
+        """Answer 503 (with `Retry-After`) to every request for the next `seconds`, as a
+        receiver in an outage does; `go_down(0)` brings it back at once."""
+        with self._cond:
+            self._down_until = time.monotonic() + seconds
 
     def _answer(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -217,8 +233,13 @@ class WebhookReceiver(_Receiver):
         except ValueError:
             parsed = None
         out_headers = {"Content-Type": "application/json"}
+        with self._cond:
+            down = time.monotonic() < self._down_until
         if signature_valid is False:
             status = 401  # and the script is not advanced: it scripts answers to valid requests
+        elif down:
+            status = 503
+            out_headers["Retry-After"] = self._retry_after
         else:
             scripted = self._next_scripted()
             status = int(scripted) if scripted is not None else 200

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,13 +47,20 @@ from kafka.structs import OffsetAndMetadata
 
 from driftd.detectors.threads import usable_cpus
 from driftd.monitor.config import RESERVED_CONSUMER_OPTIONS, KafkaConfig
-from driftd.monitor.ingest.decode import DecodedBatch, Decoder, RawMessage
+from driftd.monitor.ingest.decode import (
+    OTHER_REASON,
+    REASON_CODES,
+    UNKNOWN_MODEL,
+    DecodedBatch,
+    Decoder,
+    RawMessage,
+)
 from driftd.monitor.ingest.decodepool import DecodePool
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
 from driftd.monitor.ingest.kafka_internals import install_whole_batches, install_wide_reads
-from driftd.monitor.ingest.recordbatches import Chunk, chunks_of, expand
+from driftd.monitor.ingest.recordbatches import Chunk, RawBatch, chunks_of, expand
 from driftd.monitor.store.coordination import Fenced
-from driftd.monitor.store.duckdb_file import Store, WriteResult
+from driftd.monitor.store.duckdb_file import Store, WriteResult, is_write_conflict
 from driftd.sinks.prometheus import DriftdMetrics
 
 log = logging.getLogger("driftd.ingest")
@@ -80,6 +87,9 @@ STALE_AFTER_SECONDS = 10.0
 COMMIT_TIMEOUT_MS = 10_000
 CLOSE_TIMEOUT_MS = 3000
 WRITE_ATTEMPTS = 3
+# ingest that has neither stored a batch nor been caught up with the log end for this long
+# is reported stalled by readiness (the Prometheus rule pages on the same signal)
+STALL_SECONDS = 120.0
 # drain(): a partition's log end is taken from its first fetch's high-watermark; only when no
 # fetch has answered for it this long does ListOffsets' answer (possibly short) stand in
 DRAIN_SETTLE_SECONDS = 10.0
@@ -108,6 +118,7 @@ class _Pending:
     labels: list[RawMessage] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     realign: dict[tuple[str, int], int] = field(default_factory=dict)
+    first: dict[tuple[str, int], int] = field(default_factory=dict)  # first offset gathered
     # the offset each partition's stored offset should still be when this batch is written
     # (None: nothing stored): a shared store refuses the batch (Fenced) when it moved
     expected: dict[tuple[str, int], int | None] = field(default_factory=dict)
@@ -120,6 +131,7 @@ class _Pending:
     def forget_offsets(self, topics: set[str]) -> None:
         self.offsets = {k: o for k, o in self.offsets.items() if k[0] not in topics}
         self.realign = {k: o for k, o in self.realign.items() if k[0] not in topics}
+        self.first = {k: o for k, o in self.first.items() if k[0] not in topics}
 
 
 @dataclass
@@ -129,6 +141,12 @@ class _Flight:
     future: Future
     offsets: dict[tuple[str, int], int]
     records: int
+    first: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class StoreWriteError(Exception):
+    """Storing a batch failed (disk full, a damaged file, …): the store's fault, not the
+    broker's. The batch's offsets were not committed; it is read again."""
 
 
 def decode_workers(config: KafkaConfig) -> int:
@@ -138,7 +156,12 @@ def decode_workers(config: KafkaConfig) -> int:
     return 1 if usable_cpus() >= 2 else 0
 
 
-def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
+def record_metrics(metrics: DriftdMetrics | None, result: WriteResult,
+                   models: Collection[str]) -> None:
+    """Count a stored batch. Label values come only from configuration: a quarantined
+    message's model is its label only when it is a configured `models` name (else
+    "unknown"), and its reason is one of the fixed codes (else "other"), so made-up names
+    in hostile messages cannot create series."""
     if metrics is None:
         return
     for model, n in result.inserted.items():
@@ -147,9 +170,13 @@ def record_metrics(metrics: DriftdMetrics | None, result: WriteResult) -> None:
         metrics.events_duplicate.inc(result.duplicates)
     if result.labels:
         metrics.labels_ingested.inc(result.labels)
+    counts: dict[tuple[str, str], int] = {}
     for model, code in result.quarantine_codes:
-        # label values are bounded: model only when configured, reason is a fixed code
-        metrics.events_quarantined.labels(model, code).inc()
+        key = (model if model in models else UNKNOWN_MODEL,
+               code if code in REASON_CODES else OTHER_REASON)
+        counts[key] = counts.get(key, 0) + 1
+    for (model, code), n in counts.items():
+        metrics.events_quarantined.labels(model, code).inc(n)
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -163,11 +190,17 @@ class _SeekToStored(ConsumerRebalanceListener):
         self._ingestor = ingestor
 
     def on_partitions_revoked(self, revoked):
-        # nothing to flush: every polled batch is stored and committed before the next poll
-        pass
+        # nothing to flush: every polled batch is stored and committed before the next poll;
+        # a rejoin is under way (no partitions now is not "nothing to do")
+        self._ingestor._joined = False
 
     def on_partitions_assigned(self, assigned):
         self._ingestor._on_assigned(assigned)
+
+
+def _is_broker_error(exc: BaseException) -> bool:
+    """Whether a failure of the ingest loop is the broker's (or the network's to it)."""
+    return isinstance(exc, (KafkaError, OSError, TimeoutError))
 
 
 def _open_connections(consumer: Any) -> int | None:
@@ -234,6 +267,52 @@ class KafkaIngestor:
             FastDecoder(models, **limits))
         servers = config.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
+        # progress (a stall must show): per partition the first offset polled but not
+        # stored by a failed write; whether the group was joined since connecting; when
+        # ingest last stored a batch or was caught up (starts as "now": a daemon that never
+        # gets going is a stall too); why the ingest loop last failed
+        self._unstored: dict[tuple[str, int], int] = {}
+        self._joined = False
+        self._last_success = time.monotonic()
+        self._failure_reason: str | None = None
+        if metrics is not None:
+            metrics.ingest_last_success.set(time.time())
+
+    # --- progress (a stall must show: lag, last success, the real reason) ------------------
+
+    def _succeeded(self) -> None:
+        """Ingest made progress: a batch is stored, or nothing is left to store."""
+        self._last_success = time.monotonic()
+        self._failure_reason = None
+        if self._metrics is not None:
+            self._metrics.ingest_last_success.set(time.time())
+
+    def failed(self, exc: BaseException) -> str:
+        """The ingest loop failed with `exc`: record why, blaming the broker only for what is
+        the broker's (a store write error is the store's). Returns the reason."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StoreWriteError):
+            reason = f"store write failed: {exc}"
+        elif _is_broker_error(exc):
+            self.last_error = reason
+        self._failure_reason = reason
+        return reason
+
+    @property
+    def failing(self) -> bool:
+        """The ingest loop failed and has not made progress since."""
+        return self._failure_reason is not None
+
+    def progress(self) -> tuple[bool, str]:
+        """(ok, reason): "ok", or why ingest is failing or how long it has made no progress."""
+        idle = time.monotonic() - self._last_success
+        if self._failure_reason is not None:
+            return False, (f"failing for {idle:.0f} s: {self._failure_reason}")
+        if idle > STALL_SECONDS:
+            ok, reason = self.broker_status()
+            why = "" if ok else f": broker {reason}"
+            return False, f"no batch stored and not caught up for {idle:.0f} s{why}"
+        return True, "ok"
 
     # --- broker state (readiness) ----------------------------------------------------------
 
@@ -352,6 +431,7 @@ class KafkaIngestor:
         its topic's id, and one stored under another id is not sought to. An offset beyond
         the log end is reset by the consumer to the earliest offset (`auto_offset_reset`).
         """
+        self._joined = True  # also with no partitions: more replicas than partitions
         try:
             consumer = self._consumer
             self._check_topic_ids(consumer)
@@ -405,6 +485,7 @@ class KafkaIngestor:
         """Drop the consumer. Records polled but not yet stored are discarded (not committed:
         the next consumer reads them again); a write already running finishes first."""
         self._pending = _Pending()
+        self._joined = False
         try:
             self._settle(commit=False)
         except Exception:  # its offsets were not committed: the batch is read again
@@ -415,11 +496,43 @@ class KafkaIngestor:
                 self._fast.close()
         consumer, self._consumer = self._consumer, None
         self._last_contact = None
+        self._unstored = {}  # the next consumer starts from the stored offsets
         if consumer is not None:
             try:
                 consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             except Exception:  # closing a consumer of a dead broker must not stop a restart
                 log.warning("closing the consumer failed", exc_info=True)
+
+    def recover(self, exc: BaseException) -> None:
+        """After the ingest loop failed with `exc`: a failed store write rewinds (the consumer,
+        its group membership and the decoding child stay); anything else drops the consumer
+        (`close`), and the next poll connects afresh."""
+        if not (isinstance(exc, StoreWriteError) and self._rewind()):
+            self.close()
+
+    def _rewind(self) -> bool:
+        """Forget what was polled but not stored and seek each partition back to its first
+        unstored offset. False when that cannot be done (no consumer, a write still running,
+        a failed seek): then `close` is the way back."""
+        consumer = self._consumer
+        if consumer is None or self._flight is not None:
+            return False
+        starts = dict(self._unstored)
+        for key, offset in self._pending.first.items():
+            starts[key] = min(offset, starts.get(key, offset))
+        try:
+            assigned = set(consumer.assignment())
+            for (topic, partition), offset in starts.items():
+                tp = TopicPartition(topic, partition)
+                if tp in assigned:  # a revoked one's next owner seeks to the stored offset
+                    consumer.seek(tp, offset)
+        except Exception:
+            log.warning("could not rewind after a failed store write; reconnecting",
+                        exc_info=True)
+            return False
+        self._pending = _Pending()
+        self._unstored = {}
+        return True
 
     # --- ingest ----------------------------------------------------------------------------
 
@@ -455,6 +568,9 @@ class KafkaIngestor:
         pending = self._pending
         new_chunks: list[Chunk] = []
         for tp, msgs in records.items():
+            head = msgs[0].value if type(msgs[0].value) is RawBatch else None
+            pending.first.setdefault((tp.topic, tp.partition),
+                                     msgs[0].offset if head is None else head.first)
             if tp.topic == self._config.labels_topic:
                 pending.labels.extend(RawMessage(m.value, "kafka", tp.topic, tp.partition,
                                                  m.offset) for m in msgs)
@@ -503,7 +619,8 @@ class KafkaIngestor:
                                 for key in {**pending.realign, **pending.offsets}}
         if pending.records or pending.realign:
             self._flight = _Flight(self._executor().submit(self._store_pending, pending),
-                                   {**pending.realign, **pending.offsets}, pending.records)
+                                   {**pending.realign, **pending.offsets}, pending.records,
+                                   pending.first)
         return stats
 
     def finish(self) -> PollStats:
@@ -520,13 +637,20 @@ class KafkaIngestor:
             return PollStats(0, 0, 0, 0, 0)
         self._flight = None
         try:
-            result = flight.future.result()  # raises the store's error
-        except Fenced as exc:
+            result = flight.future.result()  # raises the store thread's error
+        except Fenced as exc:  # another replica stored these partitions: not a failure
             self._refence(exc)
             return PollStats(0, 0, 0, 0, 0)
+        except Exception:
+            # what stays unstored, for the lag (update_lag) until the consumer is dropped
+            for key, offset in flight.first.items():
+                self._unstored[key] = min(offset, self._unstored.get(key, offset))
+            raise
         with self._ids_lock:
             self._expected.update(flight.offsets)
-        record_metrics(self._metrics, result)  # stored: count it whatever Kafka says
+        self._succeeded()
+        # stored: count it whatever Kafka says
+        record_metrics(self._metrics, result, self._decoder.config.models)
         offsets = {k: o for k, o in flight.offsets.items() if not skip or k[0] not in skip}
         if commit and offsets and self._consumer is not None:
             self._commit(offsets)
@@ -543,6 +667,7 @@ class KafkaIngestor:
         if self._metrics is not None:
             self._metrics.ingest_fenced.inc()
         self._pending = _Pending()
+        self._unstored = {}  # every partition continues from its stored offset
         consumer = self._consumer
         if consumer is None:
             return
@@ -592,12 +717,16 @@ class KafkaIngestor:
                                                expected=pending.expected)
             except duckdb.TransactionException as exc:
                 # another writer of the same store conflicted: the rollback left nothing
-                # behind and inserts are idempotent
-                if attempt == WRITE_ATTEMPTS:
-                    raise
+                # behind and inserts are idempotent (a failed commit is no conflict)
+                if attempt == WRITE_ATTEMPTS or not is_write_conflict(exc):
+                    raise StoreWriteError(f"{type(exc).__name__}: {exc}") from exc
                 log.warning("store write conflicted; retrying",
                             extra={"attempt": attempt, "error": str(exc)})
                 time.sleep(0.05 * attempt)
+            except Fenced:
+                raise  # the polling thread re-reads the stored offsets (_refence)
+            except Exception as exc:
+                raise StoreWriteError(f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def _commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
@@ -624,6 +753,8 @@ class KafkaIngestor:
             # joining the group: nothing to ask about yet, the connection state tells
             if _open_connections(consumer) != 0:
                 self._contact()
+                if self._joined and self._flight is None and not self._pending.records:
+                    self._succeeded()  # a member with no partitions has nothing to do
             else:
                 self._failure(f"no open connection to {self._servers}")
             return
@@ -670,7 +801,11 @@ class KafkaIngestor:
         return totals
 
     def update_lag(self) -> dict[tuple[str, int], int]:
-        """Per-partition lag (log end − position) into the consumer_lag gauge.
+        """Per-partition lag into the consumer_lag gauge: log end − the first offset not yet
+        stored (what was polled but is still gathered, being written, or failed to be
+        written counts as lag; with nothing in memory, the position). The ingest loop calls
+        it after a failed poll or write too, so a stall shows as lag. Lag 0 everywhere with
+        nothing in memory is progress (caught up).
 
         A bounded round trip to the partition leaders, so it doubles as the liveness probe:
         an answer is contact, a timeout marks the broker unreachable (never raises for it).
@@ -688,12 +823,17 @@ class KafkaIngestor:
                           f"{PROBE_TIMEOUT_MS / 1000:g} s ({type(exc).__name__})")
             return {}
         self._contact()
+        unstored = dict(self._pending.first)
+        for held in (self._flight.first if self._flight else {}), self._unstored:
+            for key, offset in held.items():
+                unstored[key] = min(offset, unstored.get(key, offset))
         lag = {}
         for tp in assignment:
+            key = (tp.topic, tp.partition)
             try:
                 position = consumer.position(tp, timeout_ms=PROBE_TIMEOUT_MS)
                 end = max(ends[tp], consumer.highwater(tp) or 0)  # see drain()
-                lag[(tp.topic, tp.partition)] = max(0, end - position)
+                lag[key] = max(0, end - min(position, unstored.get(key, position)))
             except Exception:  # position unknown mid-rebalance
                 continue
         if self._metrics is not None:
@@ -703,4 +843,7 @@ class KafkaIngestor:
             for topic, partition in self._lag_series - set(lag):
                 self._metrics.consumer_lag.remove(topic, str(partition))
             self._lag_series = set(lag)
+        if (len(lag) == len(assignment) and not any(lag.values()) and not unstored
+                and self._flight is None):
+            self._succeeded()  # caught up with the log end, nothing waiting to be stored
         return lag

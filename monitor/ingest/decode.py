@@ -7,6 +7,7 @@ few checks; accepted events are then split into per-model column lists in one pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,23 @@ from driftd.monitor.events import Event, Label, TimestampOutOfRange, to_utc
 
 _NUMBER_OR_NONE = frozenset({float, int, bool, NONE})
 
+# Why a message is quarantined (`quarantine.reason_code`): a fixed set, so that it can be a
+# metric label. `reason` holds the details.
+REASON_CODES = frozenset({
+    "empty",          # no value (a tombstone)
+    "too_large",      # over ingest.max_message_bytes
+    "invalid_json",   # not JSON, not an object, nested too deep
+    "missing_field",  # a required field is absent
+    "wrong_type",     # a field of the wrong type
+    "bad_timestamp",  # unparseable, or outside the accepted range
+    "bad_id",         # event_id longer than ingest.max_id_length
+    "unknown_model",  # the model is not configured
+    "conflict",       # an event_id already stored (or earlier in the batch) with another payload
+    "decode_error",   # the decoder itself failed on this message
+})
+OTHER_REASON = "other"  # the metric label of a code outside REASON_CODES (none today)
+UNKNOWN_MODEL = "unknown"  # the metric label of a model name that is not configured
+
 
 @dataclass(frozen=True)
 class RawMessage:
@@ -42,6 +60,10 @@ class RawMessage:
 
 @dataclass
 class QuarantineRow:
+    """A message refused, with why. `raw` is its first `ingest.quarantine_max_bytes` bytes;
+    `size` and `sha256` describe the whole message (and identify it: a message read again is
+    not quarantined twice)."""
+
     source: str
     topic: str | None
     partition: int | None
@@ -51,11 +73,21 @@ class QuarantineRow:
     reason_code: str
     reason: str
     raw: bytes
+    size: int = -1  # -1: len(raw)
+    sha256: str = ""  # "": computed from raw
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.raw)
+        if not self.sha256:
+            self.sha256 = hashlib.sha256(self.raw).hexdigest()
 
 
 @dataclass
 class ModelRows:
-    """Column lists for one model's events in a batch (first occurrence of an id wins)."""
+    """Column lists for one model's events in a batch, in message order. An id may repeat:
+    the store keeps the first occurrence, and quarantines a later one whose payload differs
+    (`monitor.store.conflicts`)."""
 
     features: Mapping[str, str]
     event_id: list[str] = field(default_factory=list)
@@ -70,7 +102,6 @@ class ModelRows:
     topic: list[str | None] = field(default_factory=list)
     partition: list[int | None] = field(default_factory=list)
     offset: list[int | None] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
     # accepted events' raw parts, not yet in the columns (`Decoder.decode_events` appends and
     # flushes before it returns); only these parts are kept, so the Event objects die young
     pending_versions: list[str | int | None] = field(default_factory=list)
@@ -151,7 +182,6 @@ class DecodedBatch:
     events: dict[str, ModelRows] = field(default_factory=dict)
     labels: LabelRows = field(default_factory=LabelRows)
     quarantine: list[QuarantineRow] = field(default_factory=list)
-    duplicates_in_batch: int = 0
 
     @property
     def event_count(self) -> int:
@@ -218,10 +248,12 @@ class Decoder:
 
     def _quarantine(self, batch: DecodedBatch, msg: RawMessage, code: str, reason: str,
                     model: str | None = None) -> None:
+        value = bytes(msg.value or b"")
+        cap = self._limits.quarantine_max_bytes
         batch.quarantine.append(
             QuarantineRow(msg.source, msg.topic, msg.partition, msg.offset, msg.line, model,
-                          code, reason, msg.value or b"")
-        )
+                          code, reason, value[:cap], len(value),
+                          hashlib.sha256(value).hexdigest()))
 
     def _precheck(self, batch: DecodedBatch, msg: RawMessage) -> bool:
         if msg.value is None:
@@ -264,38 +296,42 @@ class Decoder:
                       window: tuple[datetime, datetime] | None = None) -> DecodedBatch:
         """Validate event messages into per-model column lists; quarantine the rest."""
         batch = batch or DecodedBatch()
-        models = self._config.models
         window = window or self.time_window()  # once per call, not per message
         for msg in messages:
-            if not self._precheck(batch, msg):
-                continue
             try:
-                event = Event.model_validate_json(msg.value)
-            except ValidationError as exc:
-                code, reason = _describe(exc)
-                self._quarantine(batch, msg, code, reason)
-                continue
-            except (RecursionError, ValueError) as exc:
-                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
-                continue
-            try:
-                ts = to_utc(event.timestamp)
-            except TimestampOutOfRange as exc:
-                self._quarantine(batch, msg, "bad_timestamp", str(exc))
-                continue
-            if not self._check_common(batch, msg, event.event_id, event.model, ts, window):
-                continue
-            rows = batch.events.get(event.model)
-            if rows is None:
-                rows = batch.events[event.model] = ModelRows(models[event.model].features)
-            if event.event_id in rows.seen:
-                batch.duplicates_in_batch += 1
-                continue
-            rows.seen.add(event.event_id)
-            rows.add(event, ts, msg)
+                self._decode_event(batch, msg, window)
+            except Exception as exc:  # never the batch's fate: this message is quarantined
+                self._quarantine(batch, msg, "decode_error",
+                                 f"cannot decode: {type(exc).__name__}: {exc}"[:300])
         for rows in batch.events.values():
             rows.flush()
         return batch
+
+    def _decode_event(self, batch: DecodedBatch, msg: RawMessage,
+                      window: tuple[datetime, datetime]) -> None:
+        """One event message: accepted into `batch.events`, or quarantined with the reason."""
+        if not self._precheck(batch, msg):
+            return
+        try:
+            event = Event.model_validate_json(msg.value)
+        except ValidationError as exc:
+            code, reason = _describe(exc)
+            self._quarantine(batch, msg, code, reason)
+            return
+        except (RecursionError, ValueError) as exc:
+            self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            return
+        try:
+            ts = to_utc(event.timestamp)
+        except TimestampOutOfRange as exc:
+            self._quarantine(batch, msg, "bad_timestamp", str(exc))
+            return
+        if not self._check_common(batch, msg, event.event_id, event.model, ts, window):
+            return
+        rows = batch.events.get(event.model)
+        if rows is None:
+            rows = batch.events[event.model] = ModelRows(self._config.models[event.model].features)
+        rows.add(event, ts, msg)
 
     def decode_labels(self, messages: Iterable[RawMessage],
                       batch: DecodedBatch | None = None) -> DecodedBatch:
@@ -303,36 +339,49 @@ class Decoder:
         batch = batch or DecodedBatch()
         labels = batch.labels
         for msg in messages:
-            if not self._precheck(batch, msg):
-                continue
             try:
-                label = Label.model_validate_json(msg.value)
-            except ValidationError as exc:
-                code, reason = _describe(exc)
-                self._quarantine(batch, msg, code, reason)
+                row = self._decode_label(batch, msg)
+            except Exception as exc:  # never the batch's fate: this message is quarantined
+                self._quarantine(batch, msg, "decode_error",
+                                 f"cannot decode: {type(exc).__name__}: {exc}"[:300])
                 continue
-            except (RecursionError, ValueError) as exc:
-                self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            if row is None:
                 continue
-            try:
-                ts = None if label.timestamp is None else to_utc(label.timestamp)
-            except TimestampOutOfRange as exc:
-                self._quarantine(batch, msg, "bad_timestamp", str(exc))
-                continue
-            if not self._check_common(batch, msg, label.event_id, label.model, None):
-                continue
-            value = label.label
-            labels.model.append(label.model)
-            labels.event_id.append(label.event_id)
-            if isinstance(value, str):
-                labels.label.append(None)
-                labels.label_class.append(value)
-            else:
-                labels.label.append(float(value))
-                labels.label_class.append(None)
+            model, event_id, value, value_class, ts = row
+            labels.model.append(model)
+            labels.event_id.append(event_id)
+            labels.label.append(value)
+            labels.label_class.append(value_class)
             labels.ts.append(ts)
             labels.source.append(msg.source)
         return batch
+
+    def _decode_label(self, batch: DecodedBatch, msg: RawMessage
+                      ) -> tuple[str, str, float | None, str | None, datetime | None] | None:
+        """One label message as (model, event_id, label, label_class, ts), or None when it was
+        quarantined."""
+        if not self._precheck(batch, msg):
+            return None
+        try:
+            label = Label.model_validate_json(msg.value)
+        except ValidationError as exc:
+            code, reason = _describe(exc)
+            self._quarantine(batch, msg, code, reason)
+            return None
+        except (RecursionError, ValueError) as exc:
+            self._quarantine(batch, msg, "invalid_json", f"cannot parse: {exc}"[:300])
+            return None
+        try:
+            ts = None if label.timestamp is None else to_utc(label.timestamp)
+        except TimestampOutOfRange as exc:
+            self._quarantine(batch, msg, "bad_timestamp", str(exc))
+            return None
+        if not self._check_common(batch, msg, label.event_id, label.model, None):
+            return None
+        value = label.label
+        if isinstance(value, str):
+            return label.model, label.event_id, None, value, ts
+        return label.model, label.event_id, float(value), None, ts
 
 
 def _numeric_column(column: list[Any], name: str, issues: dict[int, dict[str, str]]) -> list:

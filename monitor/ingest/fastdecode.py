@@ -10,6 +10,10 @@ goes to the pydantic decoder (`monitor.decode.Decoder`), which stores it with th
 conversions or quarantines it with the exact reason. So the stored rows and the quarantine are
 the pydantic decoder's, message for message (tests/monitor/test_fastdecode.py checks that
 differentially); this is only a faster route for the common case.
+
+Whatever the route meets on one message — an invalid one, or one msgspec cannot take at all
+(`RecursionError` from an unknown field nested a thousand deep) — sends that message to
+pydantic; no single message can fail a batch (tests/monitor/ingest/test_poison.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from driftd.monitor.columns import prediction_columns, version_column
 RFC3339 = (r"^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
            r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ class FastDecoder:
                 continue
             try:
                 event = decode(value)
-            except _DECODE_ERRORS:
+            except Exception:  # invalid, or one the decoder cannot take (RecursionError on
+                # deep nesting, MemoryError): pydantic gives its reason; never the batch's fate
                 rejected.append(i)
                 continue
             kind = type(event)
@@ -134,7 +138,12 @@ class FastDecoder:
             slot[1].append(event)
         for kind, (ords, events) in by_model.items():
             model = self._model_of[kind]
-            table, refused = self._columns(model, ords, events, raw, window)
+            try:
+                table, refused = self._columns(model, ords, events, raw, window)
+            except Exception:  # a value the column conversion cannot take: these messages
+                # go one by one through pydantic, which quarantines the culprit with a reason
+                rejected.extend(ords)
+                continue
             rejected.extend(refused)
             if table.num_rows:
                 result.tables[model] = table

@@ -68,7 +68,7 @@ def replay_file(path: Path, kind: str, decoder: Decoder, store: Store,
         else:
             decoder.decode_events(chunk, batch)
         result = store.write_batch(batch)
-        record_metrics(metrics, result)
+        record_metrics(metrics, result, decoder.config.models)
         for i, v in enumerate((len(chunk), sum(result.inserted.values()), result.labels,
                                result.duplicates, result.quarantined)):
             totals[i] += v

@@ -14,11 +14,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from driftd.detectors.explain import explain
+from driftd.detectors.results import DriftResult
 from driftd.monitor.config import Config
 from driftd.monitor.service.runner import RunOutcome
-from driftd.monitor.store.duckdb_file import Store
+from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
 
 log = logging.getLogger("driftd.alerting")
 
@@ -43,6 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at TIMESTAMP NOT NULL, last_error VARCHAR, sent_at TIMESTAMP,
     external_id VARCHAR
 );
+-- when the delivery's retry horizon starts: queued, or queued again by `driftd redeliver`
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS retry_from TIMESTAMP;
 """
 
 EVENT_DETECTED = "drift.detected"
@@ -86,10 +91,42 @@ class Transition:
     suppressed: str | None = None  # why deliveries were withheld (silence, cooldown)
 
 
+def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
+    """Every finding an alert can name: each feature × method, the prediction, and — once labels
+    are in — calibration (`ece`) and each performance metric, in the webhook's finding shape."""
+    if result is None:
+        return []
+    out = [{"feature": f.feature, "method": f.method, "statistic": f.statistic,
+            "p_value": f.p_value, "threshold": f.threshold, "drifted": f.drifted}
+           for f in result.features + result.prediction]
+    prediction = result.prediction_column or "prediction"  # the model's own column name
+    cal = result.calibration
+    if cal is not None and cal.ece_current is not None:
+        limit = None if cal.ece_reference is None else cal.ece_reference + cal.margin
+        out.append({"feature": prediction, "method": "ece", "statistic": cal.ece_current,
+                    "p_value": None, "threshold": limit, "drifted": cal.drifted})
+    perf = result.performance
+    for m in perf.metrics if perf is not None else ():
+        if m.current is None or m.max_drop is None or m.reference is None:
+            continue
+        limit = m.reference - m.max_drop if m.higher_is_better else m.reference + m.max_drop
+        out.append({"feature": prediction, "method": m.name, "statistic": m.current,
+                    "p_value": None, "threshold": limit, "drifted": m.degraded})
+    return out
+
+
+def drifted_keys(result: DriftResult | None) -> frozenset[str]:
+    """feature × method of every drifted finding (calibration and performance included)."""
+    return frozenset(f"{f['feature']}\x1f{f['method']}" for f in alert_findings(result)
+                     if f["drifted"])
+
+
 def finding_key(outcome: RunOutcome) -> str:
-    """Identity of the drifted finding set (cooldowns apply per model × finding set)."""
-    items = sorted(f"{f.feature}\x1f{f.method}" for f in outcome.result.drifted_features) \
-        if outcome.result else []
+    """Identity of the drifted finding set (calibration and performance included) and the
+    broken schema and quality rules (cooldowns apply per model × finding set)."""
+    result = outcome.result
+    items = sorted(drifted_keys(result))
+    items += sorted(f"{i.rule}\x1f{i.feature}" for i in result.issues) if result else []
     return hashlib.sha256("\x1e".join(items).encode()).hexdigest()[:16]
 
 
@@ -100,7 +137,9 @@ def decide(state: AlertState, outcome: RunOutcome, config: Config, now: datetime
     if outcome.status not in ("ok", "drift"):
         return Transition(())  # skipped/error runs neither extend nor break a streak
     events: list[str] = []
-    if outcome.status == "drift":
+    # drift (critical, or warning below critical_share), or a warning on its own: a feature
+    # past its strong effect, a broken schema or data-quality rule
+    if outcome.severity is not None:
         state.consecutive_drift += 1
         critical = outcome.severity == "critical"
         state.consecutive_critical = state.consecutive_critical + 1 if critical else 0
@@ -147,6 +186,38 @@ def decide(state: AlertState, outcome: RunOutcome, config: Config, now: datetime
     return Transition(tuple(events), suppressed)
 
 
+def decide_rescore(state: AlertState, outcome: RunOutcome, before: frozenset[str],
+                   config: Config, now: datetime) -> Transition:
+    """Pure policy step for a closed window scored again (late events or labels): it alerts
+    only on drift the first scoring did not show (`before`: its drifted keys) — typically
+    calibration or performance once the labels are in. It never resolves an open alert and
+    leaves the streaks alone: an old window says nothing about the model's current state."""
+    policy = config.models[outcome.model].alert
+    if outcome.status != "drift" or not drifted_keys(outcome.result) - before:
+        return Transition(())
+    events = [EVENT_DETECTED]
+    if state.status != "open":
+        state.status, state.episode_id, state.opened_at = "open", outcome.run_id, now
+        state.retrain_requested = False
+        state.resolved_at = None
+        state.severity = outcome.severity
+    elif outcome.severity == "critical":
+        state.severity = "critical"
+    state.last_seen = now
+    state.finding_key = finding_key(outcome)
+    retrain = policy.retrain
+    perf = outcome.result.performance if outcome.result else None
+    if (retrain is not None and retrain.on_performance_drop and perf is not None and
+            perf.degraded and not state.retrain_requested):
+        state.retrain_requested = True
+        events.append(EVENT_RETRAIN)
+    if state.silenced_until is not None and state.silenced_until > now:
+        return Transition((), f"silenced until {_iso(state.silenced_until)}: "
+                              f"{state.silence_reason}")
+    state.last_alert_at = now
+    return Transition(tuple(events))
+
+
 class AlertManager:
     """Loads state, applies `decide`, enqueues deliveries — all in one transaction."""
 
@@ -185,11 +256,20 @@ class AlertManager:
             [values[c] for c in cols],
         )
 
-    def handle(self, outcome: RunOutcome, *, now: datetime | None = None) -> Transition:
-        """Apply the policy to a finished run and enqueue what it decided."""
+    def handle(self, outcome: RunOutcome, *, now: datetime | None = None,
+               rescored: frozenset[str] | None = None) -> Transition:
+        """Apply the policy to a finished run and enqueue what it decided. `rescored`: the run
+        scores a closed window again, whose first scoring drifted on these keys."""
         now = now or _utcnow()
         state = self.state(outcome.model)
-        transition = decide(state, outcome, self._config, now)
+        detail = None
+        if rescored is None:
+            transition = decide(state, outcome, self._config, now)
+        else:
+            transition = decide_rescore(state, outcome, rescored, self._config, now)
+            if not transition.events and not transition.suppressed:
+                return transition  # nothing new: the state stays as it was
+            detail = f"closed window from {_iso(outcome.window.start)} scored again"
         training = None
         if EVENT_RETRAIN in transition.events and self._training_data is not None:
             try:
@@ -202,7 +282,8 @@ class AlertManager:
             for event in transition.events:
                 self._enqueue(con, event, outcome, state, now, training)
                 con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
-                            [now, outcome.model, state.episode_id, event, outcome.run_id, None])
+                            [now, outcome.model, state.episode_id, event, outcome.run_id,
+                             detail])
             if transition.suppressed:
                 con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
                             [now, outcome.model, state.episode_id, "suppressed", outcome.run_id,
@@ -225,10 +306,11 @@ class AlertManager:
                               training if event == EVENT_RETRAIN else None,
                               rationale=policy.rationale, action=policy.action)
             con.execute(
-                """INSERT INTO outbox VALUES
-                   (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL)""",
+                """INSERT INTO outbox (delivery_id, sink, event_type, model, episode_id, body,
+                   created_at, status, attempts, next_attempt_at, retry_from)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)""",
                 [delivery_id, sink_name, event, outcome.model, state.episode_id,
-                 json.dumps(body, separators=(",", ":")), now, now],
+                 json.dumps(body, separators=(",", ":")), now, now, now],
             )
 
     def silence(self, model: str, *, until: datetime, reason: str, by: str,
@@ -246,36 +328,44 @@ class AlertManager:
 def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertState,
                now: datetime, report_url: str, training: dict[str, Any] | None, *,
                rationale: str = "", action: str = "") -> dict[str, Any]:
-    """The contract's webhook body (schema driftd.alert.v1)."""
+    """The contract's webhook body (schema driftd.alert.v1), with the verdict in one sentence
+    and the reasons behind it (additive keys `verdict`, `reasons`)."""
     result = outcome.result
-    findings = [
-        {"feature": f.feature, "method": f.method, "statistic": f.statistic,
-         "p_value": f.p_value, "threshold": f.threshold, "drifted": f.drifted}
-        for f in ((result.features + result.prediction) if result else ())
-        if f.drifted or event == EVENT_RESOLVED
-    ]
-    ref = outcome.reference
+    explanation = explain(result) if result is not None else None
+    findings = [f for f in alert_findings(result) if f["drifted"] or event == EVENT_RESOLVED]
+    drifted = list(dict.fromkeys(f.feature for f in result.drifted_features)) \
+        if result and event != EVENT_RESOLVED else []
     body: dict[str, Any] = {
         "schema": "driftd.alert.v1",
         "type": event,
         "delivery_id": delivery_id,
         "created_at": _iso(now),
         "model": outcome.model,
-        "model_version": outcome.model_versions[-1] if outcome.model_versions else None,
+        "model_version": outcome.model_version,
         "model_versions": list(outcome.model_versions),
         "severity": state.severity if event != EVENT_RESOLVED else "info",
         "run_id": outcome.run_id,
         "episode_id": state.episode_id,
         "window": {"start": _iso(outcome.window.start), "end": _iso(outcome.window.end),
                    "rows": outcome.rows},
-        "reference": {"version": str(ref.version) if ref else None,
-                      "sha256": ref.sha256 if ref else None, "rows": ref.rows if ref else None},
+        "reference": reference_summary(outcome.reference),
         "share_drifted": result.share_drifted if result else None,
+        "drifted_features": drifted,
         "findings": findings,
         "report_url": report_url,
         "rationale": rationale,
         "action": action,
+        "verdict": explanation.verdict if explanation else outcome.error,
+        "reasons": list(explanation.reasons) if explanation else [],
     }
     if event == EVENT_RETRAIN:
         body["training_data"] = training
     return body
+
+
+def reference_summary(ref: ReferenceRecord | None) -> dict[str, Any]:
+    """The training reference a run compared against (and a retrain would replace)."""
+    if ref is None:
+        return {"version": None, "sha256": None, "rows": None, "uri": None}
+    return {"version": str(ref.version), "sha256": ref.sha256, "rows": ref.rows,
+            "uri": Path(ref.path).absolute().as_uri()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from typing import Any
@@ -36,12 +37,53 @@ def backfill(app, model: str, since: datetime, until: datetime, *,
 
 
 def history_rows(store: Store, model: str, *, feature: str | None = None) -> list[dict[str, Any]]:
-    """One row per window × feature × method (newest run per window), oldest first."""
+    """One row per window × feature × method (newest run per window), oldest first.
+
+    Every row has the contract's keys plus `status`, `run_id`, `role` and `reference`. `role`
+    is "feature", "prediction" (the prediction's drift, under the model's own name for its
+    prediction column), "calibration" (method `ece`: the window's ECE against the reference's
+    plus the margin) or "performance" (method = the metric: the window's value against the
+    reference's less the allowed drop); `reference` is the reference's value for the last two.
+    """
+    runs = store.con.execute(
+        """SELECT run_id, strftime(window_start, '%Y-%m-%dT%H:%M:%SZ'),
+                  strftime(window_end, '%Y-%m-%dT%H:%M:%SZ'), rows,
+                  json_extract_string(result, '$.prediction_column'),
+                  json_extract(result, '$.prediction'),
+                  json_extract(result, '$.calibration'), json_extract(result, '$.performance')
+           FROM runs WHERE model = ? AND superseded_by IS NULL AND result IS NOT NULL""",
+        [model],
+    ).fetchall()
+    outputs: dict[str, set[str]] = {}
+    model_rows: list[dict[str, Any]] = []
+    for run_id, start, end, rows, column, predicted, calibration, performance in runs:
+        names = {p["feature"] for p in json.loads(predicted or "[]")}
+        outputs[run_id] = names
+        name = column or next(iter(names), None) or "prediction"
+        window = {"window_start": start, "window_end": end, "rows": rows, "feature": name}
+        cal = json.loads(calibration) if calibration else None
+        if cal is not None:
+            reference = cal.get("ece_reference")
+            model_rows.append({
+                **window, "method": "ece", "statistic": cal.get("ece_current"),
+                "p_value": None,
+                "threshold": None if reference is None else reference + cal.get("margin", 0.0),
+                "drifted": bool(cal.get("drifted")),
+                "status": "error" if cal.get("ece_current") is None else "ok",
+                "run_id": run_id, "role": "calibration", "reference": reference})
+        perf = json.loads(performance) if performance else None
+        for metric in (perf or {}).get("metrics", ()):
+            model_rows.append({
+                **window, "method": metric["name"], "statistic": metric.get("current"),
+                "p_value": None, "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
+                "status": "error" if metric.get("current") is None else "ok",
+                "run_id": run_id, "role": "performance", "reference": metric.get("reference")})
     params: list[Any] = [model]
     clause = ""
     if feature is not None:
         clause = "AND f.feature = ?"
         params.append(feature)
+        model_rows = [r for r in model_rows if r["feature"] == feature]
     cur = store.con.execute(
         f"""SELECT strftime(r.window_start, '%Y-%m-%dT%H:%M:%SZ') AS window_start,
                    strftime(r.window_end, '%Y-%m-%dT%H:%M:%SZ') AS window_end, r.rows,
@@ -53,4 +95,19 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
         params,
     )
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    found = []
+    for row in cur.fetchall():
+        item = dict(zip(names, row, strict=True))
+        item["role"] = "prediction" if item["feature"] in outputs.get(item["run_id"], ()) \
+            else "feature"
+        item["reference"] = None
+        found.append(item)
+    return sorted(found + model_rows, key=lambda r: r["window_start"])
+
+
+def _limit(metric: dict[str, Any]) -> float | None:
+    """The value a metric may reach before it counts as degraded (None: informational)."""
+    reference, drop = metric.get("reference"), metric.get("max_drop")
+    if reference is None or drop is None:
+        return None
+    return reference - drop if metric.get("higher_is_better", True) else reference + drop

@@ -1,4 +1,4 @@
-"""One HTTP port: /metrics, /healthz, /readyz, /reports/ (contract §4), on waitress.
+"""One HTTP port: /, /metrics, /healthz, /readyz, /reports/ (contract §4), on waitress.
 
 Python's `http.server` is documented as not for production (a thread per connection, held for
 as long as the client keeps it open). waitress is a maintained WSGI server: connections are
@@ -33,6 +33,22 @@ _REPORT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.html$")
 MAX_BODY_BYTES = 1_048_576
 
 Readiness = Callable[[], tuple[bool, dict[str, str]]]
+
+# `/`: where everything on this port is (static: nothing in it comes from a request)
+_HOME = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>driftd</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:40rem;padding:0 1rem}
+code{background:#f3f3f3;padding:0 .2em}</style></head>
+<body><h1>driftd</h1>
+<ul>
+<li><a href="reports/">Reports</a>: every model's overview and each detector run</li>
+<li><a href="metrics">Metrics</a>: Prometheus text format</li>
+<li><a href="healthz">Health</a>: the process is alive</li>
+<li><a href="readyz">Readiness</a>: broker reachable, store writable, scheduler running</li>
+<li><a href="api/v1/">Admin API</a>: what the <code>driftd</code> command uses while this
+daemon holds the store</li>
+</ul></body></html>
+"""
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,7 @@ class HttpApp:
     prefixes: list[tuple[str, str, Handler]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.route("GET", "/", lambda r: Response(200, _HOME, "text/html; charset=utf-8"))
         self.route("GET", "/metrics", self._metrics)
         self.route("GET", "/healthz", lambda r: Response.json(200, {"status": "ok"}))
         self.route("GET", "/readyz", self._readyz)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from driftd import __version__
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.registry import METHODS
 from driftd.detectors.results import DriftResult
-from driftd.detectors.suite import PREDICTION
 from driftd.monitor.config import Config
 from driftd.monitor.store.duckdb_file import Store
 from driftd.reports.lineage import (
@@ -37,6 +37,23 @@ from driftd.reports.render import (
 )
 
 log = logging.getLogger("driftd.reporting")
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """One HTML file of a report: a bare file name and its content."""
+
+    name: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedRun:
+    """A run's report and, when asked for, Evidently's appendix (linked by name from it)."""
+
+    run_id: str
+    html: str
+    appendix: ReportDocument | None = None
 
 TREND_WINDOWS = 30
 
@@ -63,6 +80,7 @@ def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
         driftd_version=__version__, started_at=_aware(run["started_at"]),
         duration_seconds=float(run["duration_seconds"]),
         generated_at=datetime.now(UTC), status_reason=run.get("error"),
+        model_version=run.get("model_version"),
     )
 
 
@@ -81,6 +99,15 @@ _RECENT_RUNS = """WITH recent AS (
                                   ORDER BY window_end DESC, started_at DESC) AS k
         FROM runs WHERE superseded_by IS NULL)
     WHERE k <= ?)"""
+
+
+def _is_prediction(feature: str, features: Mapping[str, str], model_cfg: Any) -> bool:
+    """Findings are the features' and the prediction's: a name that is not a configured
+    feature is the prediction (runs before the prediction kept its own name call it
+    "prediction")."""
+    if model_cfg is None:
+        return feature == "prediction"
+    return feature not in features
 
 
 def model_histories(store: Store, config: Config | None, directory: Path | None = None,
@@ -135,7 +162,7 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         series = [
             FindingSeries(feature=feature, method=method, direction=_direction(method),
                           findings=tuple(found.get(i) for i in range(len(model_windows))),
-                          prediction=feature == PREDICTION and feature not in features)
+                          prediction=_is_prediction(feature, features, model_cfg))
             for (feature, method), found in cells.items()
         ]
         series.sort(key=lambda s: s.prediction)  # stable: stored order, prediction last
@@ -185,35 +212,45 @@ class ReportWriter:
         With `evidently` (default: the `reports.evidently` switch) Evidently's DataDriftPreset
         report of the same reference and window is written beside it and linked.
         """
+        rendered = self.render_run(run_id, evidently=evidently)
+        if rendered is None:
+            return None
+        directory = out.parent if out is not None else self.directory
+        if rendered.appendix is not None:
+            write_report(directory, rendered.appendix.name, rendered.appendix.html)
+        if out is not None:
+            return write_report_file(out, rendered.html)
+        return write_report(self.directory, f"{rendered.run_id}.html", rendered.html)
+
+    def render_run(self, run_id: str | None = None, *,
+                   evidently: bool | None = None) -> RenderedRun | None:
+        """A stored run's report (latest if no id) and its Evidently appendix, not yet written;
+        None when there is no such run with results."""
         run = self._store.run(run_id)
         if run is None:
             return None
         result = DriftResult.from_dict(json.loads(run["result"])) if run["result"] else None
         if result is None:
             return None
-        directory = out.parent if out is not None else self.directory
-        directory.mkdir(parents=True, exist_ok=True)
         lineage = lineage_of(run, self._config)
+        appendix = None
         if evidently if evidently is not None else self._config.reports.evidently:
-            name = self._evidently(run, directory)
-            if name:
-                lineage = replace(lineage, evidently_report=name)
+            appendix = self._evidently(run)
+            if appendix is not None:
+                lineage = replace(lineage, evidently_report=appendix.name)
         html = render_run(lineage, result,
                           trends=trends_for(self._store, run["model"], run["window_end"],
                                             self.trend_windows))
-        if out is not None:
-            return write_report_file(out, html)
-        return write_report(self.directory, f"{run['run_id']}.html", html)
+        return RenderedRun(run["run_id"], html, appendix)
 
-    def _evidently(self, run: dict[str, Any], directory: Path) -> str | None:
+    def _evidently(self, run: dict[str, Any]) -> ReportDocument | None:
         """Evidently's report for the run's reference and window; None if it cannot be made."""
         from driftd.monitor.store.references import read_table, reference_frame
-        from driftd.reports.evidently_appendix import write_evidently_report
+        from driftd.reports.evidently_appendix import render_evidently_report
 
         cfg = self._config.models.get(run["model"])
         if cfg is None:
             return None
-        name = f"{run['run_id']}-evidently.html"
         try:
             ref = self._store.reference(run["model"], run["reference_version"])
             reference = reference_frame(read_table(Path(ref.path)), cfg, ref.path)
@@ -221,12 +258,12 @@ class ReportWriter:
                                              run["window_end"]).frame
             categorical = [f for f, kind in cfg.features.items() if kind == "categorical"]
             features = list(cfg.features)
-            write_evidently_report(reference.select(features), window.select(features),
-                                   directory / name, categorical=categorical)
+            html = render_evidently_report(reference.select(features), window.select(features),
+                                           categorical=categorical)
         except Exception:  # the appendix is optional; our report must still be written
             log.exception("evidently appendix failed", extra={"run_id": run["run_id"]})
             return None
-        return name
+        return ReportDocument(f"{run['run_id']}-evidently.html", html)
 
     def write_overviews(self) -> list[ModelHistory]:
         """(Re)write every model's overview page; returns the histories drawn. A model whose

@@ -38,13 +38,17 @@ class RunOutcome:
     result: DriftResult | None
     error: str | None = None
     trigger: str = "schedule"
+    model_version: str | None = None  # served most of the window; model_versions: all seen
 
 
 def severity_of(result: DriftResult, critical_share: float) -> str | None:
-    """warning when the model drifted; critical when enough features drifted."""
-    if not result.drift:
-        return None
-    return "critical" if result.share_drifted >= critical_share else "warning"
+    """The run's alert severity: the result's (`DriftResult.severity`: critical with drift,
+    warning for a feature past its strong effect or a broken schema or quality rule), with a
+    drift below `critical_share` of the features (the model's own drift: prediction,
+    calibration, performance) a warning."""
+    if result.drift:
+        return "critical" if result.share_drifted >= critical_share else "warning"
+    return "warning" if result.severity is not None else None
 
 
 def _utcnow() -> datetime:
@@ -71,28 +75,32 @@ class DetectorRunner:
         result: DriftResult | None = None
         error = None
         versions: tuple[str, ...] = ()
+        version: str | None = None
         rows = 0
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
             loaded = self._store.load_window(model, cfg.features, window.start, window.end)
             rows = loaded.frame.height
-            versions = loaded.model_versions
+            versions, version = loaded.model_versions, loaded.model_version
             if rows < cfg.min_rows:
                 status = "skipped"
                 error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
             else:
                 profile = self._profiles.get(reference, cfg)
                 result = evaluate(profile, loaded.frame, cfg.detection,
+                                  prediction=loaded.prediction, label=loaded.label,
                                   observed_types=loaded.observed_types)
                 status = "drift" if result.drift else "ok"
         except Exception as exc:  # one model's failure never stops the others
             log.exception("detector run failed", extra={"model": model, "run_id": run_id})
             status, error = "error", f"{type(exc).__name__}: {exc}"
+            self._store.health.observed(exc)  # a damaged store file shows in readiness
         duration = time.perf_counter() - t0
         severity = severity_of(result, cfg.alert.critical_share) if result else None
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,
-                             fingerprint, started, duration, result, error, trigger)
+                             fingerprint, started, duration, result, error, trigger,
+                             model_version=version)
         self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
@@ -106,6 +114,7 @@ class DetectorRunner:
             "share_drifted": result.share_drifted if result else None,
             "window_start": o.window.start, "window_end": o.window.end, "rows": o.rows,
             "model_versions": json.dumps(list(o.model_versions)),
+            "model_version": o.model_version,
             "reference_version": o.reference.version if o.reference else None,
             "reference_sha256": o.reference.sha256 if o.reference else None,
             "reference_rows": o.reference.rows if o.reference else None,
@@ -114,6 +123,9 @@ class DetectorRunner:
             "trigger": o.trigger, "started_at": o.started_at,
             "duration_seconds": o.duration_seconds, "error": o.error,
             "result": json.dumps(result.to_dict(), default=str) if result else None,
+            "calibration_ece": (result.calibration.ece_current
+                                if result and result.calibration else None),
+            "performance": _performance_json(result),
         }
 
     @staticmethod
@@ -127,6 +139,15 @@ class DetectorRunner:
         ]
 
 
+def _performance_json(result: DriftResult | None) -> str | None:
+    """The window's realized performance metrics, `{"roc_auc": 0.81, ...}`; None unlabelled."""
+    perf = result.performance if result else None
+    if perf is None or not perf.rows_labelled:
+        return None
+    values = {m.name: m.current for m in perf.metrics if m.current is not None}
+    return json.dumps(values) if values else None
+
+
 def thresholds_of(result: DriftResult | None) -> dict[str, float]:
     """Method → threshold actually applied (first seen per method)."""
     out: dict[str, float] = {}
@@ -137,3 +158,44 @@ def thresholds_of(result: DriftResult | None) -> dict[str, float]:
 
 
 DRIFTD_VERSION = __version__
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """What a batch of runs did, counted honestly: a window that was skipped or failed is not
+    a window evaluated (`driftd backfill`, `driftd run --once`)."""
+
+    windows: int
+    evaluated: int  # status ok or drift: the detectors ran on it
+    drift: int
+    warnings: int  # evaluated, not drift, but a warning (strong feature, schema, quality)
+    skipped: int  # fewer rows than min_rows
+    errors: int
+    first_skip: str | None = None
+    first_error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return (f"{self.windows} window(s): {self.evaluated} evaluated ({self.drift} with "
+                f"drift, {self.warnings} with warnings), {self.skipped} skipped"
+                + (f" ({self.first_skip})" if self.first_skip else "")
+                + f", {self.errors} failed"
+                + (f" ({self.first_error})" if self.first_error else ""))
+
+
+def summarize(outcomes: list[RunOutcome]) -> PassSummary:
+    def count(status: str) -> int:
+        return sum(o.status == status for o in outcomes)
+
+    skips = [o.error for o in outcomes if o.status == "skipped" and o.error]
+    errors = [o.error for o in outcomes if o.status == "error" and o.error]
+    return PassSummary(
+        windows=len(outcomes),
+        evaluated=count("ok") + count("drift"),
+        drift=count("drift"),
+        warnings=sum(o.status == "ok" and o.severity is not None for o in outcomes),
+        skipped=count("skipped"),
+        errors=count("error"),
+        first_skip=skips[0] if skips else None,
+        first_error=errors[0] if errors else None,
+    )

@@ -7,6 +7,7 @@ Kafka offsets are written in one transaction, so offsets never get ahead of the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -22,15 +23,34 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftd.monitor.ingest.decode import DecodedBatch, Decoder, ModelRows, RawMessage
+from driftd.monitor.ingest.decode import (
+    DecodedBatch,
+    Decoder,
+    ModelRows,
+    QuarantineRow,
+    RawMessage,
+)
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
-from driftd.monitor.store.coordination import DuckDBState, Leases, LocalLeases, StateDB
+from driftd.monitor.store.conflicts import (
+    FIRST_OF_EACH,
+    repeated_conflicts,
+    stored_conflicts,
+)
+from driftd.monitor.store.coordination import (
+    DuckDBState,
+    Fenced,
+    Leases,
+    LocalLeases,
+    StateDB,
+)
+from driftd.monitor.store.health import StoreHealth
+from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
     from driftd.monitor.config import Config, LoadedConfig, StoreConfig
     from driftd.monitor.ingest.decodepool import DecodePool
     from driftd.monitor.store.retention import RetentionStats
-from driftd.monitor.store.sql import events_table, feature_column, ident
+from driftd.monitor.store.sql import events_table, feature_column
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS quarantine_seq;
@@ -40,7 +60,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR NOT NULL,
     topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
     model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-    raw BLOB
+    -- the first ingest.quarantine_max_bytes of the message; the whole message's size, sha256
+    raw BLOB, raw_bytes BIGINT, raw_sha256 VARCHAR
 );
 CREATE TABLE IF NOT EXISTS labels (
     model VARCHAR NOT NULL, event_id VARCHAR NOT NULL,
@@ -70,6 +91,13 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR
 );
+-- the version that served most of the window (model_versions: every version seen, most first)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
+-- what labels told about the window (for metrics at scrape time, without parsing `result`):
+-- the ECE of its predictions, and its performance metrics as JSON {"roc_auc": 0.81, ...}
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS calibration_ece DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS performance VARCHAR;
+-- written by earlier versions' readiness check; kept so their files open unchanged
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
@@ -85,20 +113,19 @@ def insert_events_sql(target: str, features: Mapping[str, str], *, repeated: boo
     `target`; `?` is the ingestion time. With `repeated`, an id's first occurrence wins."""
     feature_cols = "".join(", " + feature_column(n) for n in features)
     feature_src = "".join(f", __f{j}" for j in range(len(features)))
-    first_of_each = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1"
     return f"""INSERT INTO {target}
         (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
          source, topic, "partition", "offset", ingested_at {feature_cols})
         SELECT event_id, model_version, ts, prediction, prediction_class, extras,
          type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-        FROM __events b {where} {first_of_each if repeated else ""} {suffix}"""
+        FROM __events b {where} {FIRST_OF_EACH if repeated else ""} {suffix}"""
 
 
 # the batch's quarantine rows (registered as __quarantine) not quarantined already
 NEW_QUARANTINE_ROWS = """FROM __quarantine q
     WHERE NOT EXISTS (
         SELECT 1 FROM quarantine x
-        WHERE x.source = q.source AND x.raw = q.raw
+        WHERE x.source = q.source AND x.raw_sha256 = q.raw_sha256
           AND x.topic IS NOT DISTINCT FROM q.topic
           AND x."partition" IS NOT DISTINCT FROM q."partition"
           AND x."offset" IS NOT DISTINCT FROM q."offset"
@@ -112,7 +139,7 @@ class WriteResult:
     labels: int
     quarantined: int
     quarantine_codes: tuple[tuple[str, str], ...] = ()  # (model or "", reason code) per row
-
+    conflicts: int = 0  # events not stored: their id is stored with another payload
 
 @dataclass(frozen=True)
 class ReferenceRecord:
@@ -125,13 +152,41 @@ class ReferenceRecord:
     registered_at: datetime
 
 
+# each model's newest scored (ok/drift, not superseded) run by window end, then start
+_NEWEST_RUN = """SELECT model, run_id FROM (
+    SELECT model, run_id, row_number() OVER (
+        PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
+    FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
+  WHERE k = 1"""
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A stored run of a closed window that data arrived for after it was scored."""
+
+    run_id: str
+    window_start: datetime
+    window_end: datetime
+    reason: str  # "events" | "labels"
+
+
 @dataclass(frozen=True)
 class Window:
-    """A model's window as loaded from the log: one column per feature, prediction, label."""
+    """A model's window as loaded from the log: one column per feature (named as the feature,
+    whatever its name), and the predictions and labels beside it, never among them."""
 
     frame: pl.DataFrame
-    model_versions: tuple[str, ...]
+    model_versions: tuple[str, ...]  # every version seen, the most served first
     observed_types: dict[str, str]  # feature name -> JSON type seen, incl. unexpected features
+    prediction: pl.Series | None = None  # scores (Float64) or classes (Utf8), one per row
+    label: pl.Series | None = None  # numeric labels, or class labels when only those came
+    model_version: str | None = None  # served most of the window's events (ties: seen last)
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A transaction that lost to another writer of the same store (retrying it helps), as
+    opposed to one that could not commit at all (a full disk: "Failed to commit")."""
+    return isinstance(exc, duckdb.TransactionException) and "Conflict" in str(exc)
 
 
 def _utcnow() -> datetime:
@@ -189,6 +244,9 @@ class Store:
         self.state: StateDB = DuckDBState(self)
         if not read_only:
             self._con.execute(SCHEMA)
+            self._migrate()
+        # readiness: reads on a cursor of its own, told how the ingest's writes went
+        self.health = StoreHealth(self._con.cursor, self.path)
 
     def _setup(self, con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
         """What every backend's connection gets: one DuckDB thread, a cursor per thread."""
@@ -206,7 +264,24 @@ class Store:
         self._ddl_lock = threading.Lock()
         self._known_tables: dict[str, frozenset[str]] = {}
 
+    def _migrate(self) -> None:
+        """Bring a file of an earlier version up to SCHEMA. Checkpointed at once: DuckDB
+        1.5 cannot replay from its write-ahead log an ADD COLUMN to a table whose default
+        calls a function (quarantine's nextval), so a crash before the next checkpoint
+        would leave a file that does not open."""
+        columns = {r[0] for r in self._con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'quarantine'"
+        ).fetchall()}
+        if "raw_sha256" in columns:
+            return
+        self._con.execute("""
+            ALTER TABLE quarantine ADD COLUMN raw_bytes BIGINT;
+            ALTER TABLE quarantine ADD COLUMN raw_sha256 VARCHAR;
+            UPDATE quarantine SET raw_bytes = octet_length(raw), raw_sha256 = sha256(raw);
+            CHECKPOINT""")
+
     def close(self) -> None:
+        self.health.close()
         self._con.close()
 
     @contextmanager
@@ -246,17 +321,10 @@ class Store:
             raise
         con.execute("COMMIT")
 
-    def touch(self) -> None:
-        """A tiny committed write: proves the store is open and writable (readiness)."""
-        self.con.execute("INSERT OR REPLACE INTO heartbeat VALUES ('readyz', ?)", [_utcnow()])
-
     def readiness_checks(self) -> dict[str, str]:
-        """Readiness of the store: name -> "ok" or what is wrong (the lake has two)."""
-        try:
-            self.touch()
-        except Exception as exc:
-            return {"store": f"not writable: {exc}"}
-        return {"store": "ok"}
+        """Readiness of the store: name -> "ok" or what is wrong. Nothing here writes: the
+        answer is `StoreHealth`'s, read at most once a second (the lake adds its own)."""
+        return {"store": self.health.status().detail}
 
     def maintain(self, config: Config, now: datetime) -> RetentionStats:
         """The periodic upkeep: retention (the file is compacted offline, `driftd compact`)."""
@@ -296,30 +364,45 @@ class Store:
 
     @staticmethod
     def _insert_events(con: duckdb.DuckDBPyConnection, model: str, features: Mapping[str, str],
-                       table: pa.Table, now: datetime, on_conflict: bool) -> int:
+                       table: pa.Table, now: datetime, on_conflict: bool
+                       ) -> tuple[int, list[QuarantineRow]]:
         """Append one model's events (columns as `_arrow` makes them); returns how many were
-        new. An id repeated within the table: its first occurrence (lowest `ord`) wins — a
-        sort, skipped when every id is distinct, the usual case."""
-        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
+        new, and the conflicts: rows whose id is stored, or earlier in the table, with another
+        payload (quarantined; the same payload again is a plain duplicate). An id repeated
+        within the table: its first occurrence (lowest `ord`) wins — a sort, skipped when
+        every id is distinct, the usual case, which looks for no conflicts either."""
+        distinct = pc.count_distinct(table["event_id"]).as_py()
+        repeated = distinct < table.num_rows
         con.register("__events", table)
         try:
+            conflicts = repeated_conflicts(con, model, features) if repeated else []
             # RETURNING makes DuckDB plan a single-threaded insert instead of its parallel
             # batch insert, whose threads cost more than they save on appends of this size:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
-            return con.execute(
+            inserted = con.execute(
                 insert_events_sql(events_table(model), features, repeated=repeated,
-                                  suffix=("ON CONFLICT DO NOTHING " if on_conflict else "")
-                                  + "RETURNING 1"),
+                                  suffix="ON CONFLICT DO NOTHING RETURNING event_id"
+                                  if on_conflict else "RETURNING 1"),
                 [now],
-            ).to_arrow_table().num_rows
+            ).to_arrow_table()
+            if on_conflict and inserted.num_rows < distinct:
+                # some ids were stored already: with the same payload (a duplicate) or not
+                con.register("__inserted", inserted)
+                try:
+                    bounds = pc.min_max(table["ts"]).as_py()
+                    conflicts += stored_conflicts(con, model, features, events_table(model),
+                                                  (bounds["min"], bounds["max"]))
+                finally:
+                    con.unregister("__inserted")
+            return inserted.num_rows, conflicts
         finally:
             con.unregister("__events")
 
     @staticmethod
     def _arrow(rows: ModelRows) -> pa.Table:
         columns: dict[str, pa.Array] = {
-            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order (ids are distinct)
+            "ord": pa.array(range(len(rows)), pa.int64()),  # decoded order
             "event_id": pa.array(rows.event_id, pa.string()),
             "model_version": pa.array(rows.model_version, pa.string()),
             "ts": pa.array(rows.ts, pa.timestamp("us")),
@@ -357,15 +440,9 @@ class Store:
         is written again with ON CONFLICT, which DuckDB resolves by joining the batch against a
         scan of the table's keys: right, but its cost grows with the table.
         """
-        now = _utcnow()
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
-        try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     topic_ids=topic_ids, expected=expected)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     topic_ids=topic_ids, expected=expected)
+        return self._write(batch, offsets, group_id, topic_ids=topic_ids, expected=expected)
 
     def write_raw_events(
         self,
@@ -390,9 +467,8 @@ class Store:
         when it carries the refused messages, `raw` need hold only the topic.
         """
         # a copy: the slow route adds quarantine rows, and a retried write starts afresh
-        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine),
-                             duplicates_in_batch=batch.duplicates_in_batch) if batch else (
-            DecodedBatch())
+        batch = DecodedBatch(labels=batch.labels, quarantine=list(batch.quarantine)) if batch \
+            else DecodedBatch()
         window = decoder.time_window()
         if accepted is None:
             accepted = fast.decode(raw, window)
@@ -403,13 +479,33 @@ class Store:
         staged = {model: (fast.features(model), table) for model, table in tables.items()}
         for model, (features, _) in staged.items():
             self.ensure_model_table(model, features)
+        return self._write(batch, offsets, group_id, staged=staged, topic_ids=topic_ids,
+                           expected=expected)
+
+    def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int] | None,
+               group_id: str | None, *,
+               staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
+               topic_ids: Mapping[str, str] | None = None,
+               expected: Mapping[tuple[str, int], int | None] | None = None) -> WriteResult:
+        """`_write_batch` with plain INSERTs, again with ON CONFLICT when a key exists; the
+        outcome is told to `health` (a conflict with another writer is retried, not a fault)."""
         now = _utcnow()
         try:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                     staged=staged, topic_ids=topic_ids, expected=expected)
-        except duckdb.ConstraintException:
-            return self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                     staged=staged, topic_ids=topic_ids, expected=expected)
+            try:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=False,
+                                           staged=staged, topic_ids=topic_ids,
+                                           expected=expected)
+            except duckdb.ConstraintException:
+                result = self._write_batch(batch, offsets, group_id, now, on_conflict=True,
+                                           staged=staged, topic_ids=topic_ids,
+                                           expected=expected)
+        except Exception as exc:
+            # another writer's conflict is retried, and a fenced batch dropped: not a fault
+            if not (is_write_conflict(exc) or isinstance(exc, Fenced)):
+                self.health.write_failed(exc)
+            raise
+        self.health.write_succeeded()
+        return result
 
     def _decode_slow(self, raw: RawEvents, slow: list[int], decoder: Decoder,
                      batch: DecodedBatch, tables: dict[str, pa.Table],
@@ -424,7 +520,6 @@ class Store:
                     for value, partition, offset in given]
         events = decoder.decode_events(messages, DecodedBatch(), window=window)
         batch.quarantine.extend(events.quarantine)
-        batch.duplicates_in_batch += events.duplicates_in_batch
         ord_of = {(m.partition, m.offset): i for m, i in zip(messages, slow, strict=True)}
         for model, rows in events.events.items():
             if not len(rows):
@@ -453,25 +548,29 @@ class Store:
         """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
         labels, quarantine rows and offsets."""
         inserted: dict[str, int] = {}
-        duplicates = batch.duplicates_in_batch
+        duplicates = conflicted = 0
         tables = [(model, features, table) for model, (features, table) in (staged or {}).items()]
         tables += [(model, rows.features, self._arrow(rows))
                    for model, rows in batch.events.items() if len(rows)]
+        quarantine = list(batch.quarantine)  # and this attempt's conflicts
         with self.transaction() as con:
             for model, features, table in tables:
-                new = self._insert_events(con, model, features, table, now, on_conflict)
+                new, conflicts = self._insert_events(con, model, features, table, now,
+                                                     on_conflict)
                 inserted[model] = inserted.get(model, 0) + new
-                duplicates += table.num_rows - new
+                duplicates += table.num_rows - new - len(conflicts)
+                conflicted += len(conflicts)
+                quarantine += conflicts
             labels = batch.labels
             if len(labels):
                 self._write_labels(con, labels, now, on_conflict=on_conflict)
             quarantined: list[tuple[str, str]] = []
-            if batch.quarantine:
-                quarantined = self._write_quarantine(con, batch, now)
+            if quarantine:
+                quarantined = self._write_quarantine(con, quarantine, now)
             if offsets and group_id is not None:
                 self._write_offsets(con, offsets, group_id, topic_ids or {}, now, expected)
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
-                           tuple(quarantined))
+                           tuple(quarantined), conflicted)
 
     @staticmethod
     def _write_offsets(con: duckdb.DuckDBPyConnection, offsets: Mapping[tuple[str, int], int],
@@ -498,8 +597,7 @@ class Store:
                     [group_id, topic, partition, offset, now, topic_id])
 
     @staticmethod
-    def _quarantine_table(batch: DecodedBatch) -> pa.Table:
-        rows = batch.quarantine
+    def _quarantine_table(rows: Sequence[QuarantineRow]) -> pa.Table:
         return pa.table({
             "source": pa.array([q.source for q in rows], pa.string()),
             "topic": pa.array([q.topic for q in rows], pa.string()),
@@ -510,20 +608,22 @@ class Store:
             "reason_code": pa.array([q.reason_code for q in rows], pa.string()),
             "reason": pa.array([q.reason for q in rows], pa.string()),
             "raw": pa.array([q.raw for q in rows], pa.binary()),
+            "raw_bytes": pa.array([q.size for q in rows], pa.int64()),
+            "raw_sha256": pa.array([q.sha256 for q in rows], pa.string()),
         })
 
-    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
                           now: datetime) -> list[tuple[str, str]]:
         """Append the batch's quarantine rows, except a message already quarantined (same
-        source, coordinates and bytes: a topic re-read by a new group, a file replayed
+        source, coordinates and sha256: a topic re-read by a new group, a file replayed
         twice). Returns (model or "", reason code) of the rows written."""
-        con.register("__quarantine", self._quarantine_table(batch))
+        con.register("__quarantine", self._quarantine_table(rows))
         try:
             written = con.execute(
                 f"""INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
-                   line, model, reason_code, reason, raw)
+                   line, model, reason_code, reason, raw, raw_bytes, raw_sha256)
                    SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
-                          q.model, q.reason_code, q.reason, q.raw
+                          q.model, q.reason_code, q.reason, q.raw, q.raw_bytes, q.raw_sha256
                    {NEW_QUARANTINE_ROWS} RETURNING model, reason_code""", [now]).fetchall()
         finally:
             con.unregister("__quarantine")
@@ -602,7 +702,9 @@ class Store:
         self.ensure_model_table(model, features)
         table = events_table(model)
         con = self.con
-        cols = ", ".join(f"e.{feature_column(n)} AS {ident(n)}" for n in features)
+        # features keep their stored names ("f:<name>") until they are split off below, so no
+        # feature name can collide with the prediction and label columns
+        cols = ", ".join(f"e.{feature_column(n)}" for n in features)
         # the join is a third of the load; a model whose labels never arrive skips it
         if con.execute("SELECT EXISTS (SELECT 1 FROM labels WHERE model = ?)",
                        [model]).fetchone()[0]:
@@ -620,21 +722,23 @@ class Store:
             params,
         ).pl()
         # a model emits either numeric scores or class strings
-        if frame.height and frame["prediction"].null_count() == frame.height:
-            frame = frame.with_columns(pl.col("prediction_class").alias("prediction"))
-        if (frame.height and frame["label"].null_count() == frame.height
+        prediction, label = frame["prediction"], frame["label"]
+        if frame.height and prediction.null_count() == frame.height:
+            prediction = frame["prediction_class"]
+        if (frame.height and label.null_count() == frame.height
                 and frame["label_class"].null_count() < frame.height):
-            frame = frame.with_columns(pl.col("label_class").alias("label"))
-        frame = frame.drop("prediction_class", "label_class")
-        versions = tuple(
-            r[0]
-            for r in con.execute(
-                f"""SELECT DISTINCT coalesce(model_version, '') FROM {table}
-                    WHERE ts >= ? AND ts < ? ORDER BY 1""",
-                [start, end],
-            ).fetchall()
-        )
-        return Window(frame, versions, self._observed_types(model, features, start, end))
+            label = frame["label_class"]
+        frame = frame.select([pl.col(f"f:{n}").alias(n) for n in features])
+        served = con.execute(
+            f"""SELECT model_version FROM {table} WHERE ts >= ? AND ts < ?
+                GROUP BY model_version ORDER BY count(*) DESC, max(ts) DESC, model_version""",
+            [start, end],
+        ).fetchall()
+        versions = tuple(v for (v,) in served if v is not None)
+        dominant = served[0][0] if served else None
+        return Window(frame, versions, self._observed_types(model, features, start, end),
+                      prediction.rename("prediction"), label.rename("label"),
+                      model_version=dominant)
 
     def _observed_types(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime
@@ -643,14 +747,16 @@ class Store:
         types: dict[str, str] = {}
         for name, kind in features.items():
             types[name] = "number" if kind == "numeric" else "string"
+        # keys are feature names as events spelled them: read as values (json_each), never
+        # spliced into a JSON path, where a quote in a name would break the query
         rows = self.con.execute(
             f"""SELECT DISTINCT k, v FROM (
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
                   WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
                   UNION ALL
-                  SELECT k, json_extract_string(type_issues, '$."' || k || '"') AS v FROM (
-                    SELECT unnest(json_keys(type_issues)) AS k, type_issues FROM {table}
-                    WHERE type_issues IS NOT NULL AND ts >= ? AND ts < ?))""",
+                  SELECT j.key AS k, j.value ->> '$' AS v
+                  FROM {table} e, json_each(e.type_issues) j
+                  WHERE e.type_issues IS NOT NULL AND e.ts >= ? AND e.ts < ?)""",
             [start, end, start, end],
         ).fetchall()
         for key, value in rows:
@@ -670,7 +776,8 @@ class Store:
     def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.con.execute(
             """SELECT id, received_at, source, topic, "partition", "offset", line, model,
-                      reason_code, reason, raw FROM quarantine ORDER BY id DESC LIMIT ?""",
+                      reason_code, reason, raw, raw_bytes, raw_sha256
+               FROM quarantine ORDER BY id DESC LIMIT ?""",
             [limit],
         )
         names = [d[0] for d in cur.description]
@@ -779,28 +886,79 @@ class Store:
             """SELECT max(window_end) FROM runs WHERE model = ? AND superseded_by IS NULL
                AND trigger IN ('aligned', 'backfill')""", [model]).fetchone()[0]
 
-    def stale_runs(self, model: str, *, since: datetime) -> list[tuple[str, datetime, datetime]]:
-        """Aligned-window runs that events arrived for after the run started (late events)."""
+    def stale_runs(self, model: str, *, since: datetime, labels_since: datetime | None = None,
+                   fresh_since: datetime | None = None) -> list[StaleRun]:
+        """Aligned-window runs that data arrived for after the run started: events, for
+        windows ending after `since`, and labels (new or changed) of their events, for windows
+        ending after `labels_since` (None: late labels re-score nothing).
+
+        `fresh_since` (ingest time): only data stored after it is looked at — a caller that
+        checks every tick and re-scores what it finds passes its previous check's time, so a
+        tick reads the last minutes of the log, not its last days. Rows are appended in ingest
+        order, so DuckDB skips the older row groups by their min/max."""
         if not self.has_model_table(model):
             return []
-        return self.con.execute(
-            f"""SELECT r.run_id, r.window_start, r.window_end FROM runs r
-                WHERE r.model = ? AND r.superseded_by IS NULL AND r.window_end > ?
-                  AND r.trigger IN ('aligned', 'backfill')
-                  AND EXISTS (SELECT 1 FROM {events_table(model)} e
-                              WHERE e.ts >= r.window_start AND e.ts < r.window_end
-                                AND e.ingested_at > r.started_at)
-                ORDER BY r.window_start""", [model, since]).fetchall()
+        table = events_table(model)
+        candidates = """SELECT run_id, window_start, window_end, started_at FROM runs
+                        WHERE model = ? AND superseded_by IS NULL AND window_end > ?
+                          AND trigger IN ('aligned', 'backfill')"""
+        checks = [("events", since, f"SELECT ts, ingested_at AS at FROM {table} "
+                                    "WHERE ingested_at > ?", [])]
+        if labels_since is not None:
+            checks.append(("labels", labels_since,
+                           f"""SELECT e.ts, l.received_at AS at
+                               FROM labels l JOIN {table} e USING (event_id)
+                               WHERE l.received_at > ? AND l.model = ?""", [model]))
+        stale: dict[str, StaleRun] = {}
+        for reason, horizon, fresh, params in checks:
+            oldest = self.con.execute(f"SELECT min(started_at) FROM ({candidates})",
+                                      [model, horizon]).fetchone()[0]
+            if oldest is None:
+                continue
+            # a constant, so the scan skips row groups stored before it by their min/max
+            after = max(oldest, fresh_since) if fresh_since is not None else oldest
+            for run_id, start, end in self.con.execute(
+                    f"""WITH c AS ({candidates}), fresh AS ({fresh})
+                        SELECT c.run_id, c.window_start, c.window_end FROM c
+                        WHERE EXISTS (SELECT 1 FROM fresh
+                                      WHERE fresh.ts >= c.window_start
+                                        AND fresh.ts < c.window_end
+                                        AND fresh.at > c.started_at)""",
+                    [model, horizon, after, *params]).fetchall():
+                stale.setdefault(run_id, StaleRun(run_id, start, end, reason))
+        return sorted(stale.values(), key=lambda r: r.window_start)
 
     def latest_findings(self) -> list[tuple]:
-        """Findings of each model's newest non-skipped run (for metrics at scrape time)."""
+        """Findings of each model's newest scored window (for metrics at scrape time); a window
+        scored again late stays where its time is, it does not become the newest."""
         return self.con.execute(
-            """WITH latest AS (
-                 SELECT model, arg_max(run_id, started_at) AS run_id FROM runs
-                 WHERE status IN ('ok', 'drift') AND superseded_by IS NULL GROUP BY model)
+            f"""WITH latest AS ({_NEWEST_RUN.format(extra="")})
                SELECT l.model, f.feature, f.method, f.statistic, f.drifted
                FROM latest l JOIN findings f USING (run_id)"""
         ).fetchall()
+
+    def model_verdicts(self) -> list[ModelSignals]:
+        """Each model's newest verdict (drift, share drifted), and the newest calibration and
+        performance its labels allowed (labels lag: often an older window's)."""
+        verdicts = {model: ModelSignals(model, bool(drift), share or 0.0)
+                    for model, _, drift, share in self.con.execute(
+                        f"""SELECT r.model, r.run_id, r.drift, r.share_drifted
+                            FROM ({_NEWEST_RUN.format(extra="")}) n JOIN runs r USING (run_id)"""
+                    ).fetchall()}
+        for model, _, ece in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.calibration_ece FROM ({_NEWEST_RUN.format(
+                    extra="AND calibration_ece IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                verdicts[model] = dataclasses.replace(verdicts[model], calibration_ece=ece)
+        for model, _, perf in self.con.execute(
+                f"""SELECT r.model, r.run_id, r.performance FROM ({_NEWEST_RUN.format(
+                    extra="AND performance IS NOT NULL")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                metrics = {k: float(v) for k, v in json.loads(perf).items() if v is not None}
+                verdicts[model] = dataclasses.replace(verdicts[model], performance=metrics)
+        return sorted(verdicts.values(), key=lambda v: v.model)
 
     def last_runs(self) -> list[tuple[str, datetime, datetime]]:
         return self.con.execute(

@@ -32,16 +32,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftd.monitor.ingest.decode import DecodedBatch
+from driftd.monitor.ingest.decode import QuarantineRow
+from driftd.monitor.store.conflicts import repeated_conflicts, stored_conflicts
 from driftd.monitor.store.coordination import (
     Fenced,
     PostgresLeases,
@@ -56,6 +58,7 @@ from driftd.monitor.store.duckdb_file import (
     _utcnow,
     insert_events_sql,
 )
+from driftd.monitor.store.health import StoreHealth
 from driftd.monitor.store.lake_extensions import offline_connection
 from driftd.monitor.store.sql import events_table, feature_column, ident
 
@@ -81,7 +84,8 @@ CREATE VIEW IF NOT EXISTS labels AS
 CREATE TABLE IF NOT EXISTS quarantine (
     id BIGINT NOT NULL, received_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
     topic VARCHAR, "partition" INTEGER, "offset" BIGINT, line BIGINT,
-    model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL, raw BLOB);
+    model VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    raw BLOB, raw_bytes BIGINT, raw_sha256 VARCHAR);
 CREATE TABLE IF NOT EXISTS "references" (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
     path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
@@ -93,7 +97,8 @@ CREATE TABLE IF NOT EXISTS runs (
     model_versions VARCHAR NOT NULL, reference_version INTEGER, reference_sha256 VARCHAR,
     reference_rows BIGINT, config_fingerprint VARCHAR NOT NULL, thresholds VARCHAR NOT NULL,
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
-    error VARCHAR, result VARCHAR, superseded_by VARCHAR, replica VARCHAR);
+    error VARCHAR, result VARCHAR, superseded_by VARCHAR, replica VARCHAR,
+    model_version VARCHAR, calibration_ece DOUBLE, performance VARCHAR);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
     statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
@@ -166,9 +171,8 @@ class LakeStore(Store):
         self._setup(con, threads)
         self.state = PostgresState(lake.catalog, self.replica)
         self._gate = WriteGate(lake.catalog, self.replica)
-        self._probe_at = 0.0
-        self._probe_result = "not checked yet"
         self._ensure_schema()
+        self.health = LakeHealth(self._new_cursor, lake.data_path)
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
@@ -251,19 +255,38 @@ class LakeStore(Store):
 
     def _insert_events(self, con: duckdb.DuckDBPyConnection, model: str,
                        features: Mapping[str, str], table: pa.Table, now: datetime,
-                       on_conflict: bool) -> int:
-        """Append the events not stored yet; returns how many were appended."""
+                       on_conflict: bool) -> tuple[int, list[QuarantineRow]]:
+        """Append the events not stored yet; returns how many were appended and the
+        conflicts (as the file's: an id repeated in the batch, or stored in the batch's time
+        range, with another payload). What is stored is looked up in the batch's time range
+        only: DuckLake skips the other files by their ts statistics."""
         if not table.num_rows:
-            return 0
-        repeated = pc.count_distinct(table["event_id"]).as_py() < table.num_rows
-        lo, hi = pc.min_max(table["ts"]).values()
+            return 0, []
+        distinct = pc.count_distinct(table["event_id"]).as_py()
+        repeated = distinct < table.num_rows
+        lo, hi = (v.as_py() for v in pc.min_max(table["ts"]).values())
+        log_table = events_log(model)
         con.register("__events", table)
         try:
-            return con.execute(
-                insert_events_sql(events_log(model), features, repeated=repeated, where=f"""
-                    WHERE NOT EXISTS (SELECT 1 FROM {events_log(model)} e
+            conflicts = repeated_conflicts(con, model, features) if repeated else []
+            inserted = con.execute(
+                insert_events_sql(log_table, features, repeated=repeated, where=f"""
+                    WHERE NOT EXISTS (SELECT 1 FROM {log_table} e
                         WHERE e.ts >= ? AND e.ts <= ? AND e.event_id = b.event_id)"""),
-                [now, lo.as_py(), hi.as_py()]).fetchone()[0]
+                [now, lo, hi]).fetchone()[0]
+            if inserted < distinct:
+                # some ids were stored already: with the same payload (a duplicate) or not.
+                # What this transaction appended carries its ingestion time.
+                con.register("__inserted", con.execute(
+                    f"""SELECT event_id FROM {log_table}
+                        WHERE ts >= ? AND ts <= ? AND ingested_at = ?""",
+                    [lo, hi, now]).to_arrow_table())
+                try:
+                    conflicts += stored_conflicts(con, model, features, events_table(model),
+                                                  (lo, hi))
+                finally:
+                    con.unregister("__inserted")
+            return inserted, conflicts
         finally:
             con.unregister("__events")
 
@@ -279,19 +302,19 @@ class LakeStore(Store):
         finally:
             con.unregister("__labels")
 
-    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, batch: DecodedBatch,
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
                           now: datetime) -> list[tuple[str, str]]:
-        con.register("__quarantine", self._quarantine_table(batch))
+        con.register("__quarantine", self._quarantine_table(rows))
         try:
             # DuckLake has no RETURNING: what is new is read first, in the same transaction
             written = con.execute(f"SELECT q.model, q.reason_code {NEW_QUARANTINE_ROWS}"
                                   ).fetchall()
             con.execute(
                 f"""INSERT INTO quarantine (id, received_at, source, topic, "partition",
-                   "offset", line, model, reason_code, reason, raw)
+                   "offset", line, model, reason_code, reason, raw, raw_bytes, raw_sha256)
                    SELECT epoch_us(?::TIMESTAMP) * 1000 + row_number() OVER (), ?::TIMESTAMP,
                           q.source, q.topic, q."partition", q."offset", q.line, q.model,
-                          q.reason_code, q.reason, q.raw
+                          q.reason_code, q.reason, q.raw, q.raw_bytes, q.raw_sha256
                    {NEW_QUARANTINE_ROWS}""", [now, now])
         finally:
             con.unregister("__quarantine")
@@ -384,19 +407,9 @@ class LakeStore(Store):
     # --- health and upkeep -----------------------------------------------------------------
 
     def readiness_checks(self) -> dict[str, str]:
-        """`catalog`: the catalog answers; `data_path`: a file can be written there (checked
-        at most every 10 s: it is a write)."""
-        checks: dict[str, str] = {}
-        try:
-            self.con.execute(f"SELECT id FROM {CATALOG}.current_snapshot()").fetchone()
-            checks["catalog"] = "ok"
-        except Exception as exc:
-            checks["catalog"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
-        if time.monotonic() - self._probe_at > 10 or self._probe_result != "ok":
-            self._probe_result = probe_data_path(self.con, self.lake.data_path, self.replica)
-            self._probe_at = time.monotonic()
-        checks["data_path"] = self._probe_result
-        return checks
+        """`store` (the daemon's last write; damage), `catalog` (a read of the catalog
+        answers), `data_path` (writable for this process): nothing here writes (LakeHealth)."""
+        return self.health.checks()
 
     def data_files(self) -> tuple[int, int]:
         """(number, bytes) of the lake's live data files (read from the catalog)."""
@@ -452,6 +465,29 @@ class LakeStore(Store):
                         [older])
             con.execute(f"CALL ducklake_cleanup_old_files('{CATALOG}', older_than => ?)",
                         [older])
+
+
+class LakeHealth(StoreHealth):
+    """Readiness of the lake, written nothing for (as the file's, monitor/store/health.py): the
+    catalog answers a read on a cursor of its own; a local data path is writable for this
+    process (access(2)); the daemon's last write did not fail (it wrote Parquet files under
+    the data path and committed to the catalog: on object storage that is the data path's
+    check, as listing a bucket prefix costs more than a probe may)."""
+
+    def __init__(self, cursor: Callable[[], Any], data_path: str):
+        super().__init__(cursor, Path(data_path))
+        self._data_path = data_path
+
+    def _checks(self, now: float) -> dict[str, str]:
+        failure = self._read(f"SELECT id FROM {CATALOG}.current_snapshot()")
+        data = "ok"
+        if "://" not in self._data_path:
+            folder = os.path.abspath(self._data_path)
+            if not os.path.isdir(folder):
+                data = f"not writable: {folder} is not a directory"
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                data = f"not writable: {folder} is read-only for this process"
+        return {"store": self._last_write(now), "catalog": failure or "ok", "data_path": data}
 
 
 def probe_data_path(con: duckdb.DuckDBPyConnection, data_path: str, replica: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from driftd.detectors.check import read_table as read_check_table
 from driftd.detectors.profile import (
     PROFILE_VERSION,
     ProfileVersionError,
@@ -45,16 +46,34 @@ def read_table(path: Path) -> pl.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             return pl.read_parquet(path)
-        if suffix in (".csv", ".tsv"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",",
-                               infer_schema_length=10000)
+        if suffix == ".csv":  # driftd check's reader: header names as the CSV quotes them
+            return read_check_table(path)
+        if suffix == ".tsv":
+            return pl.read_csv(path, separator="\t", infer_schema_length=10000)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ReferenceError(f"{path}: cannot read: {exc}") from exc
+    except ValueError as exc:  # read_check_table's, which names the file
+        raise ReferenceError(str(exc)) from exc
     raise ReferenceError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
+def model_outputs(frame_columns: list[str], model: ModelConfig) -> tuple[str | None, str | None]:
+    """The reference's prediction and label columns, by the model's own names.
+
+    A name that is also a configured feature is the feature (the config refuses that when the
+    name was set explicitly); a label needs a prediction to score against.
+    """
+    def present(name: str) -> str | None:
+        return name if name in frame_columns and name not in model.features else None
+
+    prediction = present(model.prediction_column)
+    label = present(model.label_column) if prediction is not None else None
+    return prediction, label
+
+
 def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.DataFrame:
-    """Select and type the configured columns; prediction/label are renamed to fixed names."""
+    """Select and type the configured features, the prediction and the label, each under its
+    own name (any name: a feature may be called `prediction`)."""
     missing = [f for f in model.features if f not in frame.columns]
     if missing:
         raise ReferenceError(f"{source}: configured features missing from the reference: "
@@ -67,25 +86,24 @@ def reference_frame(frame: pl.DataFrame, model: ModelConfig, source: str) -> pl.
                 raise ReferenceError(f"{source}: feature {name!r} is configured numeric but the "
                                      f"reference column is {frame.schema[name]}")
             exprs.append(col.cast(pl.Float64))
+        elif frame.schema[name].is_numeric() or frame.schema[name] == pl.Boolean:
+            exprs.append(col)  # compared by canonical text: 1.0 is the category "1"
         else:
             exprs.append(col.cast(pl.Utf8))
-    for column, alias in ((model.prediction_column, "prediction"), (model.label_column, "label")):
-        if column in frame.columns:
+    for column in model_outputs(frame.columns, model):
+        if column is not None:
             dtype = frame.schema[column]
             exprs.append(pl.col(column).cast(pl.Float64 if dtype.is_numeric() or
-                                             dtype == pl.Boolean else pl.Utf8).alias(alias))
+                                             dtype == pl.Boolean else pl.Utf8))
     return frame.select(exprs)
 
 
 def profile_reference(raw: pl.DataFrame, model: ModelConfig, source: str) -> ReferenceProfile:
     """The reference profile of a model's reference file, as read by `read_table`."""
     frame = reference_frame(raw, model, source)
-    return build_profile(
-        frame, model.features,
-        prediction="prediction" if "prediction" in frame.columns else None,
-        label="label" if "label" in frame.columns else None,
-        task=model.task,
-    )
+    prediction, label = model_outputs(raw.columns, model)
+    return build_profile(frame, model.features, prediction=prediction, label=label,
+                         task=model.task)
 
 
 @dataclass(frozen=True)

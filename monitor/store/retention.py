@@ -16,7 +16,7 @@ import duckdb
 
 from driftd.monitor.config import Config
 from driftd.monitor.store.duckdb_file import Store, in_parallel
-from driftd.monitor.store.sql import events_table
+from driftd.monitor.store.sql import events_table, literal
 
 log = logging.getLogger("driftd.retention")
 
@@ -66,8 +66,8 @@ def compact(path: Path) -> tuple[int, int]:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{_q(path)}' AS src")
-        con.execute(f"ATTACH '{_q(tmp)}' AS dst")
+        con.execute(f"ATTACH {literal(path)} AS src")
+        con.execute(f"ATTACH {literal(tmp)} AS dst")
         con.execute("COPY FROM DATABASE src TO dst")
         con.execute("DETACH src")
         con.execute("DETACH dst")
@@ -75,7 +75,3 @@ def compact(path: Path) -> tuple[int, int]:
         con.close()
     os.replace(tmp, path)
     return before, path.stat().st_size
-
-
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")

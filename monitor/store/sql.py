@@ -1,6 +1,10 @@
-"""SQL identifier quoting: feature and model names come from users and are always quoted."""
+"""SQL quoting: feature and model names come from users and are always quoted, and so are the
+file paths DuckDB takes only as literals (COPY … TO, ATTACH accept no bound parameters).
+Values are bound parameters; a name from data is never spliced into SQL or a JSON path."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def ident(name: str) -> str:
@@ -17,3 +21,12 @@ def events_table(model: str) -> str:
 
 def feature_column(feature: str) -> str:
     return ident(f"f:{feature}")
+
+
+def literal(text: str | Path) -> str:
+    """A DuckDB string literal (doubling embedded quotes), for the statements that take no
+    bound parameters."""
+    value = str(text)
+    if "\x00" in value:
+        raise ValueError("string literals cannot contain NUL")
+    return "'" + value.replace("'", "''") + "'"

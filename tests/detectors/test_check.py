@@ -166,6 +166,7 @@ def test_table_lists_every_entry_and_the_verdict(files):
         "p_value",
         "threshold",
         "result",
+        "why",
     ]
     assert len([ln for ln in lines if ln.startswith(("age ", "region ", "score "))]) == (
         len(
@@ -177,7 +178,8 @@ def test_table_lists_every_entry_and_the_verdict(files):
         )
     )
     assert "calibration: ECE reference" in table and "DRIFT" in table
-    assert table.rstrip().endswith("drift: yes")
+    assert table.rstrip().splitlines()[-1].startswith("drift: yes; severity: critical")
+    assert "verdict: " in table
 
 
 def test_unreadable_files_are_value_errors(tmp_path):

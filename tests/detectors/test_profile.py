@@ -77,9 +77,11 @@ def test_bytes_round_trip_without_pickle(reference):
     assert loaded.performance == profile.performance
     age, loaded_age = profile.columns["age"], loaded.columns["age"]
     assert np.array_equal(loaded_age.sorted_values, age.sorted_values)
-    window = reference.rename({"score": "prediction", "y": "label"})
+    window = reference.drop("score", "y")
+    outputs = {"prediction": reference["score"], "label": reference["y"]}
     policy = DetectionPolicy()
-    assert evaluate(loaded, window, policy).to_dict() == evaluate(profile, window, policy).to_dict()
+    assert evaluate(loaded, window, policy, **outputs).to_dict() == evaluate(
+        profile, window, policy, **outputs).to_dict()
 
 
 def test_profile_arrays_are_views_of_the_stored_bytes_not_copies(reference):

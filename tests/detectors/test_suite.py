@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import polars as pl
 import pytest
@@ -27,16 +25,10 @@ def profile_of(frame: pl.DataFrame, kinds: dict[str, str], **kwargs):
     return build_profile(frame, kinds, **args)
 
 
-def test_25_iid_features_of_200k_rows_raise_no_alarm():
-    ref, cur = numeric_frame(1, 25, 200_000), numeric_frame(2, 25, 200_000)
-    kinds = dict.fromkeys(ref.columns, "numeric")
-    start = time.perf_counter()
-    result = evaluate(profile_of(ref, kinds), cur, DetectionPolicy())
-    elapsed = time.perf_counter() - start
-    assert len(result.features) == 25 * 3  # psi, wasserstein, ks on each large column
-    assert [f for f in result.features if f.drifted or f.status != "ok"] == []
-    assert result.share_drifted == 0.0 and not result.drift
-    assert elapsed < 10
+def evaluate_frame(profile, frame: pl.DataFrame, policy, **kwargs) -> DriftResult:
+    """The window's features, with its `prediction` / `label` columns passed beside them."""
+    outputs = {k: frame.get_column(k) for k in ("prediction", "label") if k in frame.columns}
+    return evaluate(profile, frame.drop(list(outputs)), policy, **outputs, **kwargs)
 
 
 def test_half_a_standard_deviation_is_drift_on_every_numeric_method():
@@ -170,7 +162,7 @@ def test_prediction_drift_alone_makes_the_window_drift():
     profile = profile_of(
         ref, {"x": "numeric"}, prediction="prediction", label="label", task="binary_classification"
     )
-    result = evaluate(profile, cur, DetectionPolicy())
+    result = evaluate_frame(profile, cur, DetectionPolicy())
     assert result.share_drifted == 0.0
     assert {f.feature for f in result.prediction} == {"prediction"}
     assert any(f.drifted for f in result.prediction) and result.drift
@@ -181,24 +173,24 @@ def test_calibration_and_performance_use_labelled_rows():
     profile = profile_of(
         ref, {"x": "numeric"}, prediction="prediction", label="label", task="binary_classification"
     )
-    result = evaluate(profile, cur, DetectionPolicy(performance_max_drop={}))
+    result = evaluate_frame(profile, cur, DetectionPolicy(performance_max_drop={}))
     cal = result.calibration
     assert cal is not None and cal.rows_labelled == 4990
     assert cal.ece_reference < 0.05 and cal.ece_current > cal.ece_reference + 0.05
     assert cal.drifted and result.drift and not any(f.drifted for f in result.prediction)
     assert result.performance is not None and result.performance.rows_labelled == 4990
-    steady = evaluate(profile, labelled(3, 5000), DetectionPolicy())
+    steady = evaluate_frame(profile, labelled(3, 5000), DetectionPolicy())
     assert not steady.calibration.drifted and not steady.drift
 
 
 def test_regression_scores_mae_and_without_labels_has_no_model_checks():
     ref, cur = labelled(1, 2000), labelled(2, 2000)
     profile = profile_of(ref, {"x": "numeric"}, prediction="prediction", label="label")
-    result = evaluate(profile, cur, DetectionPolicy())
+    result = evaluate_frame(profile, cur, DetectionPolicy())
     assert result.calibration is None
     assert [m.name for m in result.performance.metrics] == ["mae", "rmse"]
     unlabelled = profile_of(ref, {"x": "numeric"}, prediction="prediction")
-    result = evaluate(unlabelled, cur.drop("label"), DetectionPolicy())
+    result = evaluate_frame(unlabelled, cur.drop("label"), DetectionPolicy())
     assert result.calibration is None and result.performance is None and result.prediction
 
 
@@ -214,7 +206,7 @@ def test_class_predictions_drift_with_categorical_methods():
     profile = profile_of(
         ref, {"x": "numeric"}, prediction="prediction", task="binary_classification"
     )
-    result = evaluate(profile, cur, DetectionPolicy())
+    result = evaluate_frame(profile, cur, DetectionPolicy())
     assert {(f.kind, f.method) for f in result.prediction} == {
         ("categorical", "jensenshannon"),
         ("categorical", "chisquare"),
@@ -228,7 +220,7 @@ def test_result_records_the_policy_and_round_trips_through_dict():
         ref, {"x": "numeric"}, prediction="prediction", label="label", task="binary_classification"
     )
     policy = DetectionPolicy(correction="bonferroni", ece_margin=0.1)
-    result = evaluate(profile, cur, policy)
+    result = evaluate_frame(profile, cur, policy)
     assert result.policy == policy.model_dump(mode="json")
     assert DriftResult.from_dict(result.to_dict()) == result
 
@@ -236,7 +228,8 @@ def test_result_records_the_policy_and_round_trips_through_dict():
 def test_a_column_that_cannot_be_read_as_its_kind_is_an_error():
     ref = pl.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]})
     cur = pl.DataFrame({"x": [[1.0], [2.0], [3.0]], "y": [1.0, 2.0, 3.0]})
-    result = evaluate(profile_of(ref, {"x": "numeric", "y": "numeric"}), cur, DetectionPolicy())
+    kinds = {"x": "numeric", "y": "numeric"}
+    result = evaluate_frame(profile_of(ref, kinds), cur, DetectionPolicy())
     (x,) = [f for f in result.features if f.feature == "x"]
     assert x.status == "error" and "cannot be read as numeric" in x.reason
     assert [f.status for f in result.features if f.feature == "y"] == ["ok"]
@@ -248,7 +241,7 @@ def test_an_unreadable_label_column_does_not_stop_the_run():
         ref, {"x": "numeric"}, prediction="prediction", label="label", task="binary_classification"
     )
     cur = labelled(2, 500).with_columns(pl.Series("label", [[1.0]] * 500))
-    result = evaluate(profile, cur, DetectionPolicy())
+    result = evaluate_frame(profile, cur, DetectionPolicy())
     assert result.calibration.ece_current is None and not result.calibration.drifted
     assert "cannot score predictions" in result.calibration.reason
     assert result.performance.reason == result.calibration.reason

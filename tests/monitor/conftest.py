@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +13,17 @@ import pytest
 
 from driftd.monitor.config import load_config
 from driftd.monitor.demo.simulate import event_messages, reference_frame, sample
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_driftd(*args: str, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python -m driftd ARGS` as a real process (text output captured); `env` is added to
+    this process's environment."""
+    return subprocess.run([sys.executable, "-m", "driftd", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def write_config(tmp_path: Path, *, kafka: str | None = None, sinks: str = "",

@@ -206,7 +206,9 @@ def test_check_help_states_its_exit_codes(capsys):
     with pytest.raises(SystemExit) as info:
         main(["check", "--help"])
     assert info.value.code == 0
-    assert "exit codes: 0 no drift, 1 drift, 2 error" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "exit codes: 0 passed (no drift), 1 failed: drift, schema or quality per" in out
+    assert "2 error or nothing to compare" in out
 
 
 def test_asking_for_evidently_without_it_says_how_to_install(tmp_path, capsys, monkeypatch):

@@ -351,7 +351,7 @@ def test_lineage_block_has_every_field(run_html, lineage):
         ["ks", "0.05", "alpha 0.05, Holm-corrected across features"],
         ["psi", "0.2", "0.2 is the industry convention for a significant population shift"],
         ["drift_share", "0.3", "—"],
-        ["ece_margin", "—", "agreed with risk team, ticket RISK-118"],
+        ["ece_margin", "0.03", "agreed with risk team, ticket RISK-118"],  # the margin applied
     ]
 
 
@@ -454,7 +454,7 @@ def test_index_lists_runs_newest_first_with_relative_links():
     html = render_index(runs, title="Reports <prod>")
     table = parse(html).tables["table-0"]
     assert [row[-1] for row in table[1:]] == ["r-new-rerun", "r-new", "r-mid", "r-old"]
-    assert re.findall(r'<td class="nowrap"><a class="mono" href="([^"]+)"', html) == [
+    assert re.findall(r'<td class="runid"><a class="mono" href="([^"]+)"', html) == [
         "r-new-rerun.html",
         "r-new.html",
         "r-mid.html",

@@ -9,44 +9,41 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TypeVar
 
 import pytest
 
-from driftd.monitor.demo.receivers import SlackApiReceiver, WebhookReceiver
+from driftd.monitor.demo.receivers import SlackApiReceiver, WebhookReceiver, _Receiver
 from tests.sinks.factories import ClosingServer
 
+R = TypeVar("R", bound=_Receiver)
+
 
 @pytest.fixture
-def webhook_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
+def serve() -> Iterator[Callable[[R], R]]:
+    """Start a receiver or API look-alike on a free port; all are stopped at teardown."""
+    started: list[_Receiver] = []
+
+    def start(receiver: R) -> R:
+        receiver.start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def webhook_receiver(serve) -> Callable[..., WebhookReceiver]:
     """Factory for started WebhookReceivers, all stopped at teardown."""
-    started: list[WebhookReceiver] = []
-
-    def factory(**kwargs: Any) -> WebhookReceiver:
-        receiver = WebhookReceiver(**kwargs)
-        receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield factory
-    for receiver in started:
-        receiver.stop()
+    return lambda **kwargs: serve(WebhookReceiver(**kwargs))
 
 
 @pytest.fixture
-def slack_receiver() -> Iterator[Callable[..., SlackApiReceiver]]:
+def slack_receiver(serve) -> Callable[..., SlackApiReceiver]:
     """Factory for started SlackApiReceivers, all stopped at teardown."""
-    started: list[SlackApiReceiver] = []
-
-    def factory(**kwargs: Any) -> SlackApiReceiver:
-        receiver = SlackApiReceiver(**kwargs)
-        receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield factory
-    for receiver in started:
-        receiver.stop()
+    return lambda **kwargs: serve(SlackApiReceiver(**kwargs))
 
 
 @pytest.fixture

@@ -24,11 +24,16 @@ def make_body(event_type: str = "drift.detected", **overrides: Any) -> dict[str,
         "severity": "critical",
         "run_id": "run-42",
         "window": {"start": "2026-11-22T06:00:00Z", "end": "2026-11-22T07:00:00Z", "rows": 5000},
+        "model_versions": ["v12"],
+        "episode_id": "run-40",
         "reference": {
             "version": "ref-3",
             "sha256": "9f86d081884c7d659a2feaa0c55ad015",
             "rows": 1000,
+            "uri": "file:///srv/driftd/reference.parquet",
         },
+        "share_drifted": 0.67,
+        "drifted_features": ["income", "age"],
         "findings": [
             {
                 "feature": "income",
@@ -56,6 +61,8 @@ def make_body(event_type: str = "drift.detected", **overrides: Any) -> dict[str,
             },
         ],
         "report_url": REPORT_URL,
+        "rationale": "",
+        "action": "",
     }
     if event_type == "retrain.requested":
         body["training_data"] = {

@@ -355,3 +355,15 @@ def test_share_rationale_and_action_are_shown_escaped() -> None:
     assert "40% of the features checked" in text
     assert "&lt;!here&gt; loses money" in text
     assert "Page @ml &amp; wait" in text
+
+
+def test_the_verdict_sentence_follows_the_header_escaped() -> None:
+    verdict = ("1 of 8 features drifted (12 %) < drift_share 50 %: no dataset drift; warning: "
+               "<income> drifted strongly")
+    message = build_message("drift.detected", make_body(severity="warning", verdict=verdict))
+    header, sentence = message.blocks[0], message.blocks[1]
+    assert header["type"] == "header" and "(warning)" in header["text"]["text"]
+    assert sentence["type"] == "section"
+    assert sentence["text"]["text"] == mrkdwn_escape(verdict)
+    assert "&lt;income&gt; drifted strongly" in sentence["text"]["text"]
+    assert build_message("drift.detected", make_body()).blocks[1].get("fields")  # none: as before

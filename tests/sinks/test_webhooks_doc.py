@@ -56,3 +56,51 @@ def test_documented_defaults_match_the_config() -> None:
     assert f"timeout_seconds: {config.timeout_seconds:g}" in text
     assert f"backoff_initial_seconds: {config.backoff_initial_seconds:g}" in text
     assert f"backoff_max_seconds: {config.backoff_max_seconds:g}" in text
+
+
+PRESETS = DOC.parents[1] / "examples" / "webhooks"
+EXAMPLE_CONFIG = DOC.parents[1] / "config.example.yaml"
+
+
+def _sink_config(yaml_text: str, env: dict[str, str]) -> dict[str, WebhookSinkConfig]:
+    import yaml
+
+    from driftd.monitor.yamlsource import interpolate_env
+
+    data, missing = interpolate_env(yaml.safe_load(yaml_text), env)
+    assert not missing, missing
+    return {name: WebhookSinkConfig.model_validate(cfg) for name, cfg in data["sinks"].items()}
+
+
+def test_every_preset_is_documented_with_its_api_reference() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    presets = sorted(p.name for p in PRESETS.glob("*.yaml"))
+    assert len(presets) == 6
+    for name in presets:
+        assert f"(../examples/webhooks/{name})" in text, name
+        preset = (PRESETS / name).read_text()
+        assert "https://" in preset.split("sinks:")[0], f"{name}: cite the API's documentation"
+
+
+def test_the_documented_template_example_validates() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## Templated requests", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, flags=re.DOTALL).group(1)
+    env = {"AIRFLOW_URL": "https://airflow.example", "AIRFLOW_USERNAME": "u",
+           "AIRFLOW_PASSWORD": "p"}
+    (config,) = _sink_config(block, env).values()
+    assert config.body_template and config.basic_auth is not None
+
+
+def test_the_commented_template_options_in_the_example_config_validate() -> None:
+    """Uncommenting the example's template options (not the Authorization header, which
+    basic_auth replaces) gives a valid sink."""
+    sink = EXAMPLE_CONFIG.read_text(encoding="utf-8").split("\n  retrain:\n", 1)[1]
+    active = [line for line in sink.splitlines() if not line.lstrip().startswith("#")]
+    options = [re.sub(r"^(\s*)# ", r"\1", line) for line in sink.splitlines()
+               if re.match(r"^\s*# (?!headers)(\w+:|  |\{)", line)]
+    text = "sinks:\n  retrain:\n" + "\n".join(active + options) + "\n"
+    env = {"DRIFTD_WEBHOOK_SECRET": "s", "CI_USER": "u", "CI_PASSWORD": "p"}
+    config = _sink_config(text, env)["retrain"]
+    assert config.path_template and config.body_template and config.basic_auth
+    assert set(config.per_event_type) == {"retrain.requested"}

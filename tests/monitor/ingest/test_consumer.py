@@ -113,7 +113,7 @@ def test_bad_messages_quarantined_and_partition_not_blocked(tmp_path, broker, de
         ["invalid_json", "unknown_model", "wrong_type", "missing_field", "invalid_json"])
     assert all(r["topic"] == events and r["offset"] is not None for r in rows)
     assert metrics.registry.get_sample_value(
-        "driftd_events_quarantined_total", {"model": "", "reason": "unknown_model"}) == 1
+        "driftd_events_quarantined_total", {"model": "unknown", "reason": "unknown_model"}) == 1
     ingestor.close()
 
 

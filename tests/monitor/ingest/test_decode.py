@@ -89,10 +89,12 @@ def test_tombstone_is_quarantined():
     assert batch.quarantine[0].reason_code == "empty"
 
 
-def test_duplicate_in_batch_stored_once():
+def test_duplicate_in_batch_is_decoded_and_left_to_the_store():
+    """The store keeps the first of a repeated id (and quarantines a later one with another
+    payload: tests/monitor/store/test_conflicts.py)."""
     batch = decode(good(), good(), good(event_id="e2"))
-    assert batch.events["m"].event_id == ["e1", "e2"]
-    assert batch.duplicates_in_batch == 1
+    assert batch.events["m"].event_id == ["e1", "e1", "e2"]
+    assert batch.quarantine == []
 
 
 def test_extra_and_missing_features_and_type_change():

@@ -181,3 +181,95 @@ def test_body_matches_contract(make_manager):
     assert body["findings"] == [{"feature": "f0", "method": "psi", "statistic": 0.5,
                                  "p_value": None, "threshold": 0.2, "drifted": True}]
     assert body["report_url"] == "http://x/run0.html"
+
+
+def test_body_names_the_drifted_features_and_the_reference_file(make_manager, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from driftd.monitor.store.duckdb_file import ReferenceRecord
+
+    mgr, store = make_manager(cooldown=99999)
+    ref = ReferenceRecord("credit-risk", 2, "9f" * 32, str(tmp_path / "ref.parquet"), 5000, {},
+                          T0)
+    mgr.handle(replace(_outcome(0, ["f2", "f0"]), reference=ref), now=T0)
+    mgr.handle(replace(_outcome(1, []), reference=ref), now=T0 + timedelta(hours=1))
+    bodies = {e: json.loads(b) for e, b in store.con.execute(
+        "SELECT event_type, body FROM outbox WHERE sink = 'hook'").fetchall()}
+    assert bodies["drift.detected"]["drifted_features"] == ["f0", "f2"]
+    assert bodies["drift.resolved"]["drifted_features"] == []
+    assert bodies["drift.detected"]["reference"] == {
+        "version": "2", "sha256": "9f" * 32, "rows": 5000,
+        "uri": (tmp_path / "ref.parquet").as_uri()}
+
+
+def test_alert_samples_have_the_keys_of_real_bodies(make_manager):
+    """Templates are validated against `sinks/alert_samples.py`: it must not drift from
+    `build_body`, or validate-config would pass templates that fail on real alerts."""
+    import json
+
+    from driftd.sinks.alert_samples import sample_alert
+
+    def shape(value):
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items()}
+        return [shape(value[0])] if isinstance(value, list) and value else None
+
+    mgr, store = make_manager(retrain_after=1, cooldown=99999)
+    mgr.handle(_outcome(0, ["f0", "f1", "f2"]), now=T0)
+    mgr.handle(_outcome(1, []), now=T0 + timedelta(hours=1))
+    bodies = {e: json.loads(b) for e, b in store.con.execute(
+        "SELECT event_type, body FROM outbox WHERE sink = 'hook'").fetchall()}
+    assert set(bodies) == {"drift.detected", "drift.resolved", "retrain.requested"}
+    for event, body in bodies.items():
+        sample = sample_alert(event)
+        if event == "retrain.requested":  # the real payload comes from App.training_data
+            body.pop("training_data"), sample.pop("training_data")
+        assert shape(body) == shape(sample), event
+def _calibration_drift(i: int) -> RunOutcome:
+    """Features fine, calibration off: what labels arriving late for a closed window reveal."""
+    from dataclasses import replace
+
+    from driftd.detectors.results import Calibration
+
+    outcome = _outcome(i, [])
+    result = replace(outcome.result, drift=True, calibration=Calibration(
+        ece_reference=0.02, ece_current=0.31, brier_reference=0.1, brier_current=0.3,
+        margin=0.05, drifted=True, rows_labelled=900))
+    return replace(outcome, status="drift", severity="warning", result=result)
+
+
+def test_a_rescored_window_alerts_only_on_drift_it_newly_reveals(make_manager):
+    import json
+
+    mgr, store = make_manager(consecutive=3)
+    _events(mgr, _outcome(0, []), T0)
+    # labels came for window 0: its calibration drifted, which its first scoring did not show
+    t = mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=5), rescored=frozenset())
+    assert t.events == ("drift.detected",)  # `consecutive` is about windows to come, not this
+    state = mgr.state("credit-risk")
+    assert (state.status, state.episode_id, state.consecutive_drift) == ("open", "run0", 0)
+    body = json.loads(store.con.execute(
+        "SELECT body FROM outbox WHERE sink = 'hook'").fetchone()[0])
+    assert body["findings"] == [{"feature": "prediction", "method": "ece", "statistic": 0.31,
+                                 "p_value": None, "threshold": 0.07, "drifted": True}]
+    (detail,) = store.con.execute(
+        "SELECT detail FROM alert_events WHERE event = 'drift.detected'").fetchone()
+    assert detail == "closed window from 2026-11-22T07:00:00Z scored again"
+    # scored again with nothing new: quiet; scored again fine: it does not resolve anything
+    before = frozenset({"prediction\x1fece"})
+    assert mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=6),
+                      rescored=before).events == ()
+    assert mgr.handle(_outcome(0, []), now=T0 + timedelta(hours=6),
+                      rescored=before).events == ()
+    assert mgr.state("credit-risk").status == "open"
+    # the model's own newer windows still decide whether the episode ends
+    assert _events(mgr, _outcome(7, []), T0 + timedelta(hours=7)) == ("drift.resolved",)
+
+
+def test_a_rescore_respects_a_silence(make_manager):
+    mgr, store = make_manager()
+    mgr.silence("credit-risk", until=T0 + timedelta(days=1), reason="migration", by="sre")
+    t = mgr.handle(_calibration_drift(0), now=T0 + timedelta(hours=1), rescored=frozenset())
+    assert t.events == () and t.suppressed.startswith("silenced until")
+    assert store.con.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0

@@ -22,7 +22,7 @@ def served(tmp_path):
     assert app.run_once() == 0
     app.start_http()
     yield app
-    app.http.stop()
+    app.stop_http()
 
 
 def _get(url: str) -> tuple[int, bytes, dict]:
@@ -51,6 +51,17 @@ def test_metrics_expose_stored_drift(served):
                                 {"model": "credit-risk"}) > 1.7e9
     assert reg.get_sample_value("driftd_schedule_seconds", {"model": "credit-risk"}) == 60
     assert 'driftd_drift_statistic{feature="income",method="psi",model="credit-risk"}' in text
+
+
+def test_home_links_reports_metrics_health_and_the_admin_api(served):
+    import re
+
+    status, body, headers = _get(served.http.url + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    links = re.findall(r'href="([^"]+)"', body.decode())
+    assert links == ["reports/", "metrics", "healthz", "readyz", "api/v1/"]
+    for link in links:
+        assert _get(f"{served.http.url}/{link}")[0] == 200, link
 
 
 def test_health_and_readiness(served):

@@ -91,9 +91,12 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 class Daemon:
     """`python -m driftd.monitor.cli run --config F` as a child process (one at a time)."""
 
-    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, port: int, log: Path, *,
+                 env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None):
         self.config, self.port, self.log = config, port, log
         self.env = env or {}  # added to this process's environment (a replica's name, port)
+        self.preexec_fn = preexec_fn  # e.g. resource limits for the daemon process
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -106,7 +109,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "driftd", "run", "--config", str(self.config)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env)
+                env=env, preexec_fn=self.preexec_fn)
         wait_for(lambda: self._get("/healthz")[0] == 200 or self.exited(), 90, "/healthz")
         assert not self.exited(), f"daemon exited with {self.proc.returncode}:\n{self.tail()}"
         return self

@@ -17,11 +17,11 @@ SECRET = "outbox-secret"
 
 
 def _setup(tmp_path, monkeypatch, hook_url, slack_url="http://127.0.0.1:9/api/",
-           max_attempts=5):
+           max_attempts=5, retry_for=86400):
     monkeypatch.setenv("OB_SECRET", SECRET)
     sinks = (f'hook: {{type: webhook, url: "{hook_url}", secret: "${{OB_SECRET}}", '
-             f'max_attempts: {max_attempts}, backoff_initial_seconds: 0.05, '
-             f'backoff_max_seconds: 0.2, timeout_seconds: 2}}, '
+             f'max_attempts: {max_attempts}, retry_for_seconds: {retry_for}, '
+             f'backoff_initial_seconds: 0.05, backoff_max_seconds: 0.2, timeout_seconds: 2}}, '
              f'chat: {{type: slack, token: "xoxb-1", channel: "#c", base_url: "{slack_url}", '
              f'backoff_initial_seconds: 0.05, backoff_max_seconds: 0.2}}')
     path = write_config(tmp_path, sinks=sinks, alert_sinks="[hook, chat]")
@@ -117,9 +117,11 @@ def test_429_honours_retry_after(tmp_path, monkeypatch):
         assert outbox.flush().sent == 0 or len(hook.received) == 1  # not due yet
 
 
-def test_gives_up_after_max_attempts(tmp_path, monkeypatch):
+def test_gives_up_after_max_attempts_when_the_horizon_is_over(tmp_path, monkeypatch):
+    """`retry_for_seconds: 0` is the old behaviour: exactly `max_attempts` tries."""
     with WebhookReceiver(secret=SECRET, script=[500] * 10) as hook, SlackApiReceiver() as slack:
-        loaded = _setup(tmp_path, monkeypatch, hook.url, slack.url, max_attempts=3)
+        loaded = _setup(tmp_path, monkeypatch, hook.url, slack.url, max_attempts=3,
+                        retry_for=0)
         store, mgr, outbox = _open(loaded)
         mgr.handle(_outcome(0, ["f0"]))
         outbox.drain(max_seconds=10)

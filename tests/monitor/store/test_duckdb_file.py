@@ -16,11 +16,16 @@ models:
 NOW = datetime(2026, 11, 22, 8, 0)
 
 
+def _age(event_id: str) -> int:
+    """An id's payload is the same wherever it is sent (another one would be a conflict)."""
+    return 30 + sum(map(ord, event_id)) % 50
+
+
 def _events(ids, **over):
     msgs = []
     for i, eid in enumerate(ids):
         e = {"event_id": eid, "model": "m", "timestamp": "2026-11-22T07:00:00Z",
-             "features": {"age": 30 + i, 'we"ird name': "x"}, "prediction": 0.5}
+             "features": {"age": _age(eid), 'we"ird name': "x"}, "prediction": 0.5}
         e.update(over)
         msgs.append(RawMessage(json.dumps(e).encode(), "kafka", "events", 0, i))
     return Decoder(CONFIG, now=NOW).decode_events(msgs)
@@ -42,7 +47,7 @@ def test_quoted_feature_names_round_trip(tmp_path):
     window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
                                datetime(2026, 11, 23))
     assert window.frame['we"ird name'].to_list() == ["x"]
-    assert window.frame["age"].to_list() == [30.0]
+    assert window.frame["age"].to_list() == [float(_age("a"))]
 
 
 def test_offsets_written_with_rows(tmp_path):
@@ -73,7 +78,7 @@ def test_late_label_last_write_wins(tmp_path):
     assert updates["b"] == 2
     window = store.load_window("m", CONFIG.models["m"].features, datetime(2026, 11, 22),
                                datetime(2026, 11, 23))
-    assert sorted(window.frame["label"].to_list()) == [0.0, 1.0]
+    assert sorted(window.label.to_list()) == [0.0, 1.0]
 
 
 def test_window_bounds_are_half_open(tmp_path):

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from driftd.monitor.ingest.decode import Decoder, RawMessage
 from driftd.monitor.store.coordination import Fenced
+from driftd.monitor.store.health import CACHE_SECONDS
 from driftd.monitor.store.lake import LakeStore
 from tests.monitor.store.test_duckdb_file import CONFIG, NOW, _events
 
@@ -112,7 +115,7 @@ def test_latest_label_wins_and_updates_are_counted(store, other):
     updates = dict(other.con.execute("SELECT event_id, updates FROM labels").fetchall())
     assert updates == {"a": 1, "b": 2, "zz": 1}
     window = other.load_window("m", FEATURES, *DAY)
-    assert sorted(window.frame["label"].to_list()) == [0.0, 1.0]
+    assert sorted(window.label.to_list()) == [0.0, 1.0]
 
 
 def test_offsets_are_stored_with_the_rows_and_read_back(store, other):
@@ -239,10 +242,18 @@ models:
     assert store.data_files()[0] == stats.files_after
 
 
-def test_readiness_reports_catalog_and_data_path(store, tmp_path):
-    assert store.readiness_checks() == {"catalog": "ok", "data_path": "ok"}
+def test_readiness_reports_catalog_and_data_path_without_writing(store, lake, tmp_path):
+    data = Path(lake.data_path)
+    files = sorted(data.rglob("*"))
+    assert store.readiness_checks() == {"store": "ok", "catalog": "ok", "data_path": "ok"}
+    assert sorted(data.rglob("*")) == files  # the probe wrote nothing
+    data.rename(tmp_path / "moved")  # the mount is gone, something else in its place
+    data.write_text("x")
+    time.sleep(CACHE_SECONDS)
+    checks = store.readiness_checks()
+    assert checks["data_path"] == f"not writable: {data} is not a directory"
+    assert (checks["store"], checks["catalog"]) == ("ok", "ok")
     from driftd.monitor.store.lake import probe_data_path
 
-    blocked = tmp_path / "file-not-dir"
-    blocked.write_text("x")
-    assert probe_data_path(store.con, str(blocked), "r1").startswith("not writable")
+    # validate-config's check does write a probe file
+    assert probe_data_path(duckdb.connect(), str(data), "r1").startswith("not writable")
