@@ -1,7 +1,5 @@
 """`python -m driftd` is the `driftd` command."""
 
-import sys
+from driftd.monitor.cli import entry
 
-from driftd.monitor.cli import main
-
-sys.exit(main())
+entry()

@@ -741,5 +741,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def entry() -> None:
+    """The `driftd` command: `main()`, then leave without the interpreter's teardown.
+
+    By the time `main()` returns, every command has finished its work: the daemon has stopped
+    consuming, stored and committed its last batch, stopped its workers and closed the store.
+    What is left is interpreter teardown, where C++ destructors of libraries that keep native
+    threads could run while a daemon thread (a waitress worker answering a last scrape, a
+    sink's delivery lane past its grace period) is still inside native code; under load that
+    raced into `std::terminate` ("terminate called without an active exception", exit -6)
+    about once in ten stops. So the streams are flushed and logging shut down here, and the
+    process exits with `main()`'s code directly.
+    """
+    import logging
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -60,7 +60,7 @@ def test_evidently_is_an_extra_not_a_requirement(wheel):
     assert headers["License-Expression"] == "Apache-2.0"
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("entry_points.txt")))
-    assert b"driftd = driftd.monitor.cli:main" in entry
+    assert b"driftd = driftd.monitor.cli:entry" in entry
 
 
 def test_the_repository_folders_are_not_importable_as_top_level_names(tmp_path):
