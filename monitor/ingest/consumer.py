@@ -435,8 +435,10 @@ class KafkaIngestor:
         try:
             consumer = self._consumer
             self._check_topic_ids(consumer)
-            stored = self._store.stored_offsets(self._config.group_id)
-            stored_ids = self._store.stored_topic_ids(self._config.group_id)
+            # one read (on a lake, each read of the catalog costs tens of ms in the listener)
+            positions = self._store.stored_positions(self._config.group_id)
+            stored = {key: offset for key, (offset, _) in positions.items()}
+            stored_ids = {key: i for key, (_, i) in positions.items() if i is not None}
             with self._ids_lock:
                 self._expected.update({(tp.topic, tp.partition): stored.get(
                     (tp.topic, tp.partition)) for tp in assigned})

@@ -674,6 +674,13 @@ class Store:
                WHERE group_id = ? AND topic_id IS NOT NULL""", [group_id]).fetchall()
         return {(t, p): i for t, p, i in rows}
 
+    def stored_positions(self, group_id: str) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """(next offset, topic id or None) per stored partition: both in one read."""
+        rows = self.con.execute(
+            """SELECT topic, "partition", next_offset, topic_id FROM kafka_offsets
+               WHERE group_id = ?""", [group_id]).fetchall()
+        return {(t, p): (o, i) for t, p, o, i in rows}
+
     def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         rows = self.con.execute(
             'SELECT topic, "partition", next_offset FROM kafka_offsets WHERE group_id = ?',

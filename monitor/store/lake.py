@@ -69,6 +69,12 @@ log = logging.getLogger("driftd.lake")
 
 CATALOG = "lake"
 RETRIES = 5  # transactions that conflict with another replica's (runs, references)
+# DuckLake retries a commit that lost the race for the next snapshot id (another replica
+# committed first) by itself. Its defaults (100 ms, x1.5, 10 tries: up to ~11 s) keep a store
+# thread, and the poll loop waiting on it, past max_poll_interval_ms when 3 replicas commit
+# every second; these retry at once and often: 15 tries within ~1 s.
+COMMIT_RETRY = {"ducklake_retry_wait_ms": 5, "ducklake_retry_backoff": 1.3,
+                "ducklake_max_retry_count": 15}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels_log (
@@ -173,10 +179,15 @@ class LakeStore(Store):
         self._gate = WriteGate(lake.catalog, self.replica)
         self._ensure_schema()
         self.health = LakeHealth(self._new_cursor, lake.data_path)
+        # offset tables known to exist (they are never dropped): a batch's offsets need no
+        # catalog listing unless a partition is new to this replica
+        self._offset_tables: set[str] = set()
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
         cur.execute(f"USE {CATALOG}")  # a cursor starts in the in-memory database
+        for name, value in COMMIT_RETRY.items():  # per connection: each cursor is one
+            cur.execute(f"SET {name} = {value}")
         return cur
 
     def close(self) -> None:
@@ -327,9 +338,12 @@ class LakeStore(Store):
         """Each partition's next offset in its own one-row table, fenced on `expected`: the
         offset this writer started from (None: nothing was stored). A partition left out of
         `expected` is written unconditionally (one writer: replays, tools)."""
-        existing = self._tables(con)
+        names = {key: offsets_name(group_id, *key) for key in offsets}
+        if not set(names.values()) <= self._offset_tables:
+            self._offset_tables |= {n for n in self._tables(con) if n.startswith("offsets:")}
+        existing = self._offset_tables
         for (topic, partition), offset in offsets.items():
-            name = offsets_name(group_id, topic, partition)
+            name = names[topic, partition]
             table = ident(name)
             values = [offset, now, topic_ids.get(topic), self.replica]
             fenced = expected is not None and (topic, partition) in expected
@@ -356,14 +370,17 @@ class LakeStore(Store):
                              "(another replica wrote this partition)")
 
     def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
-        return {key: o for key, (o, _) in self._offsets(group_id).items()}
+        return {key: o for key, (o, _) in self.stored_positions(group_id).items()}
 
     def stored_topic_ids(self, group_id: str) -> dict[tuple[str, int], str]:
-        return {key: i for key, (_, i) in self._offsets(group_id).items() if i is not None}
+        return {key: i for key, (_, i) in self.stored_positions(group_id).items()
+                if i is not None}
 
-    def _offsets(self, group_id: str) -> dict[tuple[str, int], tuple[int, str | None]]:
+    def stored_positions(self, group_id: str) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """One listing of the group's offset tables and one read of them all."""
         prefix = f"offsets:{group_id}:"
         names = sorted(n for n in self._tables() if n.startswith(prefix))
+        self._offset_tables |= set(names)
         if not names:
             return {}
         union = " UNION ALL ".join(
