@@ -30,8 +30,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/driftd
 WORKDIR /src
 COPY . .
+# the `lake` extra: DuckDB's ducklake and postgres extensions and psycopg, for replicas on a
+# shared store (store.lake); build with --build-arg DRIFTD_EXTRAS= for the DuckDB file only
+ARG DRIFTD_EXTRAS=lake
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/driftd/bin/pip install /wheels/*.whl \
+ && wheel="$(ls /wheels/*.whl)" \
+ && /opt/driftd/bin/pip install "${wheel}${DRIFTD_EXTRAS:+[$DRIFTD_EXTRAS]}" \
  && /opt/driftd/bin/driftd --help > /dev/null
 
 # --- runtime: the venv only, no compilers, no source tree ---------------------------------------

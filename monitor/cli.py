@@ -90,8 +90,16 @@ def cmd_validate(args) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_ERROR
     cfg = loaded.config
+    if not args.no_environment:
+        from driftd.monitor.config import check_environment
+
+        problems = check_environment(cfg)
+        if problems:
+            print(ConfigError(args.file, problems).render(), file=sys.stderr)
+            return EXIT_ERROR
+    store = "lake " + cfg.store.lake.data_path if cfg.store.lake else "file"
     print(f"{args.file}: valid ({len(cfg.models)} model(s), {len(cfg.sinks)} sink(s), "
-          f"kafka {'configured' if cfg.kafka else 'not configured'})")
+          f"kafka {'configured' if cfg.kafka else 'not configured'}, store {store})")
     return EXIT_OK
 
 
@@ -218,10 +226,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from driftd.monitor.store.verify import verify_store
+    from driftd.monitor.store.verify import verify_store, verify_tables
 
     loaded = _load(args.config)
-    checks = verify_store(loaded.store_path)
+    lake = loaded.config.store.lake
+    if lake is not None:  # read beside the running replicas
+        from driftd.monitor.store.duckdb_file import open_store
+
+        store = open_store(loaded)
+        try:
+            with store.parallel():
+                checks = verify_tables(store.con)
+        finally:
+            store.close()
+        where, what = f"lake {lake.data_path}", "every data file read"
+    else:
+        checks = verify_store(loaded.store_path)
+        where, what = str(loaded.store_path), "every block's checksum matches"
     rows = [{"table": c.table, "rows": c.rows,
              "status": "damaged" if c.damaged else ("error" if c.error else "ok"),
              "error": c.error} for c in checks]
@@ -232,12 +253,12 @@ def cmd_verify(args) -> int:
     bad = [c for c in checks if c.error]
     if bad:
         damaged = any(c.damaged for c in bad)
-        print(f"driftd: error: {loaded.store_path}: {len(bad)} of {len(checks)} tables could "
+        print(f"driftd: error: {where}: {len(bad)} of {len(checks)} tables could "
               f"not be read{' (damaged: a block checksum does not match)' if damaged else ''}; "
               "see docs/operations.md, \"Runbook: store damaged\"", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{loaded.store_path}: ok ({len(checks)} tables, {sum(c.rows or 0 for c in checks)} "
-          "rows; every block's checksum matches)", file=sys.stderr)
+    print(f"{where}: ok ({len(checks)} tables, {sum(c.rows or 0 for c in checks)} "
+          f"rows; {what})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -423,6 +444,8 @@ def cmd_compact(args) -> int:
 
     loaded = _load(args.config)
     store = _store_alone(args, "`driftd compact`").store
+    if loaded.config.store.lake is not None:
+        return _compact_lake(store, loaded.config)
     try:
         stats = apply_retention(store, loaded.config, datetime.now(UTC).replace(tzinfo=None))
         store.con.execute("CHECKPOINT")
@@ -431,6 +454,24 @@ def cmd_compact(args) -> int:
     before, after = compact(loaded.store_path)
     print(f"{loaded.store_path}: retention removed {stats.events} events, {stats.labels} labels, "
           f"{stats.quarantine} quarantined; {before:,} -> {after:,} bytes")
+    return EXIT_OK
+
+
+def _compact_lake(store, config) -> int:
+    """The lake is compacted online, by whichever process holds the maintenance lease."""
+    try:
+        if not store.leases.hold("maintenance"):
+            raise CliError("a running replica holds the maintenance lease and compacts the lake "
+                           f"every {config.store.lake.maintenance_interval_seconds:g} s; "
+                           "nothing to do here")
+        before = store.data_files()
+        stats = store.maintain(config, datetime.now(UTC).replace(tzinfo=None))
+        after = store.data_files()
+    finally:
+        store.close()
+    print(f"{config.store.lake.data_path}: retention removed {stats.events} events, "
+          f"{stats.labels} labels, {stats.quarantine} quarantined; {before[0]:,} files "
+          f"({before[1]:,} bytes) -> {after[0]:,} files ({after[1]:,} bytes)")
     return EXIT_OK
 
 
@@ -517,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("validate-config", cmd_validate, "validate a config file",
              "driftd validate-config driftd.yaml", "validate")
     sp.add_argument("file", help="the config file to validate")
+    sp.add_argument("--no-environment", action="store_true",
+                    help="check the file only, not that store.lake's catalog and data path "
+                         "answer")
 
     sp = add("check", cmd_check, "compare two files for drift (no daemon, no config)",
              "driftd check --reference train.parquet --current today.csv --categorical region "

@@ -39,8 +39,26 @@ class _Strict(BaseModel):
 MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # e.g. 2GB, 1.5GiB
 
 
+class LakeConfig(_Strict):
+    """The shared store for N replicas (monitor/store/lake.py): a DuckLake whose catalog is a
+    PostgreSQL database, which also holds the coordination (leases, alert state, outbox)."""
+
+    catalog: str = Field(min_length=1)  # libpq: "host=… dbname=… user=… password=${PGPASSWORD}"
+    data_path: str = Field(min_length=1)  # a directory every replica mounts, or s3://bucket/prefix
+    # this replica's name in leases, outbox claims and the `replica` metric label
+    # (default: the host name, which is the pod name on Kubernetes)
+    replica: str | None = Field(default=None, min_length=1, max_length=128)
+    # how often one replica (holding the maintenance lease) applies retention and compacts
+    # the lake's data files (DuckLake's merge_adjacent_files, expire_snapshots, cleanup)
+    maintenance_interval_seconds: float = Field(default=3600, gt=0)
+    # snapshots older than this are expired by maintenance (time travel reaches this far back)
+    snapshot_retention_seconds: float = Field(default=86400, ge=0)
+
+
 class StoreConfig(_Strict):
     path: str = "driftd.duckdb"
+    # store.lake replaces store.path: a shared DuckLake for replicas in one consumer group
+    lake: LakeConfig | None = None
     retention_days: float | None = Field(default=None, gt=0)
     quarantine_retention_days: float | None = Field(default=30, gt=0)
     label_pending_days: float = Field(default=14, gt=0)
@@ -63,6 +81,13 @@ class StoreConfig(_Strict):
     # 128MB the ingest spends about a quarter less CPU per event (bench/README.md). The WAL
     # is replayed after a crash; uncheckpointed rows stay in DuckDB's buffer pool meanwhile.
     checkpoint_threshold: str | None = Field(default="128MB", pattern=MEMORY_SIZE)
+
+    @model_validator(mode="after")
+    def _path_or_lake(self) -> StoreConfig:
+        if self.lake is not None and "path" in self.model_fields_set:
+            raise ValueError("store.path and store.lake are exclusive: the lake replaces the "
+                             "file")
+        return self
 
 
 class KafkaConfig(_Strict):
@@ -259,7 +284,8 @@ def _issue_from_pydantic(err: Mapping[str, Any], source: SourceMap) -> ConfigIss
 
 # values under these keys are never echoed back in an error message
 _SECRET_KEYS = frozenset({"token", "webhook_url", "secret", "headers", "sasl_plain_password",
-                          "ssl_password", "basic_auth", "body_template", "path_template"})
+                          "ssl_password", "basic_auth", "body_template", "path_template",
+                          "catalog"})
 
 # pydantic inserts the discriminator tag into error paths; users never wrote it.
 _UNION_TAGS = {"webhook", "slack"}
@@ -291,14 +317,23 @@ def _check_consumer_options(config: Config, source: SourceMap) -> list[ConfigIss
 
 def _check_optional_extras(config: Config, source: SourceMap) -> list[ConfigIssue]:
     """Options that need an optional extra say how to install it."""
+    issues = []
+    if config.store.lake is not None:
+        from driftd.monitor.store.lake_extensions import INSTALL_HINT, lake_available
+
+        if not lake_available():
+            path = ("store", "lake")
+            issues.append(ConfigIssue(_dotted(path), "needs the DuckDB ducklake and postgres "
+                                      f"extensions and psycopg: {INSTALL_HINT}",
+                                      source.line_of(path)))
     if not config.reports.evidently:
-        return []
+        return issues
     from driftd.reports.evidently_appendix import EvidentlyMissing, evidently_available
 
     if evidently_available():
-        return []
+        return issues
     path = ("reports", "evidently")
-    return [ConfigIssue(_dotted(path), str(EvidentlyMissing()), source.line_of(path))]
+    return [*issues, ConfigIssue(_dotted(path), str(EvidentlyMissing()), source.line_of(path))]
 
 
 def _check_references(config: Config, base: Path, source: SourceMap) -> list[ConfigIssue]:
@@ -383,6 +418,17 @@ def parse_config(
     if issues:
         raise ConfigError(file, issues)
     return config
+
+
+def check_environment(config: Config) -> list[ConfigIssue]:
+    """Stage 3, only when asked (`validate-config` without --no-environment): the shared
+    lake's catalog answers and its data path takes a file."""
+    lake = config.store.lake
+    if lake is None:
+        return []
+    from driftd.monitor.store.lake import check_lake
+
+    return [ConfigIssue(f"store.lake.{key}", problem) for key, problem in check_lake(lake)]
 
 
 @dataclass(frozen=True)

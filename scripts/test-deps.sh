@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# System packages some tests use for real: Prometheus/promtool (scrape + rule checks) and
-# Chromium (reports rendered headless). Installed from Debian when missing and we can;
+# System packages some tests use for real: Prometheus/promtool (scrape + rule checks),
+# Chromium (reports rendered headless) and PostgreSQL (the lake's catalog). Installed from Debian when missing and we can;
 # the tests that need them skip with a clear reason when they truly cannot be installed.
 set -u
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# PostgreSQL: the shared lake's catalog and coordination (tests start their own server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test-deps: not root or no apt-get; tests needing ${need[*]} will be skipped" >&2

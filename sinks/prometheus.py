@@ -169,6 +169,19 @@ class DriftdMetrics:
             registry=r,
         )
 
+        # replicas on a shared lake (store.lake): which replica this is and what it holds
+        self.replica_info = Gauge(
+            "driftd_replica_info", "1: this process's replica name and store kind",
+            ["replica", "store"], registry=r)
+        self.leases_held = Gauge(
+            "driftd_leases_held",
+            "1 when this replica holds the lease (detect:<model>, maintenance)",
+            ["replica", "lease"], registry=r)
+        self.ingest_fenced = Counter(
+            "driftd_ingest_fenced_total",
+            "Batches rolled back because another replica had stored their partitions since",
+            registry=r)
+
     def init_sinks(self, names: Iterable[str], event_types: Iterable[str]) -> None:
         """Create per-sink series at 0 so the first failure is an increase, not a new series."""
         types = list(event_types)

@@ -26,3 +26,30 @@ def fresh_broker(tmp_path):
     b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session (Debian's package; initdb in a temp dir)."""
+    import os
+
+    from tests.postgres_tools import INSTALL_HINT, PostgresServer, find_pg_bin
+
+    if find_pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not installed: {INSTALL_HINT}")
+        pytest.skip(f"PostgreSQL is not installed: {INSTALL_HINT}")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lake(postgres, tmp_path):
+    """A fresh lake: an empty catalog database and a data directory of the test's own."""
+    from driftd.monitor.config import LakeConfig
+
+    data = tmp_path / "lake-data"
+    data.mkdir()
+    return LakeConfig(catalog=postgres.create_database(), data_path=str(data),
+                      replica="test-replica")

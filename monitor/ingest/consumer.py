@@ -59,6 +59,7 @@ from driftd.monitor.ingest.decodepool import DecodePool
 from driftd.monitor.ingest.fastdecode import FastDecoder, FastResult, RawEvents
 from driftd.monitor.ingest.kafka_internals import install_whole_batches, install_wide_reads
 from driftd.monitor.ingest.recordbatches import Chunk, RawBatch, chunks_of, expand
+from driftd.monitor.store.coordination import Fenced
 from driftd.monitor.store.duckdb_file import Store, WriteResult, is_write_conflict
 from driftd.sinks.prometheus import DriftdMetrics
 
@@ -118,6 +119,9 @@ class _Pending:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     realign: dict[tuple[str, int], int] = field(default_factory=dict)
     first: dict[tuple[str, int], int] = field(default_factory=dict)  # first offset gathered
+    # the offset each partition's stored offset should still be when this batch is written
+    # (None: nothing stored): a shared store refuses the batch (Fenced) when it moved
+    expected: dict[tuple[str, int], int | None] = field(default_factory=dict)
     records: int = 0
     since: float | None = None  # monotonic time of the first record gathered
     topic_ids: dict[str, str] = field(default_factory=dict)  # stored with the offsets
@@ -246,6 +250,10 @@ class KafkaIngestor:
         # thread (the listener may not block), so Kafka's view of the group catches up too
         self._realign: dict[tuple[str, int], int] = {}
         self._changed: set[str] = set()  # recreated topics not yet handled by the poller
+        # what each assigned partition's stored offset is, as far as this replica knows: set
+        # on assignment, advanced by each stored batch (see _Pending.expected)
+        self._expected: dict[tuple[str, int], int | None] = {}
+        self._lag_series: set[tuple[str, int]] = set()  # partitions with a lag series
         # polls gathered for the next store transaction, the one being written, its thread
         self._pending = _Pending()
         self._flight: _Flight | None = None
@@ -427,8 +435,13 @@ class KafkaIngestor:
         try:
             consumer = self._consumer
             self._check_topic_ids(consumer)
-            stored = self._store.stored_offsets(self._config.group_id)
-            stored_ids = self._store.stored_topic_ids(self._config.group_id)
+            # one read (on a lake, each read of the catalog costs tens of ms in the listener)
+            positions = self._store.stored_positions(self._config.group_id)
+            stored = {key: offset for key, (offset, _) in positions.items()}
+            stored_ids = {key: i for key, (_, i) in positions.items() if i is not None}
+            with self._ids_lock:
+                self._expected.update({(tp.topic, tp.partition): stored.get(
+                    (tp.topic, tp.partition)) for tp in assigned})
             for tp in assigned:
                 key = (tp.topic, tp.partition)
                 next_offset = stored.get(key)
@@ -604,6 +617,8 @@ class KafkaIngestor:
         pending, self._pending = self._pending, _Pending()
         with self._ids_lock:
             pending.topic_ids = dict(self._topic_ids)
+            pending.expected = {key: self._expected.get(key)
+                                for key in {**pending.realign, **pending.offsets}}
         if pending.records or pending.realign:
             self._flight = _Flight(self._executor().submit(self._store_pending, pending),
                                    {**pending.realign, **pending.offsets}, pending.records,
@@ -625,11 +640,16 @@ class KafkaIngestor:
         self._flight = None
         try:
             result = flight.future.result()  # raises the store thread's error
+        except Fenced as exc:  # another replica stored these partitions: not a failure
+            self._refence(exc)
+            return PollStats(0, 0, 0, 0, 0)
         except Exception:
             # what stays unstored, for the lag (update_lag) until the consumer is dropped
             for key, offset in flight.first.items():
                 self._unstored[key] = min(offset, self._unstored.get(key, offset))
             raise
+        with self._ids_lock:
+            self._expected.update(flight.offsets)
         self._succeeded()
         # stored: count it whatever Kafka says
         record_metrics(self._metrics, result, self._decoder.config.models)
@@ -638,6 +658,34 @@ class KafkaIngestor:
             self._commit(offsets)
         return PollStats(flight.records, sum(result.inserted.values()), result.labels,
                          result.quarantined, result.duplicates)
+
+    def _refence(self, exc: Fenced) -> None:
+        """Another replica stored some of the batch's partitions since this one read their
+        offsets (it owned them before or after a rebalance): the batch was rolled back whole.
+        Drop what was polled since, and continue every assigned partition from the stored
+        offset (Kafka's committed one, or the earliest, where none is stored)."""
+        log.warning("batch fenced: another replica stored these partitions; continuing from "
+                    "the stored offsets", extra={"error": str(exc)})
+        if self._metrics is not None:
+            self._metrics.ingest_fenced.inc()
+        self._pending = _Pending()
+        self._unstored = {}  # every partition continues from its stored offset
+        consumer = self._consumer
+        if consumer is None:
+            return
+        stored = self._store.stored_offsets(self._config.group_id)
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            with self._ids_lock:
+                self._expected[key] = stored.get(key)
+            if key in stored:
+                consumer.seek(tp, stored[key])
+                continue
+            committed = consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
+            if committed is not None:
+                consumer.seek(tp, committed)
+            else:
+                consumer.seek_to_beginning(tp)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -664,10 +712,11 @@ class KafkaIngestor:
                     return self._store.write_raw_events(
                         raw, self._fast, self._decoder, batch=batch, offsets=offsets,
                         group_id=self._config.group_id, topic_ids=pending.topic_ids,
-                        accepted=accepted)
+                        accepted=accepted, expected=pending.expected)
                 return self._store.write_batch(batch, offsets=offsets,
                                                group_id=self._config.group_id,
-                                               topic_ids=pending.topic_ids)
+                                               topic_ids=pending.topic_ids,
+                                               expected=pending.expected)
             except duckdb.TransactionException as exc:
                 # another writer of the same store conflicted: the rollback left nothing
                 # behind and inserts are idempotent (a failed commit is no conflict)
@@ -676,6 +725,8 @@ class KafkaIngestor:
                 log.warning("store write conflicted; retrying",
                             extra={"attempt": attempt, "error": str(exc)})
                 time.sleep(0.05 * attempt)
+            except Fenced:
+                raise  # the polling thread re-reads the stored offsets (_refence)
             except Exception as exc:
                 raise StoreWriteError(f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
@@ -790,6 +841,10 @@ class KafkaIngestor:
         if self._metrics is not None:
             for (topic, partition), value in lag.items():
                 self._metrics.consumer_lag.labels(topic, str(partition)).set(value)
+            # a partition another replica took over: its lag is that replica's to report
+            for topic, partition in self._lag_series - set(lag):
+                self._metrics.consumer_lag.remove(topic, str(partition))
+            self._lag_series = set(lag)
         if (len(lag) == len(assignment) and not any(lag.values()) and not unstored
                 and self._flight is None):
             self._succeeded()  # caught up with the log end, nothing waiting to be stored

@@ -228,26 +228,31 @@ class AlertManager:
         self._store = store
         self._report_url = report_url
         self._training_data = training_data
-        store.con.execute(SCHEMA)
+        # the state tables live where the store says: the DuckDB file, or PostgreSQL for
+        # replicas on a lake (shared by them all); the SQL is what both run
+        self._db = store.state
+        self._db.ensure_schema(SCHEMA)
 
     def state(self, model: str) -> AlertState:
-        cur = self._store.con.execute("SELECT * FROM alert_state WHERE model = ?", [model])
+        cur = self._db.execute("SELECT * FROM alert_state WHERE model = ?", [model])
         row = cur.fetchone()
         if row is None:
             return AlertState(model)
         return AlertState(**dict(zip([d[0] for d in cur.description], row, strict=True)))
 
     def states(self) -> list[AlertState]:
-        cur = self._store.con.execute("SELECT * FROM alert_state ORDER BY model")
+        cur = self._db.execute("SELECT * FROM alert_state ORDER BY model")
         names = [d[0] for d in cur.description]
         return [AlertState(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
 
     def _save_state(self, con, state: AlertState) -> None:
         values = state.__dict__
         cols = list(values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "model")
         con.execute(
-            f"INSERT OR REPLACE INTO alert_state ({', '.join(cols)}) "
-            f"VALUES ({', '.join('?' * len(cols))})",
+            f"INSERT INTO alert_state ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (model) DO UPDATE SET {updates}",
             [values[c] for c in cols],
         )
 
@@ -272,7 +277,7 @@ class AlertManager:
             except Exception as exc:  # the alert still goes out without the payload
                 log.exception("training-data export failed", extra={"model": outcome.model})
                 training = {"error": f"{type(exc).__name__}: {exc}"}
-        with self._store.transaction() as con:
+        with self._db.transaction() as con:
             self._save_state(con, state)
             for event in transition.events:
                 self._enqueue(con, event, outcome, state, now, training)
@@ -312,7 +317,7 @@ class AlertManager:
                 now: datetime | None = None) -> AlertState:
         state = self.state(model)
         state.silenced_until, state.silence_reason, state.silenced_by = until, reason, by
-        with self._store.transaction() as con:
+        with self._db.transaction() as con:
             self._save_state(con, state)
             con.execute("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
                         [now or _utcnow(), model, state.episode_id, "silenced", None,

@@ -35,7 +35,7 @@ from driftd.monitor.service.windows import TimeWindow, current_window, due_windo
 from driftd.monitor.store.duckdb_file import Store, open_store
 from driftd.monitor.store.export import export_training_data, remove_stale_exports
 from driftd.monitor.store.references import ProfileCache, file_sha256, register_reference
-from driftd.monitor.store.retention import RetentionStats, apply_retention
+from driftd.monitor.store.retention import RetentionStats
 from driftd.sinks.base import EVENT_TYPES
 from driftd.sinks.prometheus import DriftdMetrics, StoredState
 from driftd.sinks.registry import build_sink
@@ -127,6 +127,8 @@ class App:
         each closed window not yet scored (after `allowed_lateness_seconds`), then re-score
         windows that late events arrived for; the new run supersedes the old one.
         """
+        if not self._lease(f"detect:{model}"):
+            return []  # another replica evaluates this model's windows (each once)
         cfg = self.config.models[model]
         now = self.clock()
         if cfg.window_align == "none":
@@ -169,8 +171,17 @@ class App:
         for model in self.config.models:
             remove_stale_exports(self.loaded.export_dir / model)
 
-    def retention(self) -> RetentionStats:
-        return apply_retention(self.store, self.config, self.clock())
+    def retention(self) -> RetentionStats | None:
+        """Retention (and, on a lake, compaction): by one replica at a time."""
+        if not self._lease("maintenance"):
+            return None
+        return self.store.maintain(self.config, self.clock())
+
+    def _lease(self, name: str) -> bool:
+        """Hold (or take) a lease among replicas; the driftd_leases_held gauge follows."""
+        held = self.store.leases.hold(name)
+        self.metrics.leases_held.labels(self.store.leases.replica, name).set(held)
+        return held
 
     def training_data(self, outcome: RunOutcome) -> dict[str, Any]:
         """Export the drifted window (or the configured lookback) for a retrain request."""
@@ -211,7 +222,7 @@ class App:
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """(ready, checks): nothing here writes, waits on the network or grows with calls;
         the store's answer is computed at most once a second (`StoreHealth`)."""
-        checks: dict[str, str] = {"store": self.store.health.status().detail}
+        checks: dict[str, str] = dict(self.store.readiness_checks())
         if self.ingestor is not None:
             checks["broker"] = ("ok" if self.ingestor.broker_reachable()
                                 else f"unreachable: {self.ingestor.last_error or 'connecting'}")
@@ -260,6 +271,8 @@ class App:
         AdminAPI(self, token).install(self.http)
         self.http.start()
         log.info("http listening", extra={"url": self.http.url})
+        if self.config.store.lake is not None:
+            return self.http  # any process opens the lake: the CLI needs no daemon to ask
         try:
             publish(self.loaded.store_path, DaemonAddress(
                 local_url(*self.http.server_address[:2]), os.getpid(),
@@ -271,7 +284,8 @@ class App:
 
     def stop_http(self) -> None:
         if self.http is not None:
-            unpublish(self.loaded.store_path, os.getpid())
+            if self.config.store.lake is None:
+                unpublish(self.loaded.store_path, os.getpid())
             self.http.stop()
 
     def _ingest_loop(self, stop: threading.Event) -> None:
@@ -308,8 +322,11 @@ class App:
             self.scheduler.add_job(self.scheduled_pass, "interval", seconds=cfg.schedule_seconds,
                                    args=[model], id=f"detect:{model}", max_instances=1,
                                    coalesce=True, next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self.retention, "interval", hours=1, id="retention",
-                               max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        lake = self.config.store.lake
+        self.scheduler.add_job(self.retention, "interval",
+                               seconds=lake.maintenance_interval_seconds if lake else 3600,
+                               id="retention", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
         self.scheduler.start()
         self.outbox.start()  # a delivery lane per sink: one slow receiver delays only itself
         if self.ingestor is None:
@@ -402,4 +419,6 @@ def build(loaded: LoadedConfig, *, clock: Callable[[], datetime] = _utcnow) -> A
     metrics = DriftdMetrics()
     app = App(loaded, open_store(loaded), metrics, clock=clock)
     metrics.add_stored_state(app.stored_state)
+    metrics.replica_info.labels(app.store.leases.replica,
+                                "lake" if loaded.config.store.lake else "file").set(1)
     return app

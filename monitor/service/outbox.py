@@ -12,6 +12,13 @@ and ends that sink's round. A delivery is dead after a permanent error, or once 
 `retry_for_seconds` have passed since it was queued and `max_attempts` were made; the last try
 lands on that horizon. `redeliver` queues dead (or sent) deliveries again under their delivery
 id, with a fresh horizon. The delivery id never changes, so receivers can dedupe.
+
+The rows live in the store's state DB (`store.state`): the DuckDB file, or PostgreSQL shared by
+replicas on a lake. Every replica runs the lanes; each attempt is claimed first (`CLAIM`: the
+row locked with FOR UPDATE SKIP LOCKED on PostgreSQL, for as long as the attempt runs), so
+one replica makes it, the others skip the row and find it sent or rescheduled afterwards; a
+replica that dies mid-attempt releases the row with its session, and another retries it under
+the same delivery id.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ log = logging.getLogger("driftd.outbox")
 LANE_INTERVAL_SECONDS = 1.0  # how often an idle lane looks for due deliveries
 ATTEMPT_GRACE_SECONDS = 5.0  # beyond timeout_seconds before an attempt is abandoned
 ROUND_ITEMS = 100  # deliveries one lane attempts per round at most
+# a delivery still due for this attempt (the claim locks it: FOR UPDATE SKIP LOCKED on a lake)
+CLAIM = "SELECT 1 FROM outbox WHERE delivery_id = ? AND status = 'pending' AND attempts = ?"
 
 
 def _utcnow() -> datetime:
@@ -114,7 +123,7 @@ class Outbox:
                  attempt_grace_seconds: float = ATTEMPT_GRACE_SECONDS):
         self._config = config
         self._grace = attempt_grace_seconds
-        self._store = store
+        self._db = store.state  # the DuckDB file, or PostgreSQL shared by replicas
         self._sinks = sinks
         self._metrics = metrics
         self._rng = rng or random.Random()
@@ -127,13 +136,13 @@ class Outbox:
     # --- reading -----------------------------------------------------------------------------
 
     def pending_counts(self) -> list[tuple[str, int]]:
-        rows = dict(self._store.con.execute(
+        rows = dict(self._db.execute(
             "SELECT sink, count(*) FROM outbox WHERE status = 'pending' GROUP BY sink"
         ).fetchall())
         return [(name, rows.get(name, 0)) for name in self._config.sinks]
 
     def deliveries(self, limit: int = 200) -> list[DeliveryRow]:
-        rows = self._store.con.execute(
+        rows = self._db.execute(
             """SELECT delivery_id, sink, event_type, model, status, attempts, created_at,
                       next_attempt_at, coalesce(retry_from, created_at), sent_at, last_error
                FROM outbox ORDER BY created_at DESC, delivery_id LIMIT ?""", [limit]).fetchall()
@@ -151,14 +160,14 @@ class Outbox:
     def _thread_ts(self, sink: str, episode_id: str | None) -> str | None:
         if episode_id is None:
             return None
-        row = self._store.con.execute(
+        row = self._db.execute(
             """SELECT external_id FROM outbox WHERE sink = ? AND episode_id = ?
                AND event_type = 'drift.detected' AND status = 'sent' AND external_id IS NOT NULL
                ORDER BY sent_at LIMIT 1""", [sink, episode_id]).fetchone()
         return row[0] if row else None
 
     def _pending(self) -> int:
-        return self._store.con.execute(
+        return self._db.execute(
             "SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
 
     # --- delivering --------------------------------------------------------------------------
@@ -168,7 +177,7 @@ class Outbox:
         all rounds are over (each attempt is bounded, so this is too)."""
         now = now or self._clock()
         totals = self._bury_unconfigured()
-        due = [r[0] for r in self._store.con.execute(
+        due = [r[0] for r in self._db.execute(
             """SELECT DISTINCT sink FROM outbox WHERE status = 'pending'
                AND next_attempt_at <= ? ORDER BY 1""", [now]).fetchall()
             if r[0] in self._sinks]
@@ -191,14 +200,20 @@ class Outbox:
                 return FlushStats()
             del self._busy[sink_name]
         now = now or self._clock()
-        rows = self._store.con.execute(
+        rows = self._db.execute(
             f"""SELECT {_DUE_COLUMNS} FROM outbox
                 WHERE status = 'pending' AND sink = ? AND next_attempt_at <= ?
                 ORDER BY created_at, delivery_id LIMIT ?""",
             [sink_name, now, max_items]).fetchall()
         stats = FlushStats()
         for row in rows:
-            outcome = self._deliver(_Due(*row))
+            due = _Due(*row)
+            # one replica per attempt: the row stays locked while this one makes it; another
+            # replica skips it, and finds it sent (or rescheduled) when the lock is released
+            with self._db.claim(CLAIM, [due.delivery_id, due.attempts]) as claimed:
+                if not claimed:
+                    continue
+                outcome = self._deliver(due)
             stats += FlushStats(sent=outcome == "sent", retried=outcome == "retry",
                                 dead=outcome == "dead")
             if outcome == "retry":
@@ -222,7 +237,7 @@ class Outbox:
         except Exception as exc:  # RetryableError and anything unexpected
             self._failure(due.sink)
             return self._retry_or_bury(due, attempt, exc)
-        self._store.con.execute(
+        self._db.execute(
             """UPDATE outbox SET status = 'sent', attempts = ?, sent_at = ?, external_id = ?,
                last_error = NULL WHERE delivery_id = ?""",
             [attempt, self._clock(), receipt.external_id, due.delivery_id])
@@ -271,7 +286,7 @@ class Outbox:
         next_at = now + timedelta(seconds=min(delay, MAX_DELAY_SECONDS))
         if horizon > now:
             next_at = min(next_at, horizon)  # the last try lands on the horizon
-        self._store.con.execute(
+        self._db.execute(
             """UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?
                WHERE delivery_id = ?""",
             [attempt, next_at, str(exc)[:500], due.delivery_id])
@@ -286,7 +301,7 @@ class Outbox:
             self._metrics.delivery_failures.labels(sink).inc()
 
     def _mark_dead(self, delivery_id: str, sink: str, attempts: int, reason: str) -> None:
-        self._store.con.execute(
+        self._db.execute(
             """UPDATE outbox SET status = 'dead', attempts = ?, last_error = ?
                WHERE delivery_id = ?""", [attempts, reason[:500], delivery_id])
         log.error("delivery dead", extra={"delivery_id": delivery_id, "sink": sink,
@@ -296,7 +311,7 @@ class Outbox:
 
     def _bury_unconfigured(self) -> FlushStats:
         """Pending deliveries for a sink no longer configured can never go: dead, said why."""
-        rows = self._store.con.execute(
+        rows = self._db.execute(
             "SELECT delivery_id, sink, attempts FROM outbox WHERE status = 'pending'"
         ).fetchall()
         dead = 0
@@ -346,13 +361,13 @@ class Outbox:
                                 totals.dead + stats.dead, stats.pending)
             if stats.pending == 0 or time.monotonic() >= deadline:
                 return totals
-            due = self._store.con.execute(
+            due = self._db.execute(
                 "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()[0]
             wait = (due - self._clock()).total_seconds() if due else 0
             wait = min(max(wait, 0.05), max_wait_seconds, max(0.0, deadline - time.monotonic()))
             # pull forward: in --once mode every attempt is made within the budget
             if wait >= max_wait_seconds:
-                self._store.con.execute(
+                self._db.execute(
                     "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending'",
                     [self._clock() + timedelta(seconds=max_wait_seconds)])
             time.sleep(wait)
@@ -367,17 +382,17 @@ class Outbox:
             raise ValueError("give a delivery id or ask for every dead delivery, not both")
         now = now or self._clock()
         if delivery_id is not None:
-            rows = self._store.con.execute(
+            rows = self._db.execute(
                 "SELECT delivery_id, sink, event_type, model, status FROM outbox "
                 "WHERE delivery_id = ?", [delivery_id]).fetchall()
             if not rows:
                 raise LookupError(f"no delivery {delivery_id!r} in the outbox")
         else:
-            rows = self._store.con.execute(
+            rows = self._db.execute(
                 "SELECT delivery_id, sink, event_type, model, status FROM outbox "
                 "WHERE status = 'dead' ORDER BY created_at, delivery_id").fetchall()
         out = []
-        with self._store.transaction() as con:
+        with self._db.transaction() as con:
             for did, sink, event_type, model, status in rows:
                 queued = status != "pending"
                 if queued:

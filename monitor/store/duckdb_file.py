@@ -36,12 +36,20 @@ from driftd.monitor.store.conflicts import (
     repeated_conflicts,
     stored_conflicts,
 )
+from driftd.monitor.store.coordination import (
+    DuckDBState,
+    Fenced,
+    Leases,
+    LocalLeases,
+    StateDB,
+)
 from driftd.monitor.store.health import StoreHealth
 from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
-    from driftd.monitor.config import LoadedConfig, StoreConfig
+    from driftd.monitor.config import Config, LoadedConfig, StoreConfig
     from driftd.monitor.ingest.decodepool import DecodePool
+    from driftd.monitor.store.retention import RetentionStats
 from driftd.monitor.store.sql import events_table, feature_column
 
 SCHEMA = """
@@ -110,6 +118,31 @@ CREATE TABLE IF NOT EXISTS findings (
 PROFILE_CHUNK_BYTES = 4 << 20  # a stored profile's piece
 
 
+def insert_events_sql(target: str, features: Mapping[str, str], *, repeated: bool,
+                      where: str = "", suffix: str = "") -> str:
+    """INSERT of the registered `__events` (columns as `Store._arrow` makes them) into
+    `target`; `?` is the ingestion time. With `repeated`, an id's first occurrence wins."""
+    feature_cols = "".join(", " + feature_column(n) for n in features)
+    feature_src = "".join(f", __f{j}" for j in range(len(features)))
+    return f"""INSERT INTO {target}
+        (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
+         source, topic, "partition", "offset", ingested_at {feature_cols})
+        SELECT event_id, model_version, ts, prediction, prediction_class, extras,
+         type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
+        FROM __events b {where} {FIRST_OF_EACH if repeated else ""} {suffix}"""
+
+
+# the batch's quarantine rows (registered as __quarantine) not quarantined already
+NEW_QUARANTINE_ROWS = """FROM __quarantine q
+    WHERE NOT EXISTS (
+        SELECT 1 FROM quarantine x
+        WHERE x.source = q.source AND x.raw_sha256 = q.raw_sha256
+          AND x.topic IS NOT DISTINCT FROM q.topic
+          AND x."partition" IS NOT DISTINCT FROM q."partition"
+          AND x."offset" IS NOT DISTINCT FROM q."offset"
+          AND x.line IS NOT DISTINCT FROM q.line)"""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     inserted: dict[str, int]  # model -> new rows
@@ -174,7 +207,12 @@ def _utcnow() -> datetime:
 
 
 def open_store(loaded: LoadedConfig) -> Store:
-    """The configured store: its path resolved against the config file, DuckDB's limits set."""
+    """The configured store: its path resolved against the config file, DuckDB's limits set;
+    or, with `store.lake`, the shared lake (monitor/store/lake.py)."""
+    if loaded.config.store.lake is not None:
+        from driftd.monitor.store.lake import open_lake
+
+        return open_lake(loaded.config.store)
     return configured_store(loaded.store_path, loaded.config.store)
 
 
@@ -210,7 +248,20 @@ class Store:
             settings["memory_limit"] = memory_limit
         if checkpoint_threshold is not None:
             settings["checkpoint_threshold"] = checkpoint_threshold
-        self._con = duckdb.connect(str(self.path), read_only=read_only, config=settings)
+        self._setup(duckdb.connect(str(self.path), read_only=read_only, config=settings),
+                    threads)
+        # one process owns the file: every lease is its own, its state tables are in the file
+        self.leases: Leases = LocalLeases()
+        self.state: StateDB = DuckDBState(self)
+        if not read_only:
+            self._con.execute(SCHEMA)
+            self._migrate()
+        # readiness: reads on a cursor of its own, told how the ingest's writes went
+        self.health = StoreHealth(self._con.cursor, self.path)
+
+    def _setup(self, con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
+        """What every backend's connection gets: one DuckDB thread, a cursor per thread."""
+        self._con = con
         # DuckDB runs on one thread outside `parallel()`. The store's steady work is the
         # ingest's appends and their checkpoints, where DuckDB's worker threads cost the
         # daemon ~5 CPU-µs per event more than they save (bench/README.md, "one DuckDB
@@ -223,11 +274,6 @@ class Store:
         self._local = threading.local()
         self._ddl_lock = threading.Lock()
         self._known_tables: dict[str, frozenset[str]] = {}
-        if not read_only:
-            self._con.execute(SCHEMA)
-            self._migrate()
-        # readiness: reads on a cursor of its own, told how the ingest's writes went
-        self.health = StoreHealth(self._con.cursor, self.path)
 
     def _migrate(self) -> None:
         """Bring a file of an earlier version up to SCHEMA. Checkpointed at once: DuckDB
@@ -271,7 +317,7 @@ class Store:
         query on it sees the same rows while the ingest appends, so a window read column by
         column (`monitor/store/window_stats.py`) stays one window."""
         with self.parallel():
-            cursor = self._con.cursor()
+            cursor = self._new_cursor()  # the lake's cursors start in its catalog
             try:
                 cursor.execute("BEGIN TRANSACTION")
                 yield cursor
@@ -285,8 +331,11 @@ class Store:
     def con(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._local.cursor = self._con.cursor()
+            cur = self._local.cursor = self._new_cursor()
         return cur
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
 
     @contextmanager
     def transaction(self):
@@ -298,6 +347,17 @@ class Store:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+
+    def readiness_checks(self) -> dict[str, str]:
+        """Readiness of the store: name -> "ok" or what is wrong. Nothing here writes: the
+        answer is `StoreHealth`'s, read at most once a second (the lake adds its own)."""
+        return {"store": self.health.status().detail}
+
+    def maintain(self, config: Config, now: datetime) -> RetentionStats:
+        """The periodic upkeep: retention (the file is compacted offline, `driftd compact`)."""
+        from driftd.monitor.store.retention import apply_retention
+
+        return apply_retention(self, config, now)
 
     # --- event log -------------------------------------------------------------------------
 
@@ -338,8 +398,6 @@ class Store:
         payload (quarantined; the same payload again is a plain duplicate). An id repeated
         within the table: its first occurrence (lowest `ord`) wins — a sort, skipped when
         every id is distinct, the usual case, which looks for no conflicts either."""
-        feature_cols = "".join(", " + feature_column(n) for n in features)
-        feature_src = "".join(f", __f{j}" for j in range(len(features)))
         distinct = pc.count_distinct(table["event_id"]).as_py()
         repeated = distinct < table.num_rows
         con.register("__events", table)
@@ -350,14 +408,9 @@ class Store:
             # 6.4–7.1 against 9.7–11.5 CPU-µs per row, and 13–50 % more rows/s, with 2 threads
             # (bench/README.md, "single-threaded insert"). The rows returned are the new ones.
             inserted = con.execute(
-                f"""INSERT INTO {events_table(model)}
-                (event_id, model_version, ts, prediction, prediction_class, extras, type_issues,
-                 source, topic, "partition", "offset", ingested_at {feature_cols})
-                SELECT event_id, model_version, ts, prediction, prediction_class, extras,
-                 type_issues, source, topic, "partition", "offset", ?::TIMESTAMP {feature_src}
-                FROM __events {FIRST_OF_EACH if repeated else ""}
-                {"ON CONFLICT DO NOTHING RETURNING event_id" if on_conflict else "RETURNING 1"}
-                """,
+                insert_events_sql(events_table(model), features, repeated=repeated,
+                                  suffix="ON CONFLICT DO NOTHING RETURNING event_id"
+                                  if on_conflict else "RETURNING 1"),
                 [now],
             ).to_arrow_table()
             if on_conflict and inserted.num_rows < distinct:
@@ -401,6 +454,7 @@ class Store:
         offsets: Mapping[tuple[str, int], int] | None = None,
         group_id: str | None = None,
         topic_ids: Mapping[str, str] | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """Append a decoded batch, its quarantine rows and offsets in one transaction.
 
@@ -415,7 +469,7 @@ class Store:
         """
         for model, rows in batch.events.items():
             self.ensure_model_table(model, rows.features)
-        return self._write(batch, offsets, group_id, topic_ids=topic_ids)
+        return self._write(batch, offsets, group_id, topic_ids=topic_ids, expected=expected)
 
     def write_raw_events(
         self,
@@ -428,6 +482,7 @@ class Store:
         group_id: str | None = None,
         topic_ids: Mapping[str, str] | None = None,
         accepted: FastResult | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """Decode raw event messages and append them like `write_batch` does.
 
@@ -451,24 +506,29 @@ class Store:
         staged = {model: (fast.features(model), table) for model, table in tables.items()}
         for model, (features, _) in staged.items():
             self.ensure_model_table(model, features)
-        return self._write(batch, offsets, group_id, staged=staged, topic_ids=topic_ids)
+        return self._write(batch, offsets, group_id, staged=staged, topic_ids=topic_ids,
+                           expected=expected)
 
     def _write(self, batch: DecodedBatch, offsets: Mapping[tuple[str, int], int] | None,
                group_id: str | None, *,
                staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
-               topic_ids: Mapping[str, str] | None = None) -> WriteResult:
+               topic_ids: Mapping[str, str] | None = None,
+               expected: Mapping[tuple[str, int], int | None] | None = None) -> WriteResult:
         """`_write_batch` with plain INSERTs, again with ON CONFLICT when a key exists; the
         outcome is told to `health` (a conflict with another writer is retried, not a fault)."""
         now = _utcnow()
         try:
             try:
                 result = self._write_batch(batch, offsets, group_id, now, on_conflict=False,
-                                           staged=staged, topic_ids=topic_ids)
+                                           staged=staged, topic_ids=topic_ids,
+                                           expected=expected)
             except duckdb.ConstraintException:
                 result = self._write_batch(batch, offsets, group_id, now, on_conflict=True,
-                                           staged=staged, topic_ids=topic_ids)
+                                           staged=staged, topic_ids=topic_ids,
+                                           expected=expected)
         except Exception as exc:
-            if not is_write_conflict(exc):  # another writer's conflict is retried, no fault
+            # another writer's conflict is retried, and a fenced batch dropped: not a fault
+            if not (is_write_conflict(exc) or isinstance(exc, Fenced)):
                 self.health.write_failed(exc)
             raise
         self.health.write_succeeded()
@@ -528,6 +588,7 @@ class Store:
         on_conflict: bool,
         staged: Mapping[str, tuple[Mapping[str, str], pa.Table]] | None = None,
         topic_ids: Mapping[str, str] | None = None,
+        expected: Mapping[tuple[str, int], int | None] | None = None,
     ) -> WriteResult:
         """One transaction: events (`staged` Arrow tables by model, and `batch.events`),
         labels, quarantine rows and offsets."""
@@ -552,32 +613,37 @@ class Store:
             if quarantine:
                 quarantined = self._write_quarantine(con, quarantine, now)
             if offsets and group_id is not None:
-                # UPDATE, then INSERT the partitions not seen before: a third of the cost of
-                # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
-                for (topic, partition), offset in offsets.items():
-                    topic_id = (topic_ids or {}).get(topic)
-                    updated = con.execute(
-                        # overwrite, never max(): after a topic is recreated its offsets restart,
-                        # and a lower value only costs an idempotent re-read
-                        """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
-                           topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
-                        [offset, now, topic_id, group_id, topic, partition],
-                    ).fetchone()[0]
-                    if not updated:
-                        con.execute(
-                            """INSERT INTO kafka_offsets (group_id, topic, "partition",
-                               next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
-                            [group_id, topic, partition, offset, now, topic_id])
+                self._write_offsets(con, offsets, group_id, topic_ids or {}, now, expected)
         return WriteResult(inserted, duplicates, len(labels), len(quarantined),
                            tuple(quarantined), conflicted)
 
     @staticmethod
-    def _write_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
-                          now: datetime) -> list[tuple[str, str]]:
-        """Append the batch's quarantine rows, except a message already quarantined (same
-        source, coordinates and sha256: a topic re-read by a new group, a file replayed
-        twice). Returns (model or "", reason code) of the rows written."""
-        table = pa.table({
+    def _write_offsets(con: duckdb.DuckDBPyConnection, offsets: Mapping[tuple[str, int], int],
+                       group_id: str, topic_ids: Mapping[str, str], now: datetime,
+                       expected: Mapping[tuple[str, int], int | None] | None) -> None:
+        """Store the next offset per partition. `expected` (what the writer believes is
+        stored) matters where several writers share a store (the lake fences on it); one
+        process owns the file."""
+        # UPDATE, then INSERT the partitions not seen before: a third of the cost of
+        # one ON CONFLICT DO UPDATE per batch (DuckDB plans that as a MERGE)
+        for (topic, partition), offset in offsets.items():
+            topic_id = topic_ids.get(topic)
+            updated = con.execute(
+                # overwrite, never max(): after a topic is recreated its offsets restart,
+                # and a lower value only costs an idempotent re-read
+                """UPDATE kafka_offsets SET next_offset = ?, updated_at = ?,
+                   topic_id = ? WHERE group_id = ? AND topic = ? AND "partition" = ?""",
+                [offset, now, topic_id, group_id, topic, partition],
+            ).fetchone()[0]
+            if not updated:
+                con.execute(
+                    """INSERT INTO kafka_offsets (group_id, topic, "partition",
+                       next_offset, updated_at, topic_id) VALUES (?, ?, ?, ?, ?, ?)""",
+                    [group_id, topic, partition, offset, now, topic_id])
+
+    @staticmethod
+    def _quarantine_table(rows: Sequence[QuarantineRow]) -> pa.Table:
+        return pa.table({
             "source": pa.array([q.source for q in rows], pa.string()),
             "topic": pa.array([q.topic for q in rows], pa.string()),
             "partition": pa.array([q.partition for q in rows], pa.int32()),
@@ -590,35 +656,33 @@ class Store:
             "raw_bytes": pa.array([q.size for q in rows], pa.int64()),
             "raw_sha256": pa.array([q.sha256 for q in rows], pa.string()),
         })
-        con.register("__quarantine", table)
+
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, rows: Sequence[QuarantineRow],
+                          now: datetime) -> list[tuple[str, str]]:
+        """Append the batch's quarantine rows, except a message already quarantined (same
+        source, coordinates and sha256: a topic re-read by a new group, a file replayed
+        twice). Returns (model or "", reason code) of the rows written."""
+        con.register("__quarantine", self._quarantine_table(rows))
         try:
             written = con.execute(
-                """INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
+                f"""INSERT INTO quarantine (received_at, source, topic, "partition", "offset",
                    line, model, reason_code, reason, raw, raw_bytes, raw_sha256)
                    SELECT ?::TIMESTAMP, q.source, q.topic, q."partition", q."offset", q.line,
                           q.model, q.reason_code, q.reason, q.raw, q.raw_bytes, q.raw_sha256
-                   FROM __quarantine q
-                   WHERE NOT EXISTS (
-                       SELECT 1 FROM quarantine x
-                       WHERE x.source = q.source AND x.raw_sha256 = q.raw_sha256
-                         AND x.topic IS NOT DISTINCT FROM q.topic
-                         AND x."partition" IS NOT DISTINCT FROM q."partition"
-                         AND x."offset" IS NOT DISTINCT FROM q."offset"
-                         AND x.line IS NOT DISTINCT FROM q.line)
-                   RETURNING model, reason_code""", [now]).fetchall()
+                   {NEW_QUARANTINE_ROWS} RETURNING model, reason_code""", [now]).fetchall()
         finally:
             con.unregister("__quarantine")
         return [(model or "", code) for model, code in written]
 
     @staticmethod
-    def _write_labels(con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
-                      on_conflict: bool) -> None:
-        # last write wins within the batch too: keep the final occurrence of each id
+    def _label_table(labels) -> pa.Table:
+        """The batch's labels, the final occurrence of each (model, event_id) only: last write
+        wins within the batch too."""
         last: dict[tuple[str, str], int] = {}
         for i, key in enumerate(zip(labels.model, labels.event_id, strict=True)):
             last[key] = i
         idx = sorted(last.values())
-        table = pa.table(
+        return pa.table(
             {
                 "model": pa.array([labels.model[i] for i in idx], pa.string()),
                 "event_id": pa.array([labels.event_id[i] for i in idx], pa.string()),
@@ -628,6 +692,10 @@ class Store:
                 "source": pa.array([labels.source[i] for i in idx], pa.string()),
             }
         )
+
+    def _write_labels(self, con: duckdb.DuckDBPyConnection, labels, now: datetime, *,
+                      on_conflict: bool) -> None:
+        table = self._label_table(labels)
         upsert = """ON CONFLICT DO UPDATE SET label = excluded.label,
                      label_class = excluded.label_class, ts = excluded.ts,
                      received_at = excluded.received_at, updates = labels.updates + 1,
@@ -650,6 +718,13 @@ class Store:
             """SELECT topic, "partition", topic_id FROM kafka_offsets
                WHERE group_id = ? AND topic_id IS NOT NULL""", [group_id]).fetchall()
         return {(t, p): i for t, p, i in rows}
+
+    def stored_positions(self, group_id: str) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """(next offset, topic id or None) per stored partition: both in one read."""
+        rows = self.con.execute(
+            """SELECT topic, "partition", next_offset, topic_id FROM kafka_offsets
+               WHERE group_id = ?""", [group_id]).fetchall()
+        return {(t, p): (o, i) for t, p, o, i in rows}
 
     def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         rows = self.con.execute(

@@ -11,6 +11,9 @@ number of concurrent probes costs constant memory and time.
 
 A damaged file (DuckDB verifies a checksum on every block it reads) is named as such, with
 where to read how to verify and restore it.
+
+A store may answer with several named checks (the shared lake: `catalog`, `data_path` beside
+`store`, monitor/store/lake.py); they are computed and cached together.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class StoreHealth:
         self._path = path
         self._clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, StoreStatus] | None = None
+        self._cached: tuple[float, dict[str, str]] | None = None
         self._write_error: tuple[float, str] | None = None  # since when, and what
         self._damage: str | None = None  # a checksum error any reader met: until restart
 
@@ -82,37 +85,65 @@ class StoreHealth:
             self._cached = None
 
     def status(self) -> StoreStatus:
+        """All checks as one: ok, or what is wrong ("name: detail; …" with several)."""
+        checks = self.checks()
+        bad = {name: detail for name, detail in checks.items() if detail != "ok"}
+        if not bad:
+            return StoreStatus(True, "ok")
+        if len(checks) == 1:
+            return StoreStatus(False, next(iter(bad.values())))
+        return StoreStatus(False, "; ".join(f"{k}: {v}" for k, v in bad.items()))
+
+    def checks(self) -> dict[str, str]:
+        """name -> "ok" or what is wrong; computed at most once per CACHE_SECONDS."""
         cached = self._cached
         now = self._clock()
         if cached is not None and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
+            return dict(cached[1])
         with self._lock:  # one probe reads; the others wait and take its answer
             cached = self._cached
             now = self._clock()
             if cached is not None and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
-            status = self._check(now)
-            self._cached = (now, status)
-            return status
+                return dict(cached[1])
+            checks = self._checks(now)
+            self._cached = (now, checks)
+            return dict(checks)
+
+    def _checks(self, now: float) -> dict[str, str]:
+        return {"store": self._check(now).detail}
+
+    def _read(self, sql: str) -> str | None:
+        """Run a small read on the dedicated cursor: None when it answers, else the failure."""
+        try:
+            if self._cursor is None:
+                self._cursor = self._new_cursor()
+            self._cursor.execute(sql).fetchall()
+        except Exception as exc:
+            self._cursor = None
+            return describe_failure(exc)
+        return None
+
+    def _last_write(self, now: float) -> str:
+        """"ok", or how the daemon's writes have been failing (and since when)."""
+        if self._damage is not None:
+            return self._damage
+        error = self._write_error
+        if error is not None:
+            since, text = error
+            return f"{text} (the last write, failing for {now - since:.0f} s)"
+        return "ok"
 
     def _check(self, now: float) -> StoreStatus:
         if self._damage is not None:
             return StoreStatus(False, self._damage)
-        try:
-            if self._cursor is None:
-                self._cursor = self._new_cursor()
-            self._cursor.execute("SELECT count(*) FROM kafka_offsets").fetchall()
-        except Exception as exc:
-            self._cursor = None
-            return StoreStatus(False, describe_failure(exc))
+        failure = self._read("SELECT count(*) FROM kafka_offsets")
+        if failure is not None:
+            return StoreStatus(False, failure)
         folder = self._path.parent
         if not os.access(folder, os.W_OK):
             return StoreStatus(False, f"not writable: {folder} is read-only for this process")
-        error = self._write_error
-        if error is not None:
-            since, text = error
-            return StoreStatus(False, f"{text} (the last write, failing for {now - since:.0f} s)")
-        return StoreStatus(True, "ok")
+        last = self._last_write(now)
+        return StoreStatus(last == "ok", last)
 
     def close(self) -> None:
         with self._lock:

@@ -92,8 +92,10 @@ class Daemon:
     """`python -m driftd.monitor.cli run --config F` as a child process (one at a time)."""
 
     def __init__(self, config: Path, port: int, log: Path, *,
+                 env: dict[str, str] | None = None,
                  preexec_fn: Callable[[], None] | None = None):
         self.config, self.port, self.log = config, port, log
+        self.env = env or {}  # added to this process's environment (a replica's name, port)
         self.preexec_fn = preexec_fn  # e.g. resource limits for the daemon process
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -103,7 +105,7 @@ class Daemon:
         self.starts += 1
         with open(self.log, "ab") as log:
             log.write(f"\n--- start {self.starts} ---\n".encode())
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "driftd", "run", "--config", str(self.config)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
