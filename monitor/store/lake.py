@@ -96,6 +96,9 @@ CREATE TABLE IF NOT EXISTS "references" (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
     path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
     registered_at TIMESTAMP NOT NULL, profile BLOB);
+CREATE TABLE IF NOT EXISTS reference_profile_chunks (
+    model VARCHAR NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+    total_bytes BIGINT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR NOT NULL, model VARCHAR NOT NULL, status VARCHAR NOT NULL,
     drift BOOLEAN NOT NULL, severity VARCHAR, share_drifted DOUBLE,
@@ -110,7 +113,8 @@ CREATE TABLE IF NOT EXISTS findings (
     statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
     status VARCHAR NOT NULL, reason VARCHAR);
 """
-TABLES = ("labels_log", "labels", "quarantine", "references", "runs", "findings")
+TABLES = ("labels_log", "labels", "quarantine", "references", "reference_profile_chunks",
+          "runs", "findings")
 
 
 def events_log(model: str) -> str:
