@@ -171,7 +171,7 @@ def cmd_reference_add(args) -> int:
     from driftd.monitor.service.commands import ReferenceAddArgs
 
     command, result = _store_command(args, "reference-add", ReferenceAddArgs(
-        args.model, str(Path(args.file).resolve())))
+        args.model, str(Path(args.file).resolve()), args.model_version))
     _print_json(command, result, indent=2)
     return EXIT_OK
 
@@ -562,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(ra)
     ra.add_argument("--file", required=True, metavar="PATH",
                     help="the reference file: Parquet or CSV with the feature columns")
+    ra.add_argument("--version", dest="model_version", metavar="MODEL_VERSION",
+                    help="the model version (events' model_version) this reference is for; "
+                         "without it: the model's default reference")
 
     sp = add("replay", cmd_replay, "ingest JSONL or Parquet events/labels",
              "driftd replay --config driftd.yaml --file events.jsonl")

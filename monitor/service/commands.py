@@ -88,6 +88,7 @@ class BackfillArgs:
 class ReferenceAddArgs:
     model: str
     file: str
+    model_version: str | None = None  # `--version`: that model version's own reference
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,10 @@ class HistoryRow:
     run_id: str
     role: str = "feature"  # feature, prediction, calibration or performance
     reference: float | None = None  # the reference's value (calibration, performance)
+    model_version: str | None = None  # the run's (its version slice's, or the most served)
+    reference_version: int | None = None  # the reference it was scored against
+    reference_sha256: str | None = None
+    reference_model_version: str | None = None  # None: the model's default reference
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,8 @@ class ReferenceResult:
     rows: int
     schema: dict[str, str]
     status: str
+    model_version: str | None = None  # the model version it is the reference of
+    source: str = "manual"
 
 
 @dataclass(frozen=True)
@@ -314,10 +321,12 @@ def reference_add(app: App, args: ReferenceAddArgs) -> ReferenceResult:
 
     _model(app, args.model)
     reg = register_reference(app.store, args.model, app.config.models[args.model],
-                             Path(args.file))
+                             Path(args.file), model_version=args.model_version,
+                             source="manual")
     rec = reg.record
     return ReferenceResult(rec.model, rec.version, rec.sha256, rec.rows, dict(rec.schema),
-                           "registered" if reg.created else "unchanged (same sha256)")
+                           "registered" if reg.created else "unchanged (same sha256)",
+                           rec.model_version, rec.source)
 
 
 def replay(app: App, args: ReplayArgs) -> ReplayResult:
