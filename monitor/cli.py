@@ -211,6 +211,34 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare_versions(args) -> int:
+    from driftd.monitor.service.commands import CompareVersionsArgs, check_range
+
+    check_range(args.since, args.until)
+    command, result = _store_command(args, "compare-versions", CompareVersionsArgs(
+        args.model, args.champion, args.challenger, since=args.since, until=args.until,
+        report=args.report is not None))
+    c = result.comparison
+    if args.report is not None:
+        _write_text(Path(args.report), result.html)
+    if args.format == "json":
+        print(json.dumps(c.to_dict(), indent=1))
+    else:
+        rows = [{"": "events", c.champion.version: c.champion.rows,
+                 c.challenger.version: c.challenger.rows, "difference": None},
+                {"": "ece", c.champion.version: c.champion.ece,
+                 c.challenger.version: c.challenger.ece, "difference": c.ece_difference}]
+        rows += [{"": m.name, c.champion.version: m.champion,
+                  c.challenger.version: m.challenger, "difference": m.difference}
+                 for m in c.metrics]
+        rows += [{"": f"prediction {p.method}", c.champion.version: None,
+                  c.challenger.version: p.statistic, "difference": None}
+                 for p in c.prediction]
+        _table(rows, ("", c.champion.version, c.challenger.version, "difference"))
+        print(c.verdict)
+    return EXIT_OK
+
+
 def cmd_verify(args) -> int:
     from driftd.monitor.store.verify import verify_store
 
@@ -594,6 +622,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="event time up to which rows are exported (exclusive)")
     sp.add_argument("--out", required=True, metavar="DIR",
                     help="directory for the Parquet files and manifest.json")
+
+    sp = add("compare-versions", cmd_compare_versions,
+             "champion vs challenger: two model versions on the same traffic period",
+             "driftd compare-versions --config driftd.yaml --model credit-risk --champion v12 "
+             "--challenger v13 --report versions.html")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--champion", required=True, metavar="VERSION",
+                    help="the model version in service (events' model_version)")
+    sp.add_argument("--challenger", required=True, metavar="VERSION",
+                    help="the model version it is compared with")
+    sp.add_argument("--since", type=_parse_time, metavar="T",
+                    help="first event time compared (default: when both versions served)")
+    sp.add_argument("--until", type=_parse_time, metavar="T",
+                    help="event time up to which events are compared (exclusive)")
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="output format (default: table)")
+    sp.add_argument("--report", metavar="OUT.html",
+                    help="also write the self-contained HTML report here")
 
     sp = add("backfill", cmd_backfill, "evaluate every window in a time range",
              "driftd backfill --config driftd.yaml --model credit-risk --since 2026-11-01 "

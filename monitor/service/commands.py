@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter
 
+from driftd.detectors.versions import VersionComparison
 from driftd.monitor.service.outbox import DeliveryRow, Redelivery
 from driftd.monitor.service.reporting import RenderedRun
 
@@ -95,6 +96,16 @@ class ReferenceAddArgs:
 class ReplayArgs:
     file: str
     kind: Literal["events", "labels"] = "events"
+
+
+@dataclass(frozen=True)
+class CompareVersionsArgs:
+    model: str
+    champion: str
+    challenger: str
+    since: datetime | None = None  # default: the period both versions served
+    until: datetime | None = None
+    report: bool = False  # also render the HTML report
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,12 @@ class ReferenceResult:
     status: str
     model_version: str | None = None  # the model version it is the reference of
     source: str = "manual"
+
+
+@dataclass(frozen=True)
+class CompareVersionsResult:
+    comparison: VersionComparison
+    html: str | None = None  # the champion/challenger report, when asked for
 
 
 @dataclass(frozen=True)
@@ -337,6 +354,25 @@ def replay(app: App, args: ReplayArgs) -> ReplayResult:
                         stats.quarantined)
 
 
+def compare_versions(app: App, args: CompareVersionsArgs) -> CompareVersionsResult:
+    from driftd.monitor.service.champion import VersionsError
+    from driftd.monitor.service.champion import compare_versions as compare
+    from driftd.reports.versions import render_version_comparison
+
+    check_range(args.since, args.until)
+    _model(app, args.model)
+    try:
+        comparison, result = compare(app.store, args.model, app.config.models[args.model],
+                                     args.champion, args.challenger, since=args.since,
+                                     until=args.until)
+    except VersionsError as exc:
+        raise CommandError(str(exc)) from None
+    html = (render_version_comparison(comparison, result,
+                                      config_fingerprint=app.config.model_fingerprint(args.model))
+            if args.report else None)
+    return CompareVersionsResult(comparison, html)
+
+
 def redeliver(app: App, args: RedeliverArgs) -> list[Redelivery]:
     if (args.delivery is None) == (not args.dead):
         raise CommandError("give --delivery ID or --dead")
@@ -377,6 +413,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({c.name: c for c in (
     Command("reference-add", ReferenceAddArgs, ReferenceResult, reference_add, writes=True),
     Command("replay", ReplayArgs, ReplayResult, replay, writes=True),
     Command("redeliver", RedeliverArgs, list[Redelivery], redeliver, writes=True),
+    Command("compare-versions", CompareVersionsArgs, CompareVersionsResult, compare_versions,
+            writes=False),
 )})
 
 
