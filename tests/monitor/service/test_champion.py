@@ -16,6 +16,7 @@ from scipy import stats
 from driftd.monitor.cli import main
 from driftd.monitor.demo.simulate import sample
 from tests.monitor.conftest import write_config
+from tests.reports.htmlcheck import external_references, parse
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -108,7 +109,9 @@ def test_champion_and_challenger_differ_in_calibration(tmp_path, capsys):
 
     html = report.read_text()
     assert "Champion v1 vs challenger v2" in html
-    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html)
+    assert external_references(html) == []  # self-contained
+    head = parse(html).tables["Head to head"]
+    assert head[0][1:] == ["Champion v1", "Challenger v2", "Difference (challenger − champion)"]
     # without a period: the time both served, from v2's first event to v1's last one (v1's
     # first event and v2's last lie outside it)
     assert main(["compare-versions", "--config", str(config), "--model", "credit-risk",
@@ -131,3 +134,29 @@ def test_versions_that_never_served_together_are_refused(tmp_path, capsys):
     assert main(["compare-versions", "--config", str(config), "--model", "credit-risk",
                  "--champion", "v1", "--challenger", "v9"]) == 2
     assert "has no events of version 'v9'" in capsys.readouterr().err
+
+
+def test_compare_versions_runs_in_the_daemon_through_the_admin_api(tmp_path, capsys):
+    """Beside a running daemon the CLI's command runs in it: the same typed result."""
+    from driftd.monitor.admin_client import call, find_daemon
+    from driftd.monitor.config import load_config
+    from driftd.monitor.service.app import build
+    from driftd.monitor.service.commands import COMMANDS, CompareVersionsArgs
+
+    config = write_config(tmp_path)
+    _traffic(tmp_path)
+    assert main(["replay", "--config", str(config), "--file", str(tmp_path / "events.jsonl")]) == 0
+    loaded = load_config(config)
+    app = build(loaded)
+    try:
+        app.start_http(env={})
+        command = COMMANDS["compare-versions"]
+        args = CompareVersionsArgs("credit-risk", "v1", "v2", report=True)
+        remote = call(find_daemon(loaded), command, args)
+        local = command.run(app, args)
+        assert remote.comparison == local.comparison
+        assert remote.comparison.champion.ece is None  # no labels replayed here
+        assert "Champion v1 vs challenger v2" in remote.html
+    finally:
+        app.stop_http()
+        app.store.close()
