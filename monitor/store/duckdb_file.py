@@ -141,10 +141,11 @@ def reference_record(row: Sequence[Any]) -> ReferenceRecord:
                            row[7], row[8])
 
 
-# each model's newest scored (ok/drift, not superseded) run by window end, then start
+# each model's newest scored (ok/drift, not superseded) run by window end, then start; of a
+# window scored per model version (one run per slice), a drifted slice's run
 _NEWEST_RUN = """SELECT model, run_id FROM (
     SELECT model, run_id, row_number() OVER (
-        PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
+        PARTITION BY model ORDER BY window_end DESC, drift DESC, started_at DESC) AS k
     FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
   WHERE k = 1"""
 

@@ -144,3 +144,37 @@ def test_drift_of_a_version_against_its_own_reference_alerts_naming_it(tmp_path,
         assert by_version["v2"]["reference_model_version"] == "v2"
         assert by_version["v1"]["reference_model_version"] is None
         assert json.loads(runs["v2"]["model_versions"]) == ["v2"]
+
+
+def test_the_model_level_metrics_show_a_drifted_version_slice(tmp_path):
+    """The window's newest verdict is its drifted slice's, whichever slice was scored last."""
+    from datetime import UTC, datetime
+
+    from driftd.monitor.cli import main
+
+    sample(5000, np.random.default_rng(3), drifted=True).write_parquet(
+        tmp_path / "reference-v2.parquet")
+    config = write_config(tmp_path, extra_model="    references: {v2: reference-v2.parquet}\n")
+    lines = []
+    start = 0
+    # v2 serves most (scored first) and drifts from its own reference; v1 is fine (scored last)
+    for version, n, drifted, seed in (("v2", 1500, False, 12), ("v1", 800, False, 11)):
+        frame = sample(n, np.random.default_rng(seed), drifted=drifted)
+        lines += [event.decode() for _, event, _ in event_messages(
+            frame, model="credit-risk", start_id=start, model_version=version,
+            ts=datetime.now(UTC))]
+        start += n
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["replay", "--config", str(config), "--file",
+                 str(tmp_path / "events.jsonl")]) == 0
+    app = build(load_config(config))
+    try:
+        app.register_references()
+        app.run_model("credit-risk")
+        runs = _runs(app)
+        assert runs["v2"]["status"] == "drift" and runs["v1"]["status"] == "ok"
+        assert runs["v1"]["started_at"] > runs["v2"]["started_at"]
+        registry = app.metrics.registry
+        assert registry.get_sample_value("driftd_model_drifted", {"model": "credit-risk"}) == 1
+    finally:
+        app.store.close()
