@@ -211,6 +211,12 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def time_range_args(sp, since_help: str, until_help: str) -> None:
+    """Optional `--since` / `--until` (RFC 3339, a date, or epoch ms)."""
+    sp.add_argument("--since", type=_parse_time, metavar="T", help=since_help)
+    sp.add_argument("--until", type=_parse_time, metavar="T", help=until_help)
+
+
 def cmd_compare_versions(args) -> int:
     from driftd.monitor.service.commands import CompareVersionsArgs, check_range
 
@@ -616,10 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
              "--out exports/nov")
     config_arg(sp)
     model_arg(sp)
-    sp.add_argument("--since", type=_parse_time, metavar="T",
-                    help="first event time included (RFC 3339, a date, or epoch ms)")
-    sp.add_argument("--until", type=_parse_time, metavar="T",
-                    help="event time up to which rows are exported (exclusive)")
+    time_range_args(sp, "first event time included (RFC 3339, a date, or epoch ms)",
+                    "event time up to which rows are exported (exclusive)")
     sp.add_argument("--out", required=True, metavar="DIR",
                     help="directory for the Parquet files and manifest.json")
 
@@ -633,10 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the model version in service (events' model_version)")
     sp.add_argument("--challenger", required=True, metavar="VERSION",
                     help="the model version it is compared with")
-    sp.add_argument("--since", type=_parse_time, metavar="T",
-                    help="first event time compared (default: when both versions served)")
-    sp.add_argument("--until", type=_parse_time, metavar="T",
-                    help="event time up to which events are compared (exclusive)")
+    time_range_args(sp, "first event time compared (default: when both versions served)",
+                    "event time up to which events are compared (exclusive)")
     sp.add_argument("--format", choices=("table", "json"), default="table",
                     help="output format (default: table)")
     sp.add_argument("--report", metavar="OUT.html",

@@ -55,6 +55,15 @@ def _app(tmp_path: Path, broker, hook_url: str, monkeypatch, *, v2_reference: bo
     return build(load_config(path)), topics[0]
 
 
+def _rollout(tmp_path: Path, broker, monkeypatch, hook, batches, *, v2_reference: bool,
+             deliver_seconds: float):
+    """The app after one `run --once` over `batches` (see `_produce`)."""
+    app, topic = _app(tmp_path, broker, hook.url, monkeypatch, v2_reference=v2_reference)
+    _produce(broker.bootstrap, topic, batches)
+    assert app.run_once(ingest_seconds=30, deliver_seconds=deliver_seconds) == 0
+    return app
+
+
 def _runs(app) -> dict[str | None, dict]:
     cur = app.store.con.execute("SELECT * FROM runs WHERE superseded_by IS NULL")
     names = [d[0] for d in cur.description]
@@ -65,10 +74,10 @@ def _runs(app) -> dict[str | None, dict]:
 def test_a_rollout_to_a_version_with_its_own_reference_is_not_drift(tmp_path, broker,
                                                                     monkeypatch):
     with WebhookReceiver(tmp_path / "webhook.jsonl", secret=SECRET) as hook:
-        app, topic = _app(tmp_path, broker, hook.url, monkeypatch, v2_reference=True)
         # v1 serves as trained; v2 serves traffic shifted against v1's reference, as v2's own
-        _produce(broker.bootstrap, topic, [("v1", 1500, False, 11), ("v2", 1500, True, 12)])
-        assert app.run_once(ingest_seconds=30, deliver_seconds=5) == 0
+        app = _rollout(tmp_path, broker, monkeypatch, hook,
+                       [("v1", 1500, False, 11), ("v2", 1500, True, 12)], v2_reference=True,
+                       deliver_seconds=5)
 
         runs = _runs(app)
         assert set(runs) == {"v1", "v2"}
@@ -99,9 +108,9 @@ def test_a_rollout_to_a_version_with_its_own_reference_is_not_drift(tmp_path, br
 def test_the_same_rollout_without_a_version_reference_alerts(tmp_path, broker, monkeypatch):
     """The control: pooled against v1's reference, the switch itself looks like drift."""
     with WebhookReceiver(tmp_path / "webhook.jsonl", secret=SECRET) as hook:
-        app, topic = _app(tmp_path, broker, hook.url, monkeypatch, v2_reference=False)
-        _produce(broker.bootstrap, topic, [("v1", 1000, False, 11), ("v2", 2000, True, 12)])
-        assert app.run_once(ingest_seconds=30, deliver_seconds=20) == 0
+        app = _rollout(tmp_path, broker, monkeypatch, hook,
+                       [("v1", 1000, False, 11), ("v2", 2000, True, 12)], v2_reference=False,
+                       deliver_seconds=20)
         (run,) = _runs(app).values()
         assert run["status"] == "drift" and run["rows"] == 3000
         (delivery,) = hook.received
@@ -112,10 +121,10 @@ def test_the_same_rollout_without_a_version_reference_alerts(tmp_path, broker, m
 def test_drift_of_a_version_against_its_own_reference_alerts_naming_it(tmp_path, broker,
                                                                      monkeypatch):
     with WebhookReceiver(tmp_path / "webhook.jsonl", secret=SECRET) as hook:
-        app, topic = _app(tmp_path, broker, hook.url, monkeypatch, v2_reference=True)
         # v1 serves most of the window, as trained; v2 serves traffic unlike its own reference
-        _produce(broker.bootstrap, topic, [("v1", 2000, False, 11), ("v2", 1000, False, 12)])
-        assert app.run_once(ingest_seconds=30, deliver_seconds=20) == 0
+        app = _rollout(tmp_path, broker, monkeypatch, hook,
+                       [("v1", 2000, False, 11), ("v2", 1000, False, 12)], v2_reference=True,
+                       deliver_seconds=20)
 
         runs = _runs(app)
         assert runs["v1"]["status"] == "ok" and runs["v2"]["status"] == "drift"
