@@ -119,7 +119,8 @@ def infer_task(reference: pl.DataFrame | pl.LazyFrame, label: str | None) -> str
         return "binary_classification"
     frame = reference.lazy()
     if frame.collect_schema()[label].is_numeric():
-        other = pl.col(label).drop_nulls().is_in([0, 1]).not_().any()
+        # polars 2 compares like types only: 0/1 as floats covers int and float labels
+        other = pl.col(label).drop_nulls().cast(pl.Float64).is_in([0.0, 1.0]).not_().any()
         found = frame.select(other).collect(engine="streaming").item()
         return "regression" if found else "binary_classification"
     return "binary_classification"

@@ -185,7 +185,7 @@ def cmd_reference_add(args) -> int:
     from driftd.monitor.service.commands import ReferenceAddArgs
 
     command, result = _store_command(args, "reference-add", ReferenceAddArgs(
-        args.model, str(Path(args.file).resolve())))
+        args.model, str(Path(args.file).resolve()), args.model_version))
     _print_json(command, result, indent=2)
     return EXIT_OK
 
@@ -222,6 +222,40 @@ def cmd_report(args) -> int:
         write_report(out.parent, result.appendix.name, result.appendix.html)
     _write_text(out, result.html)
     print(out)
+    return EXIT_OK
+
+
+def time_range_args(sp, since_help: str, until_help: str) -> None:
+    """Optional `--since` / `--until` (RFC 3339, a date, or epoch ms)."""
+    sp.add_argument("--since", type=_parse_time, metavar="T", help=since_help)
+    sp.add_argument("--until", type=_parse_time, metavar="T", help=until_help)
+
+
+def cmd_compare_versions(args) -> int:
+    from driftd.monitor.service.commands import CompareVersionsArgs, check_range
+
+    check_range(args.since, args.until)
+    command, result = _store_command(args, "compare-versions", CompareVersionsArgs(
+        args.model, args.champion, args.challenger, since=args.since, until=args.until,
+        report=args.report is not None))
+    c = result.comparison
+    if args.report is not None:
+        _write_text(Path(args.report), result.html)
+    if args.format == "json":
+        print(json.dumps(c.to_dict(), indent=1))
+    else:
+        rows = [{"": "events", c.champion.version: c.champion.rows,
+                 c.challenger.version: c.challenger.rows, "difference": None},
+                {"": "ece", c.champion.version: c.champion.ece,
+                 c.challenger.version: c.challenger.ece, "difference": c.ece_difference}]
+        rows += [{"": m.name, c.champion.version: m.champion,
+                  c.challenger.version: m.challenger, "difference": m.difference}
+                 for m in c.metrics]
+        rows += [{"": f"prediction {p.method}", c.champion.version: None,
+                  c.challenger.version: p.statistic, "difference": None}
+                 for p in c.prediction]
+        _table(rows, ("", c.champion.version, c.challenger.version, "difference"))
+        print(c.verdict)
     return EXIT_OK
 
 
@@ -616,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(ra)
     ra.add_argument("--file", required=True, metavar="PATH",
                     help="the reference file: Parquet or CSV with the feature columns")
+    ra.add_argument("--version", dest="model_version", metavar="MODEL_VERSION",
+                    help="the model version (events' model_version) this reference is for; "
+                         "without it: the model's default reference")
 
     sp = add("replay", cmd_replay, "ingest JSONL or Parquet events/labels",
              "driftd replay --config driftd.yaml --file events.jsonl")
@@ -639,12 +676,27 @@ def build_parser() -> argparse.ArgumentParser:
              "--out exports/nov")
     config_arg(sp)
     model_arg(sp)
-    sp.add_argument("--since", type=_parse_time, metavar="T",
-                    help="first event time included (RFC 3339, a date, or epoch ms)")
-    sp.add_argument("--until", type=_parse_time, metavar="T",
-                    help="event time up to which rows are exported (exclusive)")
+    time_range_args(sp, "first event time included (RFC 3339, a date, or epoch ms)",
+                    "event time up to which rows are exported (exclusive)")
     sp.add_argument("--out", required=True, metavar="DIR",
                     help="directory for the Parquet files and manifest.json")
+
+    sp = add("compare-versions", cmd_compare_versions,
+             "champion vs challenger: two model versions on the same traffic period",
+             "driftd compare-versions --config driftd.yaml --model credit-risk --champion v12 "
+             "--challenger v13 --report versions.html")
+    config_arg(sp)
+    model_arg(sp)
+    sp.add_argument("--champion", required=True, metavar="VERSION",
+                    help="the model version in service (events' model_version)")
+    sp.add_argument("--challenger", required=True, metavar="VERSION",
+                    help="the model version it is compared with")
+    time_range_args(sp, "first event time compared (default: when both versions served)",
+                    "event time up to which events are compared (exclusive)")
+    sp.add_argument("--format", choices=("table", "json"), default="table",
+                    help="output format (default: table)")
+    sp.add_argument("--report", metavar="OUT.html",
+                    help="also write the self-contained HTML report here")
 
     sp = add("backfill", cmd_backfill, "evaluate every window in a time range",
              "driftd backfill --config driftd.yaml --model credit-risk --since 2026-11-01 "

@@ -175,6 +175,10 @@ FeatureKind = Literal["numeric", "categorical"]
 class ModelConfig(_Strict):
     task: Literal["binary_classification", "regression"] = "binary_classification"
     reference: str
+    # a model version's own reference (`v13: data/reference-v13.parquet`): that version's
+    # events are scored against it, the other versions' against `reference`
+    # (monitor/service/version_slices.py)
+    references: dict[str, str] = Field(default_factory=dict)
     features: dict[str, FeatureKind]
     prediction_column: str = "prediction"
     label_column: str = "label"
@@ -353,6 +357,12 @@ def _check_references(config: Config, base: Path, source: SourceMap) -> list[Con
             path = ("models", name, "reference")
             issues.append(ConfigIssue(_dotted(path), f"reference file not found: {ref}",
                                       source.line_of(path)))
+        for version, file in model.references.items():
+            ref = resolve_path(base, file)
+            if not ref.exists():
+                path = ("models", name, "references", version)
+                issues.append(ConfigIssue(_dotted(path), f"reference file of model version "
+                                          f"{version!r} not found: {ref}", source.line_of(path)))
     return issues
 
 

@@ -546,6 +546,8 @@ class TimelineColumn:
     verdict_title: str
     label: str  # axis label; "" where left out so that labels do not overlap
     cells: tuple[TimelineCell, ...]  # one per row, in row order
+    # "v1 → v2" where this column's model version differs from the column before's
+    version_change: str | None = None
 
 
 @dataclass(frozen=True)
@@ -657,8 +659,17 @@ def _verdict_title(window: ModelWindow) -> str:
         )
     elif window.status_reason:
         lines.append(window.status_reason)
+    if window.model_version is not None:
+        lines.append(f"model version {window.model_version}")
     lines.append(f"run id {window.run_id}" + (" · click for its report" if window.report else ""))
     return "\n".join(lines)
+
+
+def version_changes(versions: Sequence[str | None]) -> list[bool]:
+    """For a timeline's columns (oldest first): True where the model version differs from the
+    column before's (the first column, and a column without a version, is no change)."""
+    return [i > 0 and v is not None and versions[i - 1] is not None and v != versions[i - 1]
+            for i, v in enumerate(versions)]
 
 
 def timeline(history: ModelHistory, *, max_width: float = TIMELINE_WIDTH) -> Timeline | None:
@@ -715,6 +726,7 @@ def timeline(history: ModelHistory, *, max_width: float = TIMELINE_WIDTH) -> Tim
     label_chars = max(len(t.strftime(fmt)) for t in times)
     step = max(1, math.ceil((label_chars * _CHAR_W + 8) / pitch))
     columns = []
+    changes = version_changes([w.model_version for w in windows])
     for i, w in enumerate(windows):
         x = _CELLS_X + i * pitch
         cells = tuple(_cell(s, w, s.findings[i], cy) for s, cy in row_series)
@@ -728,6 +740,8 @@ def timeline(history: ModelHistory, *, max_width: float = TIMELINE_WIDTH) -> Tim
                 verdict_title=_verdict_title(w),
                 label=times[i].strftime(fmt) if (n - 1 - i) % step == 0 else "",
                 cells=cells,
+                version_change=(f"{windows[i - 1].model_version} → {w.model_version}"
+                                if changes[i] else None),
             )
         )
     count_x = _CELLS_X + n * pitch + 6.0

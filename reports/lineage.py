@@ -103,6 +103,11 @@ class RunLineage:
     # the version that served most of the window (ties: the one seen last); `model_versions`
     # holds every version seen, the most served first
     model_version: str | None = None
+    # the model version whose own reference was used (None: the model's default reference),
+    # who registered it ("config" | "manual") and why it was the one used
+    reference_model_version: str | None = None
+    reference_source: str | None = None
+    reference_choice: str | None = None
 
     def __post_init__(self) -> None:
         _check_status(self.status)
@@ -187,6 +192,7 @@ class ModelWindow:
     severity: str | None = None
     status_reason: str | None = None
     report: str | None = None
+    model_version: str | None = None  # the run's (its version slice's, or the most served)
 
     def __post_init__(self) -> None:
         _check_status(self.status)

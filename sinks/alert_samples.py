@@ -25,6 +25,10 @@ _REFERENCE = {
     "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "rows": 100000,
     "uri": "file:///srv/driftd/data/reference.parquet",
+    "model_version": "v12",
+    "source": "config",
+    "choice": "model version v12's own reference: reference 3 (sha256 9f86d081884c…), "
+              "registered from the config's file on 2026-11-20 09:00 UTC, the newest of its slot",
 }
 
 _BASE: dict[str, Any] = {
@@ -60,7 +64,7 @@ _TRAINING_DATA = {
                 "retrain-8c1e0f4a2b3d4c5e9f8a7b6c5d4e3f2a/manifest.json",
     "manifest_sha256": "cd" * 32,
     "time_range": {"start": "2026-11-22T06:00:02Z", "end": "2026-11-22T06:59:58Z"},
-    "replaces": _REFERENCE,
+    "replaces": {k: v for k, v in _REFERENCE.items() if k != "choice"},
 }
 
 

@@ -238,6 +238,8 @@ def build_message(event_type: str, body: Mapping[str, Any]) -> SlackMessage:
         ref_text += f" ({_code(sha)})"
     if reference.get("rows") is not None:
         ref_text += f", {_num(reference.get('rows'))} rows"
+    if reference.get("model_version"):  # a model version's own reference (issue 23)
+        ref_text += f", {_num(reference.get('model_version'))}'s own"
     fields = [
         f"*Model*\n{_code(model)} {_num(model_version)}",
         f"*Severity*\n{_num(severity)}",

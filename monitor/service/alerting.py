@@ -127,6 +127,8 @@ def finding_key(outcome: RunOutcome) -> str:
     result = outcome.result
     items = sorted(drifted_keys(result))
     items += sorted(f"{i.rule}\x1f{i.feature}" for i in result.issues) if result else []
+    if outcome.reference is not None and outcome.reference.model_version is not None:
+        items.append(f"model_version\x1f{outcome.reference.model_version}")  # its own slice
     return hashlib.sha256("\x1e".join(items).encode()).hexdigest()[:16]
 
 
@@ -348,7 +350,8 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         "episode_id": state.episode_id,
         "window": {"start": _iso(outcome.window.start), "end": _iso(outcome.window.end),
                    "rows": outcome.rows},
-        "reference": reference_summary(outcome.reference),
+        "reference": {**reference_summary(outcome.reference),
+                      "choice": outcome.reference_choice},
         "share_drifted": result.share_drifted if result else None,
         "drifted_features": drifted,
         "findings": findings,
@@ -366,6 +369,10 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
 def reference_summary(ref: ReferenceRecord | None) -> dict[str, Any]:
     """The training reference a run compared against (and a retrain would replace)."""
     if ref is None:
-        return {"version": None, "sha256": None, "rows": None, "uri": None}
+        return {"version": None, "sha256": None, "rows": None, "uri": None,
+                "model_version": None, "source": None}
     return {"version": str(ref.version), "sha256": ref.sha256, "rows": ref.rows,
-            "uri": Path(ref.path).absolute().as_uri()}
+            "uri": Path(ref.path).absolute().as_uri(),
+            # the model version it is the reference of (None: the model's default), and
+            # whether the config's file or `driftd reference add` registered it
+            "model_version": ref.model_version, "source": ref.source}

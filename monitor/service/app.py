@@ -31,9 +31,11 @@ from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
 from driftd.monitor.service.reporting import ReportWriter
 from driftd.monitor.service.runner import DetectorRunner, RunOutcome, summarize
+from driftd.monitor.service.version_slices import alert_outcome, plan_slices
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
 from driftd.monitor.store.export import export_training_data, remove_stale_exports
+from driftd.monitor.store.model_versions import window_runs
 from driftd.monitor.store.references import ProfileCache, file_sha256, register_reference
 from driftd.monitor.store.retention import RetentionStats
 from driftd.sinks.base import EVENT_TYPES
@@ -91,9 +93,13 @@ class App:
     # --- steps -----------------------------------------------------------------------------
 
     def register_references(self) -> None:
-        """Explicit, logged refresh: a changed reference file becomes a new version."""
+        """Explicit, logged refresh: a changed reference file becomes a new version (the
+        config's files: the model's `reference` and each version's in `references`)."""
         for name, model in self.config.models.items():
             register_reference(self.store, name, model, self.loaded.resolve(model.reference))
+            for version, path in model.references.items():
+                register_reference(self.store, name, model, self.loaded.resolve(path),
+                                   model_version=version)
 
     def run_model(self, model: str, window: TimeWindow | None = None, *,
                   trigger: str = "sliding", replaces: tuple[str, ...] = (),
@@ -105,20 +111,39 @@ class App:
         window = window or current_window(self.clock(), cfg.window_seconds, cfg.window_align,
                                           cfg.allowed_lateness_seconds)
         with self._model_lock(model):
-            outcome = self.runner.run(model, window, trigger=trigger, replaces=replaces)
-        self.metrics.detector_run_seconds.observe(outcome.duration_seconds)
-        if outcome.status == "error":
-            self.metrics.detector_errors.labels(model).inc()
+            outcomes = self._run_slices(model, window, trigger, replaces)
+        outcome = alert_outcome(outcomes)
+        for done in outcomes:
+            self.metrics.detector_run_seconds.observe(done.duration_seconds)
+            if done.status == "error":
+                self.metrics.detector_errors.labels(model).inc()
         if alert and trigger != "backfill":
             self.alerts.handle(outcome, rescored=rescored)
-        if outcome.result is not None:
+        for done in outcomes:
+            if done.result is None:
+                continue
             try:
-                self.reports.write_run(outcome.run_id)
-                if index:
-                    self.reports.write_index()
+                self.reports.write_run(done.run_id)
             except Exception:  # a report failure must not lose the run or its alert
-                log.exception("report failed", extra={"model": model, "run_id": outcome.run_id})
+                log.exception("report failed", extra={"model": model, "run_id": done.run_id})
+        if index and any(done.result is not None for done in outcomes):
+            try:
+                self.reports.write_index()
+            except Exception:
+                log.exception("report index failed", extra={"model": model})
         return outcome
+
+    def _run_slices(self, model: str, window: TimeWindow, trigger: str,
+                    replaces: tuple[str, ...]) -> list[RunOutcome]:
+        """One run per version slice of the window (one run when no version has a reference
+        of its own); a window scored again supersedes all of its earlier slices' runs."""
+        parts = plan_slices(self.store, model, window)
+        if replaces:
+            replaces = tuple(dict.fromkeys(
+                (*replaces, *window_runs(self.store, model, window.start, window.end))))
+        return [self.runner.run(model, window, trigger=trigger,
+                                replaces=replaces if i == 0 else (), part=part)
+                for i, part in enumerate(parts)]
 
     def scheduled_pass(self, model: str, *, trigger: str | None = None) -> list[RunOutcome]:
         """What one schedule tick does for a model.

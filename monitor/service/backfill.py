@@ -39,7 +39,10 @@ def backfill(app, model: str, since: datetime, until: datetime, *,
 def history_rows(store: Store, model: str, *, feature: str | None = None) -> list[dict[str, Any]]:
     """One row per window × feature × method (newest run per window), oldest first.
 
-    Every row has the contract's keys plus `status`, `run_id`, `role` and `reference`. `role`
+    Every row has the contract's keys plus `status`, `run_id`, `role` and `reference`, and its
+    run's lineage: `model_version` (the slice's, or the version that served most of the
+    window) and the reference it was scored against (`reference_version`,
+    `reference_sha256`, `reference_model_version`: None for the model's default reference). `role`
     is "feature", "prediction" (the prediction's drift, under the model's own name for its
     prediction column), "calibration" (method `ece`: the window's ECE against the reference's
     plus the margin) or "performance" (method = the metric: the window's value against the
@@ -102,7 +105,15 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
             else "feature"
         item["reference"] = None
         found.append(item)
-    return sorted(found + model_rows, key=lambda r: r["window_start"])
+    lineage = {run_id: {"model_version": version, "reference_version": ref_version,
+                        "reference_sha256": ref_sha, "reference_model_version": ref_model_version}
+               for run_id, version, ref_version, ref_sha, ref_model_version in store.con.execute(
+                   """SELECT run_id, model_version, reference_version, reference_sha256,
+                             reference_model_version
+                      FROM runs WHERE model = ? AND superseded_by IS NULL""",
+                   [model]).fetchall()}
+    rows = sorted(found + model_rows, key=lambda r: r["window_start"])
+    return [{**row, **lineage.get(row["run_id"], {})} for row in rows]
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

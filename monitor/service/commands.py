@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter
 
+from driftd.detectors.versions import VersionComparison
 from driftd.monitor.service.outbox import DeliveryRow, Redelivery
 from driftd.monitor.service.reporting import RenderedRun
 
@@ -88,12 +89,23 @@ class BackfillArgs:
 class ReferenceAddArgs:
     model: str
     file: str
+    model_version: str | None = None  # `--version`: that model version's own reference
 
 
 @dataclass(frozen=True)
 class ReplayArgs:
     file: str
     kind: Literal["events", "labels"] = "events"
+
+
+@dataclass(frozen=True)
+class CompareVersionsArgs:
+    model: str
+    champion: str
+    challenger: str
+    since: datetime | None = None  # default: the period both versions served
+    until: datetime | None = None
+    report: bool = False  # also render the HTML report
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,10 @@ class HistoryRow:
     run_id: str
     role: str = "feature"  # feature, prediction, calibration or performance
     reference: float | None = None  # the reference's value (calibration, performance)
+    model_version: str | None = None  # the run's (its version slice's, or the most served)
+    reference_version: int | None = None  # the reference it was scored against
+    reference_sha256: str | None = None
+    reference_model_version: str | None = None  # None: the model's default reference
 
 
 @dataclass(frozen=True)
@@ -206,6 +222,14 @@ class ReferenceResult:
     rows: int
     schema: dict[str, str]
     status: str
+    model_version: str | None = None  # the model version it is the reference of
+    source: str = "manual"
+
+
+@dataclass(frozen=True)
+class CompareVersionsResult:
+    comparison: VersionComparison
+    html: str | None = None  # the champion/challenger report, when asked for
 
 
 @dataclass(frozen=True)
@@ -314,10 +338,12 @@ def reference_add(app: App, args: ReferenceAddArgs) -> ReferenceResult:
 
     _model(app, args.model)
     reg = register_reference(app.store, args.model, app.config.models[args.model],
-                             Path(args.file))
+                             Path(args.file), model_version=args.model_version,
+                             source="manual")
     rec = reg.record
     return ReferenceResult(rec.model, rec.version, rec.sha256, rec.rows, dict(rec.schema),
-                           "registered" if reg.created else "unchanged (same sha256)")
+                           "registered" if reg.created else "unchanged (same sha256)",
+                           rec.model_version, rec.source)
 
 
 def replay(app: App, args: ReplayArgs) -> ReplayResult:
@@ -326,6 +352,25 @@ def replay(app: App, args: ReplayArgs) -> ReplayResult:
     stats = replay_file(_file(args.file), args.kind, app.decoder, app.store, app.metrics)
     return ReplayResult(stats.lines, stats.stored, stats.labels, stats.duplicates,
                         stats.quarantined)
+
+
+def compare_versions(app: App, args: CompareVersionsArgs) -> CompareVersionsResult:
+    from driftd.monitor.service.champion import VersionsError
+    from driftd.monitor.service.champion import compare_versions as compare
+    from driftd.reports.versions import render_version_comparison
+
+    check_range(args.since, args.until)
+    _model(app, args.model)
+    try:
+        comparison, result = compare(app.store, args.model, app.config.models[args.model],
+                                     args.champion, args.challenger, since=args.since,
+                                     until=args.until)
+    except VersionsError as exc:
+        raise CommandError(str(exc)) from None
+    html = (render_version_comparison(comparison, result,
+                                      config_fingerprint=app.config.model_fingerprint(args.model))
+            if args.report else None)
+    return CompareVersionsResult(comparison, html)
 
 
 def redeliver(app: App, args: RedeliverArgs) -> list[Redelivery]:
@@ -368,6 +413,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({c.name: c for c in (
     Command("reference-add", ReferenceAddArgs, ReferenceResult, reference_add, writes=True),
     Command("replay", ReplayArgs, ReplayResult, replay, writes=True),
     Command("redeliver", RedeliverArgs, list[Redelivery], redeliver, writes=True),
+    Command("compare-versions", CompareVersionsArgs, CompareVersionsResult, compare_versions,
+            writes=False),
 )})
 
 

@@ -81,6 +81,9 @@ def lineage_of(run: dict[str, Any], config: Config | None) -> RunLineage:
         duration_seconds=float(run["duration_seconds"]),
         generated_at=datetime.now(UTC), status_reason=run.get("error"),
         model_version=run.get("model_version"),
+        reference_model_version=run.get("reference_model_version"),
+        reference_source=run.get("reference_source"),
+        reference_choice=run.get("reference_choice"),
     )
 
 
@@ -94,7 +97,7 @@ def _direction(method: str) -> str:
 _RECENT_RUNS = """WITH recent AS (
     SELECT * EXCLUDE (k) FROM (
         SELECT model, run_id, status, share_drifted, severity, window_start, window_end, rows,
-               error, started_at,
+               error, started_at, model_version,
                row_number() OVER (PARTITION BY model
                                   ORDER BY window_end DESC, started_at DESC) AS k
         FROM runs WHERE superseded_by IS NULL)
@@ -120,7 +123,7 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
     runs = store.con.execute(
         f"""{_RECENT_RUNS}
            SELECT model, run_id, status, share_drifted, severity, window_start, window_end,
-                  rows, error
+                  rows, error, model_version
            FROM recent ORDER BY model, window_end, started_at""",
         [limit],
     ).fetchall()
@@ -136,7 +139,7 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         by_run[row[0]].append(row[1:])
 
     windows: dict[str, list[ModelWindow]] = defaultdict(list)
-    for model, run_id, status, share, severity, start, end, rows, error in runs:
+    for model, run_id, status, share, severity, start, end, rows, error, version in runs:
         report = f"{run_id}.html"
         try:
             validate_report_name(report)
@@ -146,7 +149,7 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         windows[model].append(ModelWindow(
             run_id=run_id, window_start=_aware(start), window_end=_aware(end), status=status,
             rows=int(rows), share_drifted=share, severity=severity, status_reason=error,
-            report=report if exists else None))
+            report=report if exists else None, model_version=version))
 
     histories = []
     for model, model_windows in windows.items():

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from driftd import __version__
 from driftd.detectors.results import DriftResult
@@ -17,6 +18,9 @@ from driftd.monitor.service.windows import TimeWindow
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
 from driftd.monitor.store.references import ProfileCache
 from driftd.monitor.store.window_stats import open_window
+
+if TYPE_CHECKING:
+    from driftd.monitor.service.version_slices import VersionSlice
 
 log = logging.getLogger("driftd.runner")
 
@@ -40,6 +44,7 @@ class RunOutcome:
     error: str | None = None
     trigger: str = "schedule"
     model_version: str | None = None  # served most of the window; model_versions: all seen
+    reference_choice: str | None = None  # why this reference (version_slices.py)
 
 
 def severity_of(result: DriftResult, critical_share: float) -> str | None:
@@ -65,14 +70,15 @@ class DetectorRunner:
         self._profiles = profiles
 
     def run(self, model: str, window: TimeWindow, *, trigger: str = "schedule",
-            replaces: tuple[str, ...] = ()) -> RunOutcome:
-        """Evaluate one window. Never raises for data problems: they become status=error."""
+            replaces: tuple[str, ...] = (), part: VersionSlice | None = None) -> RunOutcome:
+        """Evaluate one window (`part`: only its slice of model versions, against the slice's
+        reference). Never raises for data problems: they become status=error."""
         cfg = self._config.models[model]
         started = _utcnow()
         t0 = time.perf_counter()
         run_id = uuid.uuid4().hex[:16]
         fingerprint = self._config.model_fingerprint(model)
-        reference = self._store.reference(model)
+        reference = part.reference if part is not None else self._store.reference(model)
         result: DriftResult | None = None
         error = None
         versions: tuple[str, ...] = ()
@@ -84,7 +90,8 @@ class DetectorRunner:
             # the window stays in DuckDB: the detectors read it column by column, within
             # store.window_memory_mb (monitor/store/window_stats.py)
             with open_window(self._store, model, cfg.features, window.start, window.end,
-                             memory_bytes=self._config.store.window_memory_bytes) as loaded:
+                             memory_bytes=self._config.store.window_memory_bytes,
+                             versions=part.versions if part else None) as loaded:
                 rows = loaded.rows
                 versions, version = loaded.model_versions, loaded.model_version
                 if rows < cfg.min_rows:
@@ -103,7 +110,8 @@ class DetectorRunner:
         severity = severity_of(result, cfg.alert.critical_share) if result else None
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,
                              fingerprint, started, duration, result, error, trigger,
-                             model_version=version)
+                             model_version=version,
+                             reference_choice=part.choice if part is not None else None)
         self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
@@ -121,6 +129,9 @@ class DetectorRunner:
             "reference_version": o.reference.version if o.reference else None,
             "reference_sha256": o.reference.sha256 if o.reference else None,
             "reference_rows": o.reference.rows if o.reference else None,
+            "reference_model_version": o.reference.model_version if o.reference else None,
+            "reference_source": o.reference.source if o.reference else None,
+            "reference_choice": o.reference_choice,
             "config_fingerprint": o.config_fingerprint,
             "thresholds": json.dumps(thresholds_of(result)),
             "trigger": o.trigger, "started_at": o.started_at,

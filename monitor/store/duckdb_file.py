@@ -44,6 +44,7 @@ from driftd.monitor.store.coordination import (
     StateDB,
 )
 from driftd.monitor.store.health import StoreHealth
+from driftd.monitor.store.model_versions import VersionFilter
 from driftd.sinks.prometheus import ModelSignals
 
 if TYPE_CHECKING:
@@ -105,6 +106,14 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_version VARCHAR;
 -- the ECE of its predictions, and its performance metrics as JSON {"roc_auc": 0.81, ...}
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS calibration_ece DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS performance VARCHAR;
+-- a reference of one model version (NULL: the model's default) and who registered it
+-- ("config": the config's file; "manual": `driftd reference add`): see version_references.py
+ALTER TABLE "references" ADD COLUMN IF NOT EXISTS model_version VARCHAR;
+ALTER TABLE "references" ADD COLUMN IF NOT EXISTS source VARCHAR;
+-- which reference a run used and why: the model version it belongs to, who registered it
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference_model_version VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference_source VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference_choice VARCHAR;
 -- written by earlier versions' readiness check; kept so their files open unchanged
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
@@ -161,12 +170,26 @@ class ReferenceRecord:
     rows: int
     schema: dict[str, str]
     registered_at: datetime
+    model_version: str | None = None  # the model version it is the reference of; None: default
+    source: str = "config"  # "config" (the config's file) | "manual" (`driftd reference add`)
 
 
-# each model's newest scored (ok/drift, not superseded) run by window end, then start
+REFERENCE_COLUMNS = ("model, version, sha256, path, rows, schema, registered_at, "
+                     "model_version, coalesce(source, 'config')")
+
+
+def reference_record(row: Sequence[Any]) -> ReferenceRecord:
+    """A `ReferenceRecord` from a row of `REFERENCE_COLUMNS` (registered before sources were
+    recorded: "config")."""
+    return ReferenceRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
+                           row[7], row[8])
+
+
+# each model's newest scored (ok/drift, not superseded) run by window end, then start; of a
+# window scored per model version (one run per slice), a drifted slice's run
 _NEWEST_RUN = """SELECT model, run_id FROM (
     SELECT model, run_id, row_number() OVER (
-        PARTITION BY model ORDER BY window_end DESC, started_at DESC) AS k
+        PARTITION BY model ORDER BY window_end DESC, drift DESC, started_at DESC) AS k
     FROM runs WHERE status IN ('ok', 'drift') AND superseded_by IS NULL {extra})
   WHERE k = 1"""
 
@@ -748,9 +771,12 @@ class Store:
 
     @in_parallel
     def load_window(
-        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime,
+        *, versions: VersionFilter | None = None,
     ) -> Window:
-        """Events with start <= ts < end joined with their labels, as typed columns."""
+        """Events with start <= ts < end joined with their labels, as typed columns;
+        `versions`: only those model versions' events (a condition in the scan)."""
+        only, only_params = (versions.sql("e"), versions.params) if versions else ("", [])
         self.ensure_model_table(model, features)
         table = events_table(model)
         con = self.con
@@ -770,8 +796,8 @@ class Store:
         frame = con.execute(
             f"""SELECT {cols}, e.prediction AS prediction, e.prediction_class, {label_cols}
                 FROM {table} e {join}
-                WHERE e.ts >= ? AND e.ts < ?""",
-            params,
+                WHERE e.ts >= ? AND e.ts < ?{only}""",
+            params + only_params,
         ).pl()
         # a model emits either numeric scores or class strings
         prediction, label = frame["prediction"], frame["label"]
@@ -782,20 +808,23 @@ class Store:
             label = frame["label_class"]
         frame = frame.select([pl.col(f"f:{n}").alias(n) for n in features])
         served = con.execute(
-            f"""SELECT model_version FROM {table} WHERE ts >= ? AND ts < ?
+            f"""SELECT model_version FROM {table} e WHERE ts >= ? AND ts < ?{only}
                 GROUP BY model_version ORDER BY count(*) DESC, max(ts) DESC, model_version""",
-            [start, end],
+            [start, end, *only_params],
         ).fetchall()
-        versions = tuple(v for (v,) in served if v is not None)
         dominant = served[0][0] if served else None
-        return Window(frame, versions, self._observed_types(model, features, start, end),
+        return Window(frame, tuple(v for (v,) in served if v is not None),
+                      self._observed_types(model, features, start, end, versions),
                       prediction.rename("prediction"), label.rename("label"),
                       model_version=dominant)
 
     def _observed_types(
-        self, model: str, features: Mapping[str, str], start: datetime, end: datetime
+        self, model: str, features: Mapping[str, str], start: datetime, end: datetime,
+        versions: VersionFilter | None = None,
     ) -> dict[str, str]:
         table = events_table(model)
+        only, only_e = (versions.sql(), versions.sql("e")) if versions else ("", "")
+        only_params = versions.params if versions else []
         types: dict[str, str] = {}
         for name, kind in features.items():
             types[name] = "number" if kind == "numeric" else "string"
@@ -804,12 +833,12 @@ class Store:
         rows = self.con.execute(
             f"""SELECT DISTINCT k, v FROM (
                   SELECT unnest(json_keys(extras)) AS k, NULL AS v FROM {table}
-                  WHERE extras IS NOT NULL AND ts >= ? AND ts < ?
+                  WHERE extras IS NOT NULL AND ts >= ? AND ts < ?{only}
                   UNION ALL
                   SELECT j.key AS k, j.value ->> '$' AS v
                   FROM {table} e, json_each(e.type_issues) j
-                  WHERE e.type_issues IS NOT NULL AND e.ts >= ? AND e.ts < ?)""",
-            [start, end, start, end],
+                  WHERE e.type_issues IS NOT NULL AND e.ts >= ? AND e.ts < ?{only_e})""",
+            [start, end, *only_params, start, end, *only_params],
         ).fetchall()
         for key, value in rows:
             if value is None:
@@ -844,37 +873,46 @@ class Store:
 
     def add_reference(
         self, model: str, sha256: str, path: str, rows: int, schema: Mapping[str, str],
-        profile: bytes,
+        profile: bytes, *, model_version: str | None = None, source: str = "config",
     ) -> tuple[ReferenceRecord, bool]:
-        """Register a reference version; an unchanged file (same sha256) is not a new version."""
+        """Register a reference version of a model version's slot (None: the model's default);
+        the slot's newest reference with the same sha256 is not registered again. Version
+        numbers count per model across slots."""
         with self.transaction() as con:
             current = con.execute(
                 """SELECT version, sha256 FROM "references" WHERE model = ?
-                   ORDER BY version DESC LIMIT 1""",
-                [model],
+                   AND model_version IS NOT DISTINCT FROM ? ORDER BY version DESC LIMIT 1""",
+                [model, model_version],
             ).fetchone()
             if current and current[1] == sha256:
                 return self.reference(model, current[0]), False
-            version = (current[0] + 1) if current else 1
+            (newest,) = con.execute('SELECT max(version) FROM "references" WHERE model = ?',
+                                    [model]).fetchone()
+            version = (newest or 0) + 1
             con.execute(
-                'INSERT INTO "references" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                """INSERT INTO "references" (model, version, sha256, path, rows, schema,
+                   registered_at, profile, model_version, source)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [model, version, sha256, path, rows, json.dumps(dict(schema)), _utcnow(),
-                 None],
+                 None, model_version, source],
             )
             self._write_profile(con, model, version, profile)
         return self.reference(model, version), True
 
-    def reference(self, model: str, version: int | None = None) -> ReferenceRecord | None:
-        sql = ('SELECT model, version, sha256, path, rows, schema, registered_at '
-               'FROM "references" WHERE model = ?')
+    def reference(self, model: str, version: int | None = None, *,
+                  model_version: str | None = None) -> ReferenceRecord | None:
+        """A reference by number, or else the newest of a model version's slot (None: the
+        model's default reference)."""
+        sql = (f'SELECT {REFERENCE_COLUMNS} FROM "references" WHERE model = ?')
         params: list[Any] = [model]
         if version is not None:
             sql += " AND version = ?"
             params.append(version)
+        else:
+            sql += " AND model_version IS NOT DISTINCT FROM ?"
+            params.append(model_version)
         row = self.con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
-        if row is None:
-            return None
-        return ReferenceRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+        return None if row is None else reference_record(row)
 
     def reference_profile(self, model: str, version: int) -> bytes | bytearray:
         """The stored profile's bytes, read piece by piece into one buffer."""

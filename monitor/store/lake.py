@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS "references" (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
     path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
-    registered_at TIMESTAMP NOT NULL, profile BLOB);
+    registered_at TIMESTAMP NOT NULL, profile BLOB, model_version VARCHAR, source VARCHAR);
 CREATE TABLE IF NOT EXISTS reference_profile_chunks (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
     total_bytes BIGINT NOT NULL, data BLOB NOT NULL);
@@ -107,7 +107,8 @@ CREATE TABLE IF NOT EXISTS runs (
     reference_rows BIGINT, config_fingerprint VARCHAR NOT NULL, thresholds VARCHAR NOT NULL,
     trigger VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL,
     error VARCHAR, result VARCHAR, superseded_by VARCHAR, replica VARCHAR,
-    model_version VARCHAR, calibration_ece DOUBLE, performance VARCHAR);
+    model_version VARCHAR, calibration_ece DOUBLE, performance VARCHAR,
+    reference_model_version VARCHAR, reference_source VARCHAR, reference_choice VARCHAR);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
     statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,

@@ -141,13 +141,29 @@ class RegisteredReference:
     created: bool
 
 
-def register_reference(store: Store, model_name: str, model: ModelConfig,
-                       path: Path) -> RegisteredReference:
-    """Hash and profile a reference file; store it as a new version if its content changed."""
+def register_reference(store: Store, model_name: str, model: ModelConfig, path: Path, *,
+                       model_version: str | None = None,
+                       source: str = "config") -> RegisteredReference:
+    """Hash and profile a reference file; store it as a new version if its content changed.
+
+    The rule that keeps a registered reference from being silently replaced (docs/contract.md):
+    the config's file (`source="config"`) is registered only when its sha256 differs from the
+    newest reference the config's file registered in the same slot (model, model version), so
+    a reference added by hand (`source="manual"`, `driftd reference add`) stays the newest —
+    and the one used — until the config's file itself changes. A slot's newest reference is
+    the one windows are scored against. `record` is that newest one.
+    """
     if not path.exists():
         raise ReferenceError(f"{path}: reference file not found")
     sha = file_sha256(path)
-    current = store.reference(model_name)
+    if source == "config":
+        from driftd.monitor.store.model_versions import newest_from_config
+
+        previous = newest_from_config(store, model_name, model_version)
+        if previous is not None and previous.sha256 == sha:
+            return RegisteredReference(store.reference(model_name, model_version=model_version),
+                                       False)
+    current = store.reference(model_name, model_version=model_version)
     if current is not None and current.sha256 == sha:
         return RegisteredReference(current, False)
     raw = scan_table(path)
@@ -155,10 +171,12 @@ def register_reference(store: Store, model_name: str, model: ModelConfig,
     schema = {name: str(dtype) for name, dtype in raw.collect_schema().items()}
     rows, blob = profile.rows, profile.to_bytes()
     del profile  # the bytes are what is stored: the arrays go before DuckDB takes its copy
-    record, created = store.add_reference(model_name, sha, str(path), rows, schema, blob)
+    record, created = store.add_reference(model_name, sha, str(path), rows, schema, blob,
+                                           model_version=model_version, source=source)
     if created:
-        log.info("registered reference", extra={"model": model_name, "version": record.version,
-                                                 "sha256": sha, "rows": rows})
+        log.info("registered reference", extra={
+            "model": model_name, "version": record.version, "sha256": sha, "rows": rows,
+            "model_version": model_version, "source": source})
     return RegisteredReference(record, created)
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from driftd.monitor.store.duckdb_file import Store
+    from driftd.monitor.store.model_versions import VersionFilter
 
 BATCH_ROWS = 1 << 19  # rows per Arrow batch a query hands back (4 MiB of float64)
 SAMPLE_SEED = 7
@@ -60,13 +61,15 @@ def open_window(
     end: datetime,
     *,
     memory_bytes: int | None,
+    versions: VersionFilter | None = None,
 ) -> Iterator[StoreWindow]:
     """The events with start <= ts < end, as a window the detectors read column by column
-    (valid inside the `with`: its queries run in one read transaction)."""
+    (valid inside the `with`: its queries run in one read transaction); `versions`: only
+    those model versions' events (a condition in every query's scan)."""
     store.ensure_model_table(model, features)
-    observed = store._observed_types(model, features, start, end)
+    observed = store._observed_types(model, features, start, end, versions)
     with store.snapshot() as con:
-        relation = SqlRelation(con, model, start, end)
+        relation = SqlRelation(con, model, start, end, versions)
         rows, predictions, classes = con.execute(
             f"SELECT count(*), count(e.prediction), count(e.prediction_class) "
             f"FROM {relation.source}", relation.params).fetchone()
@@ -108,16 +111,17 @@ class SqlRelation:
     labels (`l.`) joined to them."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, model: str, start: datetime,
-                 end: datetime):
+                 end: datetime, versions: VersionFilter | None = None):
         self._con = con
         self._lock = threading.Lock()
         self._model = model
-        self.source = f"{events_table(model)} e WHERE e.ts >= ? AND e.ts < ?"
-        self.params: list[Any] = [start, end]
+        only, only_params = (versions.sql("e"), versions.params) if versions else ("", [])
+        self.source = f"{events_table(model)} e WHERE e.ts >= ? AND e.ts < ?{only}"
+        self.params: list[Any] = [start, end, *only_params]
         self._joined = (f"{events_table(model)} e JOIN labels l "
                         "ON l.model = ? AND l.event_id = e.event_id "
-                        "WHERE e.ts >= ? AND e.ts < ?")
-        self._joined_params: list[Any] = [model, start, end]
+                        f"WHERE e.ts >= ? AND e.ts < ?{only}")
+        self._joined_params: list[Any] = [model, start, end, *only_params]
         self._pairs: str | None = None
 
     @contextmanager

@@ -189,3 +189,13 @@ def test_unreadable_files_are_value_errors(tmp_path):
         compare_tables(broken, broken)
     with pytest.raises(ValueError, match="cannot read"):
         compare_tables(tmp_path / "absent.csv", tmp_path / "absent.csv")
+
+
+def test_float_labels_of_zeros_and_ones_are_a_binary_task():
+    """Labels stored as 0.0/1.0 (a DuckDB DOUBLE column) are a classification task; polars 2
+    refused the int list against a float column ('is_in cannot check for Float64 values')."""
+    from driftd.detectors.check import infer_task
+
+    assert infer_task(pl.DataFrame({"y": [0.0, 1.0, None, 1.0]}), "y") == "binary_classification"
+    assert infer_task(pl.DataFrame({"y": [0, 1, 1]}), "y") == "binary_classification"
+    assert infer_task(pl.DataFrame({"y": [0.0, 0.5, 1.0]}), "y") == "regression"

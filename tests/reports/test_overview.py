@@ -312,3 +312,23 @@ def test_overview_draws_in_chromium_without_console_messages_or_requests(tmp_pat
     assert _pixels_near(image, (178, 223, 188), tolerance=8) > 20_000  # green no-drift cells
     dom = _chromium(tmp_path, page, "--dump-dom")
     assert dom.console == [] and '<html lang="en" class="js">' in dom.stdout
+
+
+def test_the_timeline_marks_where_the_model_version_changes() -> None:
+    base = _windows(6)
+    versions = ["v1", "v1", None, "v2", "v2", "v3"]  # an unversioned window is no change
+    windows = tuple(ModelWindow(**{**w.__dict__, "model_version": v})
+                    for w, v in zip(base, versions, strict=True))
+    history = ModelHistory(model="m", windows=windows, series=())
+    t = timeline(history)
+    assert [c.version_change for c in t.columns] == [None, None, None, None, None, "v2 → v3"]
+    windows = tuple(ModelWindow(**{**w.__dict__, "model_version": v})
+                    for w, v in zip(base, ["v1", "v1", "v2", "v2", "v2", "v3"], strict=True))
+    history = ModelHistory(model="m", windows=windows, series=())
+    html = render_model_overview(history)
+    page = parse(html)
+    lines = [e for e in page.elements if e.tag == "line" and "vchange" in (e.attrs["class"] or "")]
+    assert len(lines) == 2
+    assert "model version v1 → v2" in html and "model version v2 → v3" in html
+    assert "Model version changes (dashed line)" in html
+    assert page.tables["Windows"][0][-2] == "Model version"

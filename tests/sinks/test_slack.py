@@ -367,3 +367,13 @@ def test_the_verdict_sentence_follows_the_header_escaped() -> None:
     assert sentence["text"]["text"] == mrkdwn_escape(verdict)
     assert "&lt;income&gt; drifted strongly" in sentence["text"]["text"]
     assert build_message("drift.detected", make_body()).blocks[1].get("fields")  # none: as before
+
+
+def test_the_message_says_when_the_reference_is_a_model_versions_own() -> None:
+    from driftd.sinks.alert_samples import sample_alert
+
+    body = sample_alert("drift.detected")
+    text = json.dumps(build_message("drift.detected", body).blocks)
+    assert "v12's own" in text
+    body["reference"]["model_version"] = None  # the model's default reference
+    assert "'s own" not in json.dumps(build_message("drift.detected", body).blocks)

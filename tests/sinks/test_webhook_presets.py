@@ -114,7 +114,9 @@ def test_airflow_preset_starts_one_dag_run_carrying_the_retrain_contract(deliver
     assert conf["training_data"] == TRAINING
     assert conf["drifted_features"] == ["f0", "f1", "f2"]
     assert conf["replaces_reference"] == {"version": "3", "sha256": "9f" * 32, "rows": 5000,
-                                          "uri": "file:///srv/driftd/reference.parquet"}
+                                          "uri": "file:///srv/driftd/reference.parquet",
+                                          "model_version": None, "source": "config",
+                                          "choice": None}
     assert conf["model"] == "credit-risk" and conf["driftd_delivery_id"] == delivery_id
 
 

@@ -200,7 +200,8 @@ def test_body_names_the_drifted_features_and_the_reference_file(make_manager, tm
     assert bodies["drift.resolved"]["drifted_features"] == []
     assert bodies["drift.detected"]["reference"] == {
         "version": "2", "sha256": "9f" * 32, "rows": 5000,
-        "uri": (tmp_path / "ref.parquet").as_uri()}
+        "uri": (tmp_path / "ref.parquet").as_uri(),
+        "model_version": None, "source": "config", "choice": None}
 
 
 def test_alert_samples_have_the_keys_of_real_bodies(make_manager):

@@ -83,9 +83,15 @@ def test_a_pipeline_can_fetch_and_verify_the_announced_export(tmp_path) -> None:
 
         # the reference it replaces, and why
         reference = app.store.reference("credit-risk")
-        assert data["replaces"] == conf["replaces_reference"] == retrain["reference"] == {
+        assert data["replaces"] == {
             "version": str(reference.version), "sha256": reference.sha256,
-            "rows": reference.rows, "uri": (tmp_path / "reference.parquet").as_uri()}
+            "rows": reference.rows, "uri": (tmp_path / "reference.parquet").as_uri(),
+            "model_version": None, "source": "config"}
+        # the alert's reference adds why that reference was used
+        assert conf["replaces_reference"] == retrain["reference"] == {
+            **data["replaces"], "choice": retrain["reference"]["choice"]}
+        assert retrain["reference"]["choice"].startswith("the model's default reference: "
+                                                         f"reference {reference.version} ")
         assert _sha256(_path(data["replaces"]["uri"])) == reference.sha256
         drifted = [f["feature"] for f in retrain["findings"] if f["drifted"]]
         assert conf["drifted_features"] == list(dict.fromkeys(drifted)) and "income" in drifted
