@@ -149,8 +149,14 @@ class HistoryRow:
     drifted: bool
     status: str
     run_id: str
-    role: str = "feature"  # feature, prediction, calibration or performance
+    role: str = "feature"  # feature, prediction, calibration, performance, performance_estimated
     reference: float | None = None  # the reference's value (calibration, performance)
+    # performance_estimated: the band around the estimate and, once labels are in, the
+    # realized value; calibration and performance too: how the threshold was derived
+    lower: float | None = None
+    upper: float | None = None
+    realized: float | None = None
+    threshold_source: str | None = None
 
 
 @dataclass(frozen=True)
