@@ -187,11 +187,29 @@ class ModelWindow:
     severity: str | None = None
     status_reason: str | None = None
     report: str | None = None
+    metrics: tuple[ModelMetric, ...] = ()  # calibration, realized and estimated performance
 
     def __post_init__(self) -> None:
         _check_status(self.status)
         if self.report is not None:
             validate_report_name(self.report)
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """A model-level value of one window: calibration (`ece`), realized performance, or
+    performance estimated without labels (with its band), and the limit it was held to."""
+
+    role: str  # "calibration" | "performance" | "performance_estimated"
+    name: str  # "ece", "roc_auc", "accuracy", ...
+    value: float | None
+    reference: float | None
+    threshold: float | None  # the value it may reach before it counts (None: informational)
+    threshold_source: str | None  # "fixed" | "noise"
+    drifted: bool
+    lower: float | None = None
+    upper: float | None = None
+    realized: float | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +281,7 @@ __all__ = [
     "RUN_STATUSES",
     "FindingSeries",
     "ModelHistory",
+    "ModelMetric",
     "ModelWindow",
     "RunLineage",
     "RunSummary",

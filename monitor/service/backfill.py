@@ -63,26 +63,7 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
         outputs[run_id] = names
         name = column or next(iter(names), None) or "prediction"
         window = {"window_start": start, "window_end": end, "rows": rows, "feature": name}
-        cal = json.loads(calibration) if calibration else None
-        if cal is not None:
-            reference = cal.get("ece_reference")
-            model_rows.append({
-                **window, "method": "ece", "statistic": cal.get("ece_current"),
-                "p_value": None,
-                "threshold": None if reference is None else reference + cal.get("margin", 0.0),
-                "drifted": bool(cal.get("drifted")),
-                "status": "error" if cal.get("ece_current") is None else "ok",
-                "run_id": run_id, "role": "calibration", "reference": reference,
-                "threshold_source": cal.get("threshold_source", "fixed")})
-        perf = json.loads(performance) if performance else None
-        for metric in (perf or {}).get("metrics", ()):
-            model_rows.append({
-                **window, "method": metric["name"], "statistic": metric.get("current"),
-                "p_value": None, "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
-                "status": "error" if metric.get("current") is None else "ok",
-                "run_id": run_id, "role": "performance", "reference": metric.get("reference"),
-                "threshold_source": metric.get("threshold_source", "fixed")})
-        model_rows += estimated_rows(window, run_id, json.loads(estimate) if estimate else None)
+        model_rows += model_level_rows(window, run_id, calibration, performance, estimate)
     params: list[Any] = [model]
     clause = ""
     if feature is not None:
@@ -108,6 +89,34 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
         item["reference"] = None
         found.append(item)
     return sorted(found + model_rows, key=lambda r: r["window_start"])
+
+
+def model_level_rows(window: dict[str, Any], run_id: str, calibration: str | None,
+                     performance: str | None, estimate: str | None) -> list[dict[str, Any]]:
+    """The calibration, performance and `performance.estimated` rows of one stored window
+    (`calibration`, `performance`, `estimate`: its result's JSON for each, or None)."""
+    out: list[dict[str, Any]] = []
+    cal = json.loads(calibration) if calibration else None
+    if cal is not None:
+        reference = cal.get("ece_reference")
+        out.append({
+            **window, "method": "ece", "statistic": cal.get("ece_current"),
+            "p_value": None,
+            "threshold": None if reference is None else reference + cal.get("margin", 0.0),
+            "drifted": bool(cal.get("drifted")),
+            "status": "error" if cal.get("ece_current") is None else "ok",
+            "run_id": run_id, "role": "calibration", "reference": reference,
+            "threshold_source": cal.get("threshold_source", "fixed")})
+    perf = json.loads(performance) if performance else None
+    for metric in (perf or {}).get("metrics", ()):
+        out.append({
+            **window, "method": metric["name"], "statistic": metric.get("current"),
+            "p_value": None, "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
+            "status": "error" if metric.get("current") is None else "ok",
+            "run_id": run_id, "role": "performance", "reference": metric.get("reference"),
+            "threshold_source": metric.get("threshold_source", "fixed")})
+    out += estimated_rows(window, run_id, json.loads(estimate) if estimate else None)
+    return out
 
 
 def estimated_rows(window: dict[str, Any], run_id: str,

@@ -16,7 +16,9 @@ from driftd.monitor.demo.receivers import WebhookReceiver
 from driftd.monitor.demo.simulate import event_messages, sample
 from driftd.monitor.ingest.replay import replay_file
 from driftd.monitor.service.app import build
+from driftd.reports import model_page_name
 from tests.monitor.conftest import write_config
+from tests.reports.htmlcheck import parse
 
 MODEL = "credit-risk"
 
@@ -66,6 +68,17 @@ def test_an_estimated_drop_alerts_and_reaches_history_and_metrics(tmp_path, caps
         assert registry.get_sample_value("driftd_performance_estimated_upper", labels) == \
             auc["upper"]
         assert registry.get_sample_value("driftd_performance", labels) is None  # unlabelled
+
+        reports = tmp_path / "reports"
+        run_page = parse((reports / f"{run['run_id']}.html").read_text())
+        cells = next(r for r in run_page.tables["Estimated performance"] if r[0] == "roc_auc")
+        assert cells[-1] == "degraded" and cells[5] == "labels pending"
+        assert cells[7] == "fixed: 0.05 (configured)"
+        overview = parse((reports / model_page_name(MODEL)).read_text())
+        rows = overview.tables["Calibration and performance over time"]
+        auc_row = next(r for r in rows if r[1:3] == ["estimated", "roc_auc"])
+        assert auc_row[-1] == "degraded" and auc_row[5] == "pending" and auc_row[8] == "fixed"
+        assert auc_row[4].startswith("[") and auc_row[7] != "informational"
         app.store.close()
 
     assert main(["history", "--config", str(config), "--model", MODEL, "--feature",
