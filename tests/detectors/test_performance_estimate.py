@@ -3,6 +3,8 @@ performance under covariate shift, the calibrator against pool-adjacent-violator
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import polars as pl
 import pytest
@@ -23,6 +25,8 @@ from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import ReferenceProfile, build_profile
 from driftd.detectors.results import DriftResult
 from driftd.detectors.suite import evaluate
+from driftd.reports.render import render_check
+from tests.reports.htmlcheck import parse
 
 # --- oracles, written from the definitions ---------------------------------------------------
 
@@ -262,6 +266,11 @@ def test_noise_mode_decides_realized_and_estimated_drops_against_the_reference_c
     assert cal.threshold_source == "noise"
     assert cal.margin == pytest.approx(3 * profile.estimator.realized_noise["ece"].std_at(10_000))
     assert "σ" in cal.threshold_how
+    page = parse(render_check(result, reference_name="ref", current_name="cur",
+                              generated_at=datetime(2026, 12, 7, tzinfo=UTC)))
+    estimated = next(r for r in page.tables["Estimated performance"] if r[0] == "roc_auc")
+    assert estimated[7] == est_auc.threshold_how and "3 × σ" in estimated[7]
+    assert any("roc_auc noise: 3 × σ" in t for t in page.text_in("p"))
 
 
 def test_a_prediction_outside_zero_one_is_a_reason_not_a_crash():
