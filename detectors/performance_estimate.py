@@ -141,14 +141,17 @@ def confusion(p: np.ndarray, positive: np.ndarray) -> ExpectedCounts:
 def pairwise_auc(p: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """ROC AUC along the last axis: Σ over pairs i ≠ j of w_i (1 − w_j) [p_i > p_j] (ties ½),
     over Σ_{i≠j} w_i (1 − w_j). With 0/1 labels as `positive` it is the Mann-Whitney AUC; with
-    calibrated scores, the expected one. NaN where a side has no weight."""
+    calibrated scores, the expected one. NaN where a side has no weight. Always 1-D."""
     p2 = np.atleast_2d(p)
-    w2 = np.atleast_2d(positive).astype(np.float64)
     order = np.argsort(p2, axis=1, kind="stable")
-    ps = np.take_along_axis(p2, order, axis=1)
-    pos = np.take_along_axis(w2, order, axis=1)
+    weights = np.take_along_axis(np.atleast_2d(positive).astype(np.float64), order, axis=1)
+    return sorted_auc(np.take_along_axis(p2, order, axis=1), weights)
+
+
+def sorted_auc(ps: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """`pairwise_auc` of rows already sorted by score (2-D: one row per chunk). A window's
+    expected AUC needs only its scores sorted, its calibrated scores being a function of them."""
     neg = 1.0 - pos
-    del order
     n = ps.shape[1]
     idx = np.arange(n)
     starts_group = np.ones(ps.shape, dtype=bool)
@@ -163,8 +166,20 @@ def pairwise_auc(p: np.ndarray, positive: np.ndarray) -> np.ndarray:
     u = (pos * (before + 0.5 * (tied - neg))).sum(axis=1)
     pairs = pos.sum(axis=1) * neg.sum(axis=1) - (pos * neg).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.where(pairs > 0, u / pairs, np.nan)
-    return auc if np.ndim(p) > 1 else auc[:1]
+        return np.where(pairs > 0, u / pairs, np.nan)
+
+
+def expected_auc(ps: np.ndarray, c: np.ndarray) -> float | None:
+    """`sorted_auc` of one sorted window, by tie groups (a few passes, no 2-D temporaries)."""
+    if ps.size < 2:
+        return None
+    starts = np.flatnonzero(np.concatenate(([True], ps[1:] != ps[:-1])))
+    pos = np.add.reduceat(c, starts)
+    neg = (np.diff(np.append(starts, ps.size))) - pos
+    below = np.cumsum(neg) - neg
+    u = float(pos @ (below + 0.5 * neg)) - 0.5 * float(c @ (1.0 - c))
+    pairs = float(pos.sum()) * float(neg.sum()) - float(c @ (1.0 - c))
+    return u / pairs if pairs > 0 else None
 
 
 def metrics_of(p: np.ndarray, positive: np.ndarray) -> dict[str, np.ndarray]:
@@ -262,9 +277,12 @@ class WindowEstimate:
 
 def estimate_window(estimator: PerformanceEstimator, p: np.ndarray) -> WindowEstimate:
     """The window's expected performance from its scores alone (finite scores in [0, 1])."""
-    c = estimator.calibrator(p)
-    counts = confusion(p, c)
-    metrics = {"roc_auc": _finite(pairwise_auc(p, c)) if p.size > 1 else None}
+    ps = np.sort(p)
+    c = estimator.calibrator(ps)
+    cut = int(np.searchsorted(ps, CUTOFF, side="left"))  # sorted: predicted positive after it
+    tp, fn = float(c[cut:].sum()), float(c[:cut].sum())
+    counts = ExpectedCounts(*(np.array([v]) for v in (tp, ps.size - cut - tp, fn, cut - fn)))
+    metrics: dict[str, float | None] = {"roc_auc": expected_auc(ps, c)}
     metrics.update({k: _finite(v) for k, v in counts.metrics().items()}
                    if p.size else {})
     return WindowEstimate(rows=int(p.size), counts=counts, metrics=metrics)

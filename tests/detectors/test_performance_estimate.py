@@ -16,6 +16,7 @@ from driftd.detectors.performance_estimate import (
     chunk_ece,
     confusion,
     estimate_performance,
+    expected_auc,
     fit_calibrator,
     fit_estimator,
     metrics_of,
@@ -103,6 +104,9 @@ def test_expected_auc_is_the_expectation_over_pairs():
     p = np.round(rng.random(120), 2)
     c = np.clip(p + rng.normal(0, 0.05, 120), 0, 1)
     assert pairwise_auc(p, c)[0] == pytest.approx(oracle_auc(p, c), abs=1e-12)
+    order = np.argsort(p, kind="stable")
+    assert expected_auc(p[order], c[order]) == pytest.approx(oracle_auc(p, c), abs=1e-12)
+    assert expected_auc(np.sort(p), np.ones(120)) is None
     one_class = pairwise_auc(p, np.ones(120))
     assert np.isnan(one_class[0])
 
@@ -181,7 +185,10 @@ def test_the_band_is_three_sigmas_of_the_reference_chunks_or_of_the_window_itsel
     score, _ = _population(rng, 800, shift, spread)
     est = estimate_performance(estimator, score, reference={}, max_drop={})
     matrix = est.confusion
-    assert matrix.tp + matrix.fp + matrix.fn + matrix.tn == pytest.approx(800)
+    c = estimator.calibrator(score)
+    positive = score >= 0.5
+    assert (matrix.tp, matrix.fp, matrix.fn, matrix.tn) == pytest.approx((
+        c[positive].sum(), (1 - c[positive]).sum(), c[~positive].sum(), (1 - c[~positive]).sum()))
     auc = next(m for m in est.metrics if m.name == "roc_auc")
     chunks = estimator.realized_noise["roc_auc"].std_at(800)
     own = hanley_mcneil(auc.estimate, matrix.tp + matrix.fn, matrix.fp + matrix.tn)
