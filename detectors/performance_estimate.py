@@ -69,6 +69,7 @@ METHOD = "cbpe"
 BAND_K = 3.0
 ESTIMATED = ("roc_auc", "accuracy", "f1", "precision", "recall")
 MIN_REFERENCE_ROWS = 100  # fewer labelled reference rows cannot calibrate anything
+MAX_CHUNKS = 1000  # per chunk size: σ to about 2 %; more only costs time at build
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,37 +150,35 @@ def pairwise_auc(p: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def sorted_auc(ps: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """`pairwise_auc` of rows already sorted by score (2-D: one row per chunk). A window's
-    expected AUC needs only its scores sorted, its calibrated scores being a function of them."""
-    neg = 1.0 - pos
-    n = ps.shape[1]
-    idx = np.arange(n)
-    starts_group = np.ones(ps.shape, dtype=bool)
-    starts_group[:, 1:] = ps[:, 1:] != ps[:, :-1]
-    ends_group = np.ones(ps.shape, dtype=bool)
-    ends_group[:, :-1] = starts_group[:, 1:]
-    start = np.maximum.accumulate(np.where(starts_group, idx, 0), axis=1)
-    end = np.minimum.accumulate(np.where(ends_group, idx, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    cum = np.cumsum(neg, axis=1)
-    before = np.take_along_axis(cum, start, axis=1) - np.take_along_axis(neg, start, axis=1)
-    tied = np.take_along_axis(cum, end, axis=1) - before
-    u = (pos * (before + 0.5 * (tied - neg))).sum(axis=1)
-    pairs = pos.sum(axis=1) * neg.sum(axis=1) - (pos * neg).sum(axis=1)
+    """`pairwise_auc` of rows already sorted by score (2-D: one row per chunk), by tie groups:
+    a group's weight counts against the negatives of the groups below it and half its own."""
+    rows, n = ps.shape
+    flat, weight = ps.ravel(), pos.ravel().astype(np.float64)
+    new_group = np.ones(flat.size, dtype=bool)
+    new_group[1:] = flat[1:] != flat[:-1]
+    new_group[::n] = True  # every row starts a group
+    starts = np.flatnonzero(new_group)
+    del new_group
+    pos_g = np.add.reduceat(weight, starts)
+    neg_g = np.diff(np.append(starts, flat.size)) - pos_g
+    row_g = starts // n
+    cum = np.cumsum(neg_g)
+    first = np.searchsorted(row_g, np.arange(rows))  # each row's first group
+    below = cum - neg_g - (cum[first] - neg_g[first])[row_g]
+    self_pairs = (weight * (1.0 - weight)).reshape(rows, n).sum(axis=1)
+    u = np.bincount(row_g, weights=pos_g * (below + 0.5 * neg_g), minlength=rows)
+    u -= 0.5 * self_pairs
+    pairs = pos.sum(axis=1) * (n - pos.sum(axis=1)) - self_pairs
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, u / pairs, np.nan)
 
 
 def expected_auc(ps: np.ndarray, c: np.ndarray) -> float | None:
-    """`sorted_auc` of one sorted window, by tie groups (a few passes, no 2-D temporaries)."""
+    """`sorted_auc` of one window sorted by score; None with fewer than two rows or one side
+    without weight."""
     if ps.size < 2:
         return None
-    starts = np.flatnonzero(np.concatenate(([True], ps[1:] != ps[:-1])))
-    pos = np.add.reduceat(c, starts)
-    neg = (np.diff(np.append(starts, ps.size))) - pos
-    below = np.cumsum(neg) - neg
-    u = float(pos @ (below + 0.5 * neg)) - 0.5 * float(c @ (1.0 - c))
-    pairs = float(pos.sum()) * float(neg.sum()) - float(c @ (1.0 - c))
-    return u / pairs if pairs > 0 else None
+    return _finite(sorted_auc(ps[None, :], c[None, :]))
 
 
 def metrics_of(p: np.ndarray, positive: np.ndarray) -> dict[str, np.ndarray]:
@@ -247,17 +246,27 @@ def fit_estimator(p: np.ndarray, y: np.ndarray) -> PerformanceEstimator | None:
         return None
     calibrator = fit_calibrator(p, y)
     c = calibrator(p)
-    reference = {k: _finite(v) for k, v in metrics_of(p, c).items()}
+    order = np.argsort(p, kind="stable")  # once: each chunk's order is this one restricted to it
+    reference = {"roc_auc": expected_auc(p[order], c[order]),
+                 **{k: _finite(v) for k, v in confusion(p, c).metrics().items()}}
     realized: dict[str, dict[int, np.ndarray]] = {}
     estimated: dict[str, dict[int, np.ndarray]] = {}
     for size in chunk_sizes(p.size):
-        whole = p.size // size * size
-        pc, yc, cc = (a[:whole].reshape(-1, size) for a in (p, y, c))
-        for name, values in metrics_of(pc, yc).items():
-            realized.setdefault(name, {})[size] = values
+        chunks = p.size // size
+        step = max(1, chunks // MAX_CHUNKS)  # chunks spread over the whole reference
+        chunk = order // size
+        keep = (chunk < chunks) & (chunk % step == 0)
+        # grouping the globally sorted rows by chunk (a stable radix sort of small integers)
+        # leaves each chunk's rows sorted by score
+        grouped = np.argsort((chunk[keep] // step).astype(np.int16), kind="stable")
+        rows = order[keep][grouped].reshape(-1, size)
+        del chunk, keep, grouped
+        pc, yc, cc = p[rows], y[rows], c[rows]
         realized.setdefault("ece", {})[size] = chunk_ece(pc, yc)
-        for name, values in metrics_of(pc, cc).items():
-            estimated.setdefault(name, {})[size] = values
+        for table, positive in ((realized, yc), (estimated, cc)):
+            table.setdefault("roc_auc", {})[size] = sorted_auc(pc, positive)
+            for name, values in confusion(pc, positive).metrics().items():
+                table.setdefault(name, {})[size] = values
 
     def curves(table: dict[str, dict[int, np.ndarray]]) -> dict[str, NoiseCurve]:
         return {name: noise_curve(per.__getitem__, p.size, tuple(per)) for name, per in
