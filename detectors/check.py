@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
+from driftd.detectors.estimate_output import estimate_lines, estimate_payload
 from driftd.detectors.explain import FAIL_ON, explain, gate
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import build_profile, json_type
@@ -351,6 +352,8 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
             "brier_reference": _number(cal.brier_reference),
             "brier_current": _number(cal.brier_current),
             "rows_labelled": cal.rows_labelled,
+            "threshold_source": cal.threshold_source,
+            "threshold_how": cal.threshold_how,
         }
     if result.performance is not None:
         perf = result.performance
@@ -364,10 +367,13 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
                     "current": _number(m.current),
                     "max_drop": m.max_drop,
                     "degraded": m.degraded,
+                    "threshold_source": m.threshold_source,
                 }
                 for m in perf.metrics
             ],
         }
+    if result.performance_estimate is not None:
+        payload["performance_estimate"] = estimate_payload(result.performance_estimate)
     payload["schema"] = {
         "failed": any(i.category == "schema" for i in result.issues),
         "missing_features": list(result.schema.missing_features),
@@ -456,6 +462,8 @@ def format_table(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> str:
             lines.append(
                 f"{m.name}: reference {_fmt(m.reference)}, current {_fmt(m.current)}{flag}"
             )
+    if result.performance_estimate is not None:
+        lines += estimate_lines(result.performance_estimate)
     schema = result.schema
     for label, items in (
         ("missing features", schema.missing_features),

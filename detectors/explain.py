@@ -110,6 +110,10 @@ def _model_deciders(result: DriftResult) -> list[str]:
     if result.performance is not None and result.performance.degraded:
         worse = [m.name for m in result.performance.metrics if m.degraded]
         out.append(f"performance ({', '.join(worse)})")
+    estimate = result.performance_estimate
+    if estimate is not None and estimate.degraded:
+        worse = [m.name for m in estimate.metrics if m.degraded]
+        out.append(f"estimated performance ({', '.join(worse)})")
     return out
 
 
@@ -159,6 +163,13 @@ def explain(result: DriftResult) -> Explanation:
                     f"{m.name} {'fell' if m.higher_is_better else 'rose'} from "
                     f"{_g(m.reference)} to {_g(m.current)}, past the allowed {m.max_drop:g}"
                 )
+    estimate = result.performance_estimate
+    for m in estimate.metrics if estimate is not None else ():
+        if m.degraded:
+            reasons.append(
+                f"estimated {m.name} (no labels) fell from {_g(m.reference)} to "
+                f"{_g(m.estimate)}, past the allowed {m.threshold_how}"
+            )
     for name in result.strong_features:
         strong = _first(f for f in result.features if f.feature == name and f.strong)
         if strong is not None:

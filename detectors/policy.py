@@ -47,6 +47,14 @@ DEFAULT_RATIONALE: dict[str, str] = {
     "ece_margin": "Calibration drifts when the window's ECE exceeds the reference's by more than "
     "0.05, i.e. predicted probabilities are off by 5 more points on average.",
     "performance_max_drop": "ROC AUC or accuracy more than 0.05 below the reference.",
+    "threshold_mode": "fixed: performance drops and the ECE margin are the configured numbers. "
+    "noise: they are noise_k (3) standard deviations of the metric between contiguous "
+    "reference chunks of the window's size, so a large window alarms on a small, real drop and "
+    "a small window does not alarm on its own sampling noise.",
+    "estimate_performance": "Without labels, the window's ROC AUC, accuracy, F1, precision and "
+    "recall are estimated from its scores calibrated on the reference (CBPE); an estimated drop "
+    "past the allowed drop of a metric in performance_max_drop is a `performance.estimated` "
+    "finding. It assumes no concept drift.",
     "strong_effects": "One feature drifting this much is a warning even when the dataset as a "
     "whole does not drift: PSI 0.25 is the industry's 'major shift'; 0.5 reference standard "
     "deviations (wasserstein), KS D 0.2 (what a half-sd shift gives) and Cramér's V 0.3 are "
@@ -124,6 +132,11 @@ class DetectionPolicy(BaseModel):
     large_sample_rows: int = Field(1000, ge=1)  # auto choice: min(ref, window) rows at/above
     ece_margin: float = Field(0.05, ge=0.0)
     performance_max_drop: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MAX_DROP))
+    # how the allowed drops and the ECE margin are derived: as configured, or from the
+    # reference's own variation at the window's size (detectors/noise_thresholds.py)
+    threshold_mode: Literal["fixed", "noise"] = "fixed"
+    noise_k: float = Field(3.0, gt=0.0)  # noise mode: allowed change = noise_k · σ
+    estimate_performance: bool = True  # label-free CBPE estimate (binary probabilities)
     strong_effects: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_STRONG_EFFECTS))
     quality: QualityRules = Field(default_factory=QualityRules)

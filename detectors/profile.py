@@ -27,11 +27,13 @@ import polars as pl
 
 from driftd.detectors.calibration import Reliability, binary_pairs, reliability
 from driftd.detectors.performance import binary_metrics, class_metrics, regression_metrics
+from driftd.detectors.performance_estimate import PerformanceEstimator, fit_estimator
 from driftd.detectors.results import ReliabilityBin
 from driftd.detectors.samples import CategoricalReference, NumericReference
 from driftd.detectors.threads import map_columns
 
-PROFILE_VERSION = 2  # 2: categories in canonical form, outputs under their own names
+# 2: categories in canonical form, outputs under their own names; 3: performance estimator
+PROFILE_VERSION = 3
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
 
@@ -65,6 +67,7 @@ class ReferenceProfile:
     calibration: Reliability | None = None
     performance: dict[str, float | None] = field(default_factory=dict)
     rows_labelled: int = 0
+    estimator: PerformanceEstimator | None = None  # binary probabilities with labels
     profile_version: int = PROFILE_VERSION
 
     @property
@@ -96,6 +99,7 @@ class ReferenceProfile:
             "calibration": None if self.calibration is None else asdict(self.calibration),
             "performance": self.performance,
             "rows_labelled": self.rows_labelled,
+            "estimator": None if self.estimator is None else self.estimator.to_meta(arrays),
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return aligned_npz(arrays)
@@ -129,6 +133,9 @@ class ReferenceProfile:
             else Reliability(**{**cal, "bins": tuple(ReliabilityBin(**b) for b in cal["bins"])}),
             performance=meta["performance"],
             rows_labelled=meta["rows_labelled"],
+            estimator=None
+            if meta["estimator"] is None
+            else PerformanceEstimator.from_meta(meta["estimator"], arrays),
             profile_version=version,
         )
 
@@ -358,4 +365,11 @@ def build_profile(
     if profile.scoring is None:
         return profile
     cal, metrics, labelled = window.scores(profile.scoring)
-    return replace(profile, calibration=cal, performance=metrics, rows_labelled=labelled)
+    estimator = None
+    if profile.scoring == "probability":
+        # the estimator's calibration fit reads two columns (scores, labels), not the table
+        pair_frame = frame.select(prediction, label).collect(engine="streaming")
+        pairs = binary_pairs(pair_frame.get_column(prediction), pair_frame.get_column(label))
+        estimator = None if pairs is None else fit_estimator(*pairs)
+    return replace(profile, calibration=cal, performance=metrics, rows_labelled=labelled,
+                   estimator=estimator)

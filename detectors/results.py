@@ -109,6 +109,9 @@ class Calibration:
     bins_current: tuple[ReliabilityBin, ...] = ()
     rows_labelled: int = 0
     reason: str | None = None  # why the window side could not be computed, if it failed
+    # how `margin` was derived: "fixed" (configured) or "noise" (k · σ of reference chunks)
+    threshold_source: str = "fixed"
+    threshold_how: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class MetricValue:
     higher_is_better: bool
     max_drop: float | None  # allowed degradation (absolute); None = informational
     degraded: bool
+    threshold_source: str = "fixed"  # how `max_drop` was derived: "fixed" or "noise"
+    threshold_how: str | None = None  # one sentence: the configured value, or k · σ at n rows
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,50 @@ class Performance:
     metrics: tuple[MetricValue, ...]
     degraded: bool
     reason: str | None = None  # why the window side could not be computed, if it failed
+
+
+@dataclass(frozen=True)
+class ExpectedConfusion:
+    """The window's confusion matrix at the 0.5 cut expected from calibrated scores."""
+
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+
+
+@dataclass(frozen=True)
+class EstimatedMetric:
+    """One metric estimated without labels, its band, its decision, and — once the window's
+    labels are in — the realized value beside it."""
+
+    name: str
+    reference: float | None  # realized on the reference
+    estimate: float | None
+    lower: float | None  # estimate ± band_k · σ of the realized metric at the window's size
+    upper: float | None
+    std: float | None
+    max_drop: float | None  # allowed drop below `reference`; None = informational
+    threshold_source: str | None  # "fixed" | "noise"
+    threshold_how: str | None
+    degraded: bool
+    realized: float | None = None
+    within_band: bool | None = None  # realized in [lower, upper]; None until labels
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class PerformanceEstimate:
+    """Label-free performance of one window (`detectors/performance_estimate.py`)."""
+
+    method: str  # "cbpe"
+    rows: int
+    metrics: tuple[EstimatedMetric, ...]
+    degraded: bool
+    confusion: ExpectedConfusion | None = None
+    band_k: float = 3.0
+    calibrator_sha256: str | None = None
+    reason: str | None = None  # why it could not be estimated, if it failed
 
 
 @dataclass(frozen=True)
@@ -151,6 +200,7 @@ class DriftResult:
     # or quality rule broke; "critical": `drift` (the dataset, the prediction or the model)
     severity: str | None = None
     prediction_column: str | None = None  # the reference's own name of the prediction column
+    performance_estimate: PerformanceEstimate | None = None  # label-free (binary probabilities)
 
     @property
     def drifted_features(self) -> tuple[FeatureResult, ...]:
@@ -181,6 +231,14 @@ class DriftResult:
         perf = data.get("performance")
         if perf is not None:
             perf = Performance(**{**perf, "metrics": tup(perf.get("metrics"), MetricValue)})
+        estimate = data.get("performance_estimate")
+        if estimate is not None:
+            matrix = estimate.get("confusion")
+            estimate = PerformanceEstimate(**{
+                **estimate,
+                "metrics": tup(estimate.get("metrics"), EstimatedMetric),
+                "confusion": None if matrix is None else ExpectedConfusion(**matrix),
+            })
         schema = data.get("schema") or {}
         return cls(
             drift=data["drift"],
@@ -201,4 +259,5 @@ class DriftResult:
             issues=tup(data.get("issues"), DataIssue),
             severity=data.get("severity"),
             prediction_column=data.get("prediction_column"),
+            performance_estimate=estimate,
         )

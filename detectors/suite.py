@@ -27,6 +27,7 @@ import polars as pl
 from driftd.detectors.base import Trial, decide, failed_trial, run_trial
 from driftd.detectors.calibration import compare_calibration
 from driftd.detectors.performance import compare_performance
+from driftd.detectors.performance_estimate import estimated_for_window
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import ColumnReference, ReferenceProfile
 from driftd.detectors.quality import data_issues
@@ -140,12 +141,19 @@ def evaluate(
             ),
             reason=reason,
         )
+    calibration, performance, estimate = estimated_for_window(
+        profile.estimator, policy,
+        # read only when an estimate is made: the window's one prediction column, whole
+        window.prediction_values if window.has_prediction() else None,
+        calibration, performance, profile.performance,
+    )
 
     drift = (
         (bool(evaluated) and share >= policy.drift_share)
         or any(r.drifted for r in predicted)
         or (calibration is not None and calibration.drifted)
         or (performance is not None and performance.degraded)
+        or (estimate is not None and estimate.degraded)
     )
     quality = tuple(
         o.quality for t, o in zip(targets, outcomes, strict=True) if not t.is_prediction
@@ -178,6 +186,7 @@ def evaluate(
         issues=issues,
         severity=severity,
         prediction_column=profile.prediction,
+        performance_estimate=estimate,
     )
 
 

@@ -76,6 +76,10 @@ class WindowSource(Protocol):
 
     def has_prediction(self) -> bool: ...
 
+    def prediction_values(self) -> np.ndarray:
+        """The model output's finite values as float64 (a numeric prediction), whole."""
+        ...
+
     def numeric(
         self, name: str, reference: NumericReference | None, *, prediction: bool = False
     ) -> NumericSide:
@@ -181,6 +185,15 @@ class RelationWindow:
 
     def has_prediction(self) -> bool:
         return self._prediction is not None
+
+    def prediction_values(self) -> np.ndarray:
+        """The model output's finite values, whole: one float64 column (8 bytes a row), what
+        label-free performance estimation reads; empty without a prediction."""
+        if self._prediction is None:
+            return np.zeros(0, dtype=np.float64)
+        buffer = np.empty(self.rows, dtype=np.float64)
+        scan = self._relation.numeric(self._prediction)
+        return buffer[: read_into(buffer, scan.batches(None, None))]
 
     def _column(self, name: str, prediction: bool) -> str:
         column = self._prediction if prediction else self._features.get(name)

@@ -193,11 +193,29 @@ class ModelWindow:
     status_reason: str | None = None
     report: str | None = None
     model_version: str | None = None  # the run's (its version slice's, or the most served)
+    metrics: tuple[ModelMetric, ...] = ()  # calibration, realized and estimated performance
 
     def __post_init__(self) -> None:
         _check_status(self.status)
         if self.report is not None:
             validate_report_name(self.report)
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """A model-level value of one window: calibration (`ece`), realized performance, or
+    performance estimated without labels (with its band), and the limit it was held to."""
+
+    role: str  # "calibration" | "performance" | "performance_estimated"
+    name: str  # "ece", "roc_auc", "accuracy", ...
+    value: float | None
+    reference: float | None
+    threshold: float | None  # the value it may reach before it counts (None: informational)
+    threshold_source: str | None  # "fixed" | "noise"
+    drifted: bool
+    lower: float | None = None
+    upper: float | None = None
+    realized: float | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +287,7 @@ __all__ = [
     "RUN_STATUSES",
     "FindingSeries",
     "ModelHistory",
+    "ModelMetric",
     "ModelWindow",
     "RunLineage",
     "RunSummary",

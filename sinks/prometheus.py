@@ -35,6 +35,8 @@ class ModelSignals:
     share_drifted: float
     calibration_ece: float | None = None
     performance: dict[str, float] = field(default_factory=dict)  # metric -> realized value
+    # metric -> (estimate, lower, upper) of the newest window with an estimate (no labels needed)
+    estimated: dict[str, tuple[float, float | None, float | None]] = field(default_factory=dict)
 
 
 class StoredStateCollector(Collector):
@@ -101,6 +103,24 @@ def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
         "driftd_performance",
         "Realized performance of the newest window with labels (roc_auc, accuracy, mae, ...)",
         labels=["model", "metric"])
+    estimated = GaugeMetricFamily(
+        "driftd_performance_estimated",
+        "Performance of the newest window estimated without labels (CBPE: roc_auc, accuracy, "
+        "f1, precision, recall)", labels=["model", "metric"])
+    lower = GaugeMetricFamily(
+        "driftd_performance_estimated_lower",
+        "Lower end of the estimate's band (3 sampling sigmas at the window's size)",
+        labels=["model", "metric"])
+    upper = GaugeMetricFamily(
+        "driftd_performance_estimated_upper",
+        "Upper end of the estimate's band (3 sampling sigmas at the window's size)",
+        labels=["model", "metric"])
+    for m in models:
+        for metric, (value, low, high) in sorted(m.estimated.items()):
+            estimated.add_metric([m.model, metric], float(value))
+            if low is not None and high is not None:
+                lower.add_metric([m.model, metric], float(low))
+                upper.add_metric([m.model, metric], float(high))
     for m in models:
         drifted.add_metric([m.model], 1.0 if m.drifted else 0.0)
         share.add_metric([m.model], float(m.share_drifted))
@@ -108,7 +128,7 @@ def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
             ece.add_metric([m.model], float(m.calibration_ece))
         for metric, value in sorted(m.performance.items()):
             perf.add_metric([m.model, metric], float(value))
-    return [drifted, share, ece, perf]
+    return [drifted, share, ece, perf, estimated, lower, upper]
 
 
 class DriftdMetrics:

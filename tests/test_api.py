@@ -116,3 +116,23 @@ def test_compare_takes_the_gate_and_policy_options_of_the_cli(data, capsys, tmp_
         "2 of 4 features drifted (50 %) < drift_share 100 %: no dataset drift")  # y: a feature
     with pytest.raises(ValueError, match="--config and --model go together"):
         driftd.compare(ref, cur, config=config)
+
+
+def test_compare_and_check_expose_the_label_free_estimate(data, capsys):
+    """`performance_estimate` in both: scores here are the true probabilities, so the realized
+    ROC AUC of the labelled current data lies in the estimate's band."""
+    ref, cur, ref_path, cur_path = data
+    payload = driftd.compare(ref, cur, prediction="score", label="y").to_dict()
+    estimate = payload["performance_estimate"]
+    assert estimate["method"] == "cbpe" and estimate["rows"] == cur.height
+    assert [m["name"] for m in estimate["metrics"]] == [
+        "roc_auc", "accuracy", "f1", "precision", "recall"]
+    auc = estimate["metrics"][0]
+    realized = next(m["current"] for m in payload["performance"]["metrics"]
+                    if m["name"] == "roc_auc")
+    assert auc["realized"] == realized and auc["within_band"] is True
+    assert auc["lower"] <= realized <= auc["upper"] and abs(auc["estimate"] - realized) < 0.03
+    assert set(estimate["confusion"]) == {"tp", "fp", "fn", "tn"}
+    _, expected = _cli_json(capsys, ref_path, cur_path, "--prediction-column", "score",
+                            "--label-column", "y")
+    assert expected["performance_estimate"] == estimate

@@ -72,6 +72,9 @@ KNOWN_METRICS = CONTRACT_METRICS | {
     "driftd_model_share_drifted",
     "driftd_calibration_ece",
     "driftd_performance",
+    "driftd_performance_estimated",
+    "driftd_performance_estimated_lower",
+    "driftd_performance_estimated_upper",
     "driftd_detector_errors_total",
     "driftd_window_end_timestamp_seconds",
     "driftd_schedule_seconds",
@@ -566,6 +569,12 @@ driftd_model_share_drifted{{model="m"}} 0.5
 driftd_calibration_ece{{model="m"}} 0.04
 # TYPE driftd_performance gauge
 driftd_performance{{model="m",metric="roc_auc"}} 0.81
+# TYPE driftd_performance_estimated gauge
+driftd_performance_estimated{{model="m",metric="roc_auc"}} 0.79
+# TYPE driftd_performance_estimated_lower gauge
+driftd_performance_estimated_lower{{model="m",metric="roc_auc"}} 0.76
+# TYPE driftd_performance_estimated_upper gauge
+driftd_performance_estimated_upper{{model="m",metric="roc_auc"}} 0.82
 # TYPE driftd_events_ingested_total counter
 driftd_events_ingested_total{{model="m"}} {ingested}
 # TYPE driftd_events_quarantined_total counter

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from driftd.detectors.estimate_output import FINDING
 from driftd.detectors.explain import explain
 from driftd.detectors.results import DriftResult
 from driftd.monitor.config import Config
@@ -92,7 +93,8 @@ class Transition:
 
 
 def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
-    """Every finding an alert can name: each feature × method, the prediction, and — once labels
+    """Every finding an alert can name: each feature × method, the prediction, each estimated
+    performance metric with a limit (`"feature": "performance.estimated"`), and — once labels
     are in — calibration (`ece`) and each performance metric, in the webhook's finding shape."""
     if result is None:
         return []
@@ -112,6 +114,13 @@ def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
         limit = m.reference - m.max_drop if m.higher_is_better else m.reference + m.max_drop
         out.append({"feature": prediction, "method": m.name, "statistic": m.current,
                     "p_value": None, "threshold": limit, "drifted": m.degraded})
+    estimate = result.performance_estimate
+    for m in estimate.metrics if estimate is not None else ():
+        if m.estimate is None or m.max_drop is None or m.reference is None:
+            continue
+        out.append({"feature": FINDING, "method": m.name, "statistic": m.estimate,
+                    "p_value": None, "threshold": m.reference - m.max_drop,
+                    "drifted": m.degraded})
     return out
 
 

@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from driftd.detectors.estimate_output import FINDING
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.service.windows import tumbling_windows
 from driftd.monitor.store.duckdb_file import Store
@@ -53,34 +54,19 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
                   strftime(window_end, '%Y-%m-%dT%H:%M:%SZ'), rows,
                   json_extract_string(result, '$.prediction_column'),
                   json_extract(result, '$.prediction'),
-                  json_extract(result, '$.calibration'), json_extract(result, '$.performance')
+                  json_extract(result, '$.calibration'), json_extract(result, '$.performance'),
+                  json_extract(result, '$.performance_estimate')
            FROM runs WHERE model = ? AND superseded_by IS NULL AND result IS NOT NULL""",
         [model],
     ).fetchall()
     outputs: dict[str, set[str]] = {}
     model_rows: list[dict[str, Any]] = []
-    for run_id, start, end, rows, column, predicted, calibration, performance in runs:
+    for run_id, start, end, rows, column, predicted, calibration, performance, estimate in runs:
         names = {p["feature"] for p in json.loads(predicted or "[]")}
         outputs[run_id] = names
         name = column or next(iter(names), None) or "prediction"
         window = {"window_start": start, "window_end": end, "rows": rows, "feature": name}
-        cal = json.loads(calibration) if calibration else None
-        if cal is not None:
-            reference = cal.get("ece_reference")
-            model_rows.append({
-                **window, "method": "ece", "statistic": cal.get("ece_current"),
-                "p_value": None,
-                "threshold": None if reference is None else reference + cal.get("margin", 0.0),
-                "drifted": bool(cal.get("drifted")),
-                "status": "error" if cal.get("ece_current") is None else "ok",
-                "run_id": run_id, "role": "calibration", "reference": reference})
-        perf = json.loads(performance) if performance else None
-        for metric in (perf or {}).get("metrics", ()):
-            model_rows.append({
-                **window, "method": metric["name"], "statistic": metric.get("current"),
-                "p_value": None, "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
-                "status": "error" if metric.get("current") is None else "ok",
-                "run_id": run_id, "role": "performance", "reference": metric.get("reference")})
+        model_rows += model_level_rows(window, run_id, calibration, performance, estimate)
     params: list[Any] = [model]
     clause = ""
     if feature is not None:
@@ -114,6 +100,53 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
                    [model]).fetchall()}
     rows = sorted(found + model_rows, key=lambda r: r["window_start"])
     return [{**row, **lineage.get(row["run_id"], {})} for row in rows]
+
+
+def model_level_rows(window: dict[str, Any], run_id: str, calibration: str | None,
+                     performance: str | None, estimate: str | None) -> list[dict[str, Any]]:
+    """The calibration, performance and `performance.estimated` rows of one stored window
+    (`calibration`, `performance`, `estimate`: its result's JSON for each, or None)."""
+    out: list[dict[str, Any]] = []
+    cal = json.loads(calibration) if calibration else None
+    if cal is not None:
+        reference = cal.get("ece_reference")
+        out.append({
+            **window, "method": "ece", "statistic": cal.get("ece_current"),
+            "p_value": None,
+            "threshold": None if reference is None else reference + cal.get("margin", 0.0),
+            "drifted": bool(cal.get("drifted")),
+            "status": "error" if cal.get("ece_current") is None else "ok",
+            "run_id": run_id, "role": "calibration", "reference": reference,
+            "threshold_source": cal.get("threshold_source", "fixed")})
+    perf = json.loads(performance) if performance else None
+    for metric in (perf or {}).get("metrics", ()):
+        out.append({
+            **window, "method": metric["name"], "statistic": metric.get("current"),
+            "p_value": None, "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
+            "status": "error" if metric.get("current") is None else "ok",
+            "run_id": run_id, "role": "performance", "reference": metric.get("reference"),
+            "threshold_source": metric.get("threshold_source", "fixed")})
+    out += estimated_rows(window, run_id, json.loads(estimate) if estimate else None)
+    return out
+
+
+def estimated_rows(window: dict[str, Any], run_id: str,
+                   estimate: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The `performance.estimated` rows of one window: one per metric, `statistic` the
+    estimate, `lower`/`upper` its band, `threshold` the reference's value less the allowed
+    drop, `realized` the labelled value once it is known."""
+    out = []
+    for metric in (estimate or {}).get("metrics", ()):
+        out.append({
+            **window, "feature": FINDING, "method": metric["name"],
+            "statistic": metric.get("estimate"), "p_value": None,
+            "threshold": _limit(metric), "drifted": bool(metric["degraded"]),
+            "status": "error" if metric.get("estimate") is None else "ok", "run_id": run_id,
+            "role": "performance_estimated", "reference": metric.get("reference"),
+            "lower": metric.get("lower"), "upper": metric.get("upper"),
+            "realized": metric.get("realized"),
+            "threshold_source": metric.get("threshold_source")})
+    return out
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

@@ -161,12 +161,18 @@ class HistoryRow:
     drifted: bool
     status: str
     run_id: str
-    role: str = "feature"  # feature, prediction, calibration or performance
+    role: str = "feature"  # feature, prediction, calibration, performance, performance_estimated
     reference: float | None = None  # the reference's value (calibration, performance)
     model_version: str | None = None  # the run's (its version slice's, or the most served)
     reference_version: int | None = None  # the reference it was scored against
     reference_sha256: str | None = None
     reference_model_version: str | None = None  # None: the model's default reference
+    # performance_estimated: the band around the estimate and, once labels are in, the
+    # realized value; calibration and performance too: how the threshold was derived
+    lower: float | None = None
+    upper: float | None = None
+    realized: float | None = None
+    threshold_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.registry import METHODS
 from driftd.detectors.results import DriftResult
 from driftd.monitor.config import Config
+from driftd.monitor.service.backfill import model_level_rows
 from driftd.monitor.store.duckdb_file import Store
 from driftd.reports.lineage import (
     FindingSeries,
     ModelHistory,
+    ModelMetric,
     ModelWindow,
     RunLineage,
     RunSummary,
@@ -122,9 +124,13 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
     """
     runs = store.con.execute(
         f"""{_RECENT_RUNS}
-           SELECT model, run_id, status, share_drifted, severity, window_start, window_end,
-                  rows, error, model_version
-           FROM recent ORDER BY model, window_end, started_at""",
+           SELECT r.model, r.run_id, r.status, r.share_drifted, r.severity, r.window_start,
+                  r.window_end, r.rows, r.error, r.model_version,
+                   json_extract(x.result, '$.calibration'),
+                  json_extract(x.result, '$.performance'),
+                  json_extract(x.result, '$.performance_estimate')
+           FROM recent r JOIN runs x USING (run_id)
+           ORDER BY r.model, r.window_end, r.started_at""",
         [limit],
     ).fetchall()
     findings = store.con.execute(
@@ -139,7 +145,8 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         by_run[row[0]].append(row[1:])
 
     windows: dict[str, list[ModelWindow]] = defaultdict(list)
-    for model, run_id, status, share, severity, start, end, rows, error, version in runs:
+    for model, run_id, status, share, severity, start, end, rows, error, version, *outputs \
+            in runs:
         report = f"{run_id}.html"
         try:
             validate_report_name(report)
@@ -149,7 +156,8 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         windows[model].append(ModelWindow(
             run_id=run_id, window_start=_aware(start), window_end=_aware(end), status=status,
             rows=int(rows), share_drifted=share, severity=severity, status_reason=error,
-            report=report if exists else None, model_version=version))
+            report=report if exists else None, model_version=version,
+            metrics=_model_metrics(run_id, *outputs)))
 
     histories = []
     for model, model_windows in windows.items():
@@ -173,6 +181,16 @@ def model_histories(store: Store, config: Config | None, directory: Path | None 
         histories.append(ModelHistory(model=model, windows=tuple(model_windows),
                                       series=tuple(series), drift_share=policy.drift_share))
     return histories
+
+
+def _model_metrics(run_id: str, calibration: str | None, performance: str | None,
+                   estimate: str | None) -> tuple[ModelMetric, ...]:
+    return tuple(
+        ModelMetric(role=r["role"], name=r["method"], value=r["statistic"],
+                    reference=r["reference"], threshold=r["threshold"],
+                    threshold_source=r.get("threshold_source"), drifted=r["drifted"],
+                    lower=r.get("lower"), upper=r.get("upper"), realized=r.get("realized"))
+        for r in model_level_rows({}, run_id, calibration, performance, estimate))
 
 
 def trends_for(store: Store, model: str, until: datetime,

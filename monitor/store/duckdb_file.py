@@ -1079,7 +1079,16 @@ class Store:
             if model in verdicts:
                 metrics = {k: float(v) for k, v in json.loads(perf).items() if v is not None}
                 verdicts[model] = dataclasses.replace(verdicts[model], performance=metrics)
+        for model, _, estimate in self.con.execute(
+                f"""SELECT r.model, r.run_id, json_extract(r.result, '$.performance_estimate')
+                    FROM ({_NEWEST_RUN.format(extra="AND json_extract(result, "
+                          "'$.performance_estimate.rows') > 0")}) n JOIN runs r USING (run_id)"""
+        ).fetchall():
+            if model in verdicts:
+                verdicts[model] = dataclasses.replace(
+                    verdicts[model], estimated=estimated_gauges(json.loads(estimate)))
         return sorted(verdicts.values(), key=lambda v: v.model)
+
 
     def last_runs(self) -> list[tuple[str, datetime, datetime]]:
         return self.con.execute(
@@ -1088,3 +1097,8 @@ class Store:
                FROM runs GROUP BY model"""
         ).fetchall()
 
+
+def estimated_gauges(estimate: dict) -> dict[str, tuple[float, float | None, float | None]]:
+    """metric -> (estimate, lower, upper) from a stored `performance_estimate`."""
+    return {m["name"]: (float(m["estimate"]), m.get("lower"), m.get("upper"))
+            for m in estimate.get("metrics", ()) if m.get("estimate") is not None}
