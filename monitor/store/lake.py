@@ -32,7 +32,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -180,6 +181,8 @@ class LakeStore(Store):
         attach(con, lake, self.leases)
         con.execute(f"USE {CATALOG}")
         self._setup(con, threads)
+        # one thread count for the store's life (see `parallel`)
+        con.execute(f"SET threads = {int(self._threads)}")
         self.state = PostgresState(lake.catalog, self.replica)
         self._gate = WriteGate(lake.catalog, self.replica)
         self._ensure_schema()
@@ -194,6 +197,14 @@ class LakeStore(Store):
         for name, value in COMMIT_RETRY.items():  # per connection: each cursor is one
             cur.execute(f"SET {name} = {value}")
         return cur
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """The lake keeps its thread count: `SET threads` waits for DuckDB's worker threads,
+        and on a lake they may be busy in other threads' catalog queries for as long as those
+        wait on PostgreSQL. In the 3-replica test a maintenance pass hung there while holding
+        the write gate, and every replica's writes waited behind it."""
+        yield
 
     def close(self) -> None:
         self.leases.close()
