@@ -22,7 +22,15 @@ from driftd.detectors.explain import FAIL_ON, explain, gate
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import build_profile, json_type
 from driftd.detectors.registry import check_method_names
-from driftd.detectors.results import DataIssue, DriftResult, FeatureResult
+from driftd.detectors.results import (
+    Calibration,
+    DataIssue,
+    DriftResult,
+    FeatureResult,
+    Performance,
+    SegmentResult,
+)
+from driftd.detectors.segments import build_segment_profiles, evaluate_segments, with_segments
 from driftd.detectors.suite import evaluate
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -169,9 +177,17 @@ def compare_tables(
     policy: DetectionPolicy | None = None,
     drift_share: float | None = None,
     thresholds: Mapping[str, float] | None = None,
+    segment: str | None = None,
+    segment_max_values: int = 10,
+    segment_min_rows: int = 100,
 ) -> DriftResult:
     """Batch drift between two tables (`load_table`). Raises ValueError for anything the user
     must fix.
+
+    With `segment` (a column of both tables), every detector also runs per value of that
+    column (`detectors/segments.py`): the reference's `segment_max_values` most frequent
+    values, the rest as `other`, segments with fewer than `segment_min_rows` rows reported as
+    insufficient, values only the current table has as new.
 
     Every reference column except the prediction and label is a feature, whatever its name:
     numeric if its dtype is numeric, categorical if listed in `categorical` or a
@@ -217,6 +233,14 @@ def compare_tables(
         label=label,
         task=infer_task(ref, label),
     )
+    segments = None
+    if segment is not None:
+        if segment in special:
+            raise ValueError(f"--segment {segment!r} is the prediction or label column")
+        _require_columns(ref, [segment], reference)
+        segments = build_segment_profiles(
+            ref, {segment: ref.get_column(segment)}, kinds, prediction=prediction, label=label,
+            task=profile.task, max_values=segment_max_values)
     del ref  # the profile holds what the comparison needs
     cur, current = load_table(current, "current")
     if prediction is not None and not isinstance(prediction_column, _Conventional):
@@ -232,9 +256,18 @@ def compare_tables(
     predictions = cur.get_column(prediction) if prediction in cur.columns else None
     labels = cur.get_column(label) if label in cur.columns else None
     rows = cur.height
+    keys = {}
+    if segment is not None:
+        _require_columns(cur, [segment], current)
+        keys[segment] = cur.get_column(segment)
     del cur
-    return evaluate(profile, window, policy, prediction=predictions, label=labels,
-                    observed_types=observed, rows=rows)
+    result = evaluate(profile, window, policy, prediction=predictions, label=labels,
+                      observed_types=observed, rows=rows)
+    if segments is None:
+        return result
+    return with_segments(result, evaluate_segments(
+        segments, window, keys, policy, prediction=predictions, label=labels,
+        min_rows=segment_min_rows))
 
 
 def _require_columns(frame: pl.DataFrame, names: Sequence[str], path: str | Path) -> None:
@@ -290,32 +323,9 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
         payload["prediction"] = [_entry(f) for f in result.prediction]
         payload["prediction_column"] = result.prediction_column
     if result.calibration is not None:
-        cal = result.calibration
-        payload["calibration"] = {
-            "ece_reference": _number(cal.ece_reference),
-            "ece_current": _number(cal.ece_current),
-            "drifted": cal.drifted,
-            "margin": cal.margin,
-            "brier_reference": _number(cal.brier_reference),
-            "brier_current": _number(cal.brier_current),
-            "rows_labelled": cal.rows_labelled,
-        }
+        payload["calibration"] = _calibration(result.calibration)
     if result.performance is not None:
-        perf = result.performance
-        payload["performance"] = {
-            "degraded": perf.degraded,
-            "rows_labelled": perf.rows_labelled,
-            "metrics": [
-                {
-                    "name": m.name,
-                    "reference": _number(m.reference),
-                    "current": _number(m.current),
-                    "max_drop": m.max_drop,
-                    "degraded": m.degraded,
-                }
-                for m in perf.metrics
-            ],
-        }
+        payload["performance"] = _performance(result.performance)
     payload["schema"] = {
         "failed": any(i.category == "schema" for i in result.issues),
         "missing_features": list(result.schema.missing_features),
@@ -338,7 +348,72 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
             for q in result.quality
         ],
     }
+    if result.pooled_drift is not None:
+        payload["pooled_drift"] = result.pooled_drift
+        payload["segments"] = [_segment(s) for s in result.segments]
     return payload
+
+
+def _calibration(cal: Calibration) -> dict[str, Any]:
+    return {
+        "ece_reference": _number(cal.ece_reference),
+        "ece_current": _number(cal.ece_current),
+        "drifted": cal.drifted,
+        "margin": cal.margin,
+        "brier_reference": _number(cal.brier_reference),
+        "brier_current": _number(cal.brier_current),
+        "rows_labelled": cal.rows_labelled,
+    }
+
+
+def _performance(perf: Performance) -> dict[str, Any]:
+    return {
+        "degraded": perf.degraded,
+        "rows_labelled": perf.rows_labelled,
+        "metrics": [
+            {
+                "name": m.name,
+                "reference": _number(m.reference),
+                "current": _number(m.current),
+                "max_drop": m.max_drop,
+                "degraded": m.degraded,
+            }
+            for m in perf.metrics
+        ],
+    }
+
+
+def _segment(seg: SegmentResult) -> dict[str, Any]:
+    """One entry of `segments` (contract §7: `segment`, `drift`, `share_drifted`, `features`)."""
+    inner = seg.result
+    return {
+        "segment": seg.segment,
+        "column": seg.column,
+        "value": seg.value,
+        "status": seg.status,
+        "drift": seg.drift,
+        "share_drifted": None if inner is None else inner.share_drifted,
+        "rows_reference": seg.rows_reference,
+        "rows_current": seg.rows_current,
+        "reason": seg.reason,
+        "features": [] if inner is None else [_entry(f) for f in inner.features],
+        "prediction": [] if inner is None else [_entry(f) for f in inner.prediction],
+        "calibration": None if inner is None or inner.calibration is None
+        else _calibration(inner.calibration),
+        "performance": None if inner is None or inner.performance is None
+        else _performance(inner.performance),
+    }
+
+
+def _segment_line(seg: SegmentResult) -> str:
+    """"segment region=APAC: DRIFT (income), 1200 rows", "... insufficient (why)"."""
+    head = f"segment {seg.segment}: "
+    if seg.result is None:
+        return f"{head}{seg.status}, {seg.rows_current} rows ({seg.reason})"
+    drifted = list(dict.fromkeys(f.feature for f in seg.result.drifted_features))
+    what = f"DRIFT ({', '.join(drifted)})" if seg.drift and drifted else (
+        "DRIFT" if seg.drift else "ok")
+    return f"{head}{what}, {seg.rows_current} rows, {seg.result.share_drifted:.0%} drifted"
 
 
 def _issue(issue: DataIssue) -> dict[str, Any]:
@@ -404,6 +479,8 @@ def format_table(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> str:
             lines.append(
                 f"{m.name}: reference {_fmt(m.reference)}, current {_fmt(m.current)}{flag}"
             )
+    for seg in result.segments:
+        lines.append(_segment_line(seg))
     schema = result.schema
     for label, items in (
         ("missing features", schema.missing_features),

@@ -112,13 +112,16 @@ def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
         limit = m.reference - m.max_drop if m.higher_is_better else m.reference + m.max_drop
         out.append({"feature": prediction, "method": m.name, "statistic": m.current,
                     "p_value": None, "threshold": limit, "drifted": m.degraded})
+    for s in result.segments:  # each segment's findings, named by it ("region=APAC")
+        out += [{**f, "segment": s.segment} for f in alert_findings(s.result)]
     return out
 
 
 def drifted_keys(result: DriftResult | None) -> frozenset[str]:
     """feature × method of every drifted finding (calibration and performance included)."""
-    return frozenset(f"{f['feature']}\x1f{f['method']}" for f in alert_findings(result)
-                     if f["drifted"])
+    return frozenset(f"{f['feature']}\x1f{f['method']}"
+                     + (f"\x1f{f['segment']}" if "segment" in f else "")
+                     for f in alert_findings(result) if f["drifted"])
 
 
 def finding_key(outcome: RunOutcome) -> str:
@@ -346,6 +349,9 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
         "reference": reference_summary(outcome.reference),
         "share_drifted": result.share_drifted if result else None,
         "drifted_features": drifted,
+        # segments (`models.<m>.segments`) that drifted, "region=APAC"; their findings carry it
+        "drifted_segments": [s.segment for s in result.segments if s.drift]
+        if result and event != EVENT_RESOLVED else [],
         "findings": findings,
         "report_url": report_url,
         "rationale": rationale,

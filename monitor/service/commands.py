@@ -55,6 +55,7 @@ class SilenceArgs:
 class HistoryArgs:
     model: str
     feature: str | None = None
+    segment: str | None = None  # a segment column, column=value or "*": its rows too
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class HistoryRow:
     run_id: str
     role: str = "feature"  # feature, prediction, calibration or performance
     reference: float | None = None  # the reference's value (calibration, performance)
+    segment: str | None = None  # "column=value" of a segment's row; None: the whole window
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,8 @@ def history(app: App, args: HistoryArgs) -> list[HistoryRow]:
 
     _model(app, args.model)
     return [HistoryRow(**row) for row in history_rows(app.store, args.model,
-                                                        feature=args.feature)]
+                                                        feature=args.feature,
+                                                        segment=args.segment)]
 
 
 def quarantine(app: App, args: QuarantineArgs) -> list[QuarantinedMessage]:

@@ -13,8 +13,10 @@ from driftd import __version__
 from driftd.detectors.results import DriftResult
 from driftd.detectors.suite import evaluate
 from driftd.monitor.config import Config
+from driftd.monitor.service.segments import score_segments, segment_rows, without_segment_fields
 from driftd.monitor.service.windows import TimeWindow
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
+from driftd.monitor.store.reference_segments import SegmentProfileCache
 from driftd.monitor.store.references import ProfileCache
 
 log = logging.getLogger("driftd.runner")
@@ -46,8 +48,10 @@ def severity_of(result: DriftResult, critical_share: float) -> str | None:
     warning for a feature past its strong effect or a broken schema or quality rule), with a
     drift below `critical_share` of the features (the model's own drift: prediction,
     calibration, performance) a warning."""
-    if result.drift:
-        return "critical" if result.share_drifted >= critical_share else "warning"
+    if result.drift:  # the share in the whole window, or in a drifted segment
+        shares = [result.share_drifted,
+                  *(s.result.share_drifted for s in result.segments if s.drift and s.result)]
+        return "critical" if max(shares) >= critical_share else "warning"
     return "warning" if result.severity is not None else None
 
 
@@ -62,6 +66,7 @@ class DetectorRunner:
         self._config = config
         self._store = store
         self._profiles = profiles
+        self._segments = SegmentProfileCache(store)
 
     def run(self, model: str, window: TimeWindow, *, trigger: str = "schedule",
             replaces: tuple[str, ...] = ()) -> RunOutcome:
@@ -80,7 +85,8 @@ class DetectorRunner:
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
-            loaded = self._store.load_window(model, cfg.features, window.start, window.end)
+            loaded = self._store.load_window(model, cfg.features, window.start, window.end,
+                                             segments=cfg.segments)
             rows = loaded.frame.height
             versions, version = loaded.model_versions, loaded.model_version
             if rows < cfg.min_rows:
@@ -90,7 +96,10 @@ class DetectorRunner:
                 profile = self._profiles.get(reference, cfg)
                 result = evaluate(profile, loaded.frame, cfg.detection,
                                   prediction=loaded.prediction, label=loaded.label,
-                                  observed_types=loaded.observed_types)
+                                  observed_types=without_segment_fields(loaded.observed_types,
+                                                                        cfg))
+                if cfg.segments:
+                    result = score_segments(self._segments, reference, cfg, loaded, result)
                 status = "drift" if result.drift else "ok"
         except Exception as exc:  # one model's failure never stops the others
             log.exception("detector run failed", extra={"model": model, "run_id": run_id})
@@ -101,7 +110,8 @@ class DetectorRunner:
         outcome = RunOutcome(run_id, model, status, severity, window, rows, versions, reference,
                              fingerprint, started, duration, result, error, trigger,
                              model_version=version)
-        self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
+        self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces,
+                             segments=segment_rows(result))
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
         return outcome
