@@ -134,8 +134,9 @@ def _groups(keys: pl.Series) -> Iterator[tuple[str, pl.Series]]:
     """Each distinct key and the row indices holding it (one group_by, no per-row Python)."""
     grouped = (pl.DataFrame({"k": keys}).with_row_index("i").group_by("k", maintain_order=True)
                .agg(pl.col("i")))
-    for key, rows in zip(grouped["k"].to_list(), grouped["i"].to_list(), strict=True):
-        yield key, pl.Series("i", rows, dtype=pl.UInt32)
+    indices = grouped.get_column("i")
+    for j, key in enumerate(grouped.get_column("k").to_list()):
+        yield key, indices[j]  # a Series: the indices never become Python ints
 
 
 def _ranked(keys: pl.Series) -> list[tuple[str, int]]:
