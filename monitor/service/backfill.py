@@ -105,12 +105,14 @@ def history_rows(store: Store, model: str, *, feature: str | None = None,
             else "feature"
         item["reference"] = None
         found.append(item)
+    pooled = sorted(found + model_rows, key=lambda r: r["window_start"])
+    for row in pooled:
+        row["segment"] = None  # the whole window
     if segment is not None:
         from driftd.monitor.service.segments import segment_history_rows
 
-        return sorted(found + model_rows, key=lambda r: r["window_start"]) + \
-            segment_history_rows(store, model, segment, feature=feature)
-    return sorted(found + model_rows, key=lambda r: r["window_start"])
+        return pooled + segment_history_rows(store, model, segment, feature=feature)
+    return pooled
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

@@ -100,6 +100,11 @@ def test_one_drifting_region_is_found_named_and_alerted_through_the_daemon(tmp_p
         assert [(f["segment"], f["feature"]) for f in body["findings"] if "segment" in f] \
             == [("region=APAC", "income")]
 
+        html = (tmp_path / "reports" / f"{run['run_id']}.html").read_text()
+        heat = html[html.index('id="segments"'):]
+        apac = heat[heat.index("region=APAC</td>"):]
+        assert "rgba(200, 40, 40" in apac[:apac.index("</tr>")]  # its income cell is red
+
         app.start_http()
         try:
             with urllib.request.urlopen(app.http.url + "/metrics", timeout=5) as resp:
