@@ -101,3 +101,48 @@ def test_metric_rows_are_capped_per_column_whatever_the_store_holds():
     assert {s.segment for s in kept} == {"store=s0", "store=s1", "store=s2", "store=s3"}
     assert any(s.feature == "x" for s in kept)
     assert all(s.model == MODEL for s in kept)
+
+
+def _replay_now(app, tmp_path, frame: pl.DataFrame) -> None:
+    now = datetime.now(UTC).isoformat()
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as fh:
+        for i, row in enumerate(frame.iter_rows(named=True)):
+            fh.write(json.dumps({"event_id": f"e{i}", "model": MODEL, "timestamp": now,
+                                 "features": row, "prediction": 0.5}) + "\n")
+    replay_file(events, "events", app.decoder, app.store, app.metrics)
+
+
+def test_segments_configured_after_registration_are_built_from_the_file_once(tmp_path):
+    """A reference registered before the model had segments gets its slices built from its
+    file on first use, stored with the version; a file changed since cannot be used, and
+    then the segments are errors naming why while the whole window is still scored."""
+    app, _ = _app(tmp_path)
+    app.store.close()
+    config = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(config.replace("    segments: [store]\n", ""))
+    plain = build(load_config(tmp_path / "config.yaml"))
+    plain.register_references()
+    assert plain.store.reference(MODEL).version == 1
+    plain.store.close()
+
+    (tmp_path / "config.yaml").write_text(config)
+    app = build(load_config(tmp_path / "config.yaml"))
+    assert app.store.reference_segments(MODEL, 1) is None
+    _replay_now(app, tmp_path, _frame(5_000, 3, NAMES))
+    assert app.run_once(deliver_seconds=0.5) == 0
+    result = json.loads(app.store.run()["result"])
+    assert [s["status"] for s in result["segments"]] == ["ok"] * 11
+    assert app.store.reference_segments(MODEL, 1) is not None
+    app.store.close()
+
+    # the registered file changed since: the slices cannot be rebuilt from it
+    _frame(30_000, 9, NAMES).write_parquet(tmp_path / "reference.parquet")
+    (tmp_path / "config.yaml").write_text(config.replace("segment_max_values: 10",
+                                                         "segment_max_values: 5"))
+    app = build(load_config(tmp_path / "config.yaml"))
+    outcome = app.run_model(MODEL, alert=False)  # against version 1: no re-registration
+    assert outcome.status in ("ok", "drift") and outcome.result is not None
+    (error,) = outcome.result.segments
+    assert error.status == "error" and "changed since it was registered" in error.reason
+    app.store.close()
