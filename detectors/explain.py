@@ -207,22 +207,24 @@ def _what_drifted(result: DriftResult) -> list[str]:
 
 
 def segment_reasons(result: DriftResult) -> list[str]:
-    """One sentence per thing that drifted in some segment: "income drifted in region=APAC
-    only", "age drifted in region=EU and region=US (and overall)"."""
+    """One sentence per set of segments something drifted in: "income drifted in
+    region=APAC only", "age and income drifted in region=EU and region=US (and overall)"."""
     where: dict[str, list[str]] = {}
     for s in result.segments:
         if s.result is not None:
             for name in _what_drifted(s.result):
                 where.setdefault(name, []).append(s.segment)
     overall = set(_what_drifted(replace(result, segments=())))
-    sentences = []
+    together: dict[tuple[tuple[str, ...], bool], list[str]] = {}
     for name, segs in where.items():
-        places = " and ".join([", ".join(segs[:-1]), segs[-1]] if len(segs) > 1 else segs)
-        if name in overall:
-            sentences.append(f"{name} drifted in {places} (and overall)")
-        else:
-            sentences.append(f"{name} drifted in {places} only")
-    return sentences
+        together.setdefault((tuple(segs), name in overall), []).append(name)
+    return [f"{_and(names)} drifted in {_and(list(segs))}"
+            + (" (and overall)" if also else " only")
+            for (segs, also), names in together.items()]
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _issue_counts(result: DriftResult) -> list[str]:

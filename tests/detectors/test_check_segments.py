@@ -54,7 +54,7 @@ def test_check_segment_json_names_the_drifted_segment_and_equals_compare(files, 
     drifted = {f["feature"] for f in by_segment["region=APAC"]["features"] if f["drifted"]}
     assert drifted == {"age", "income"}
     assert all(not s["drift"] for name, s in by_segment.items() if name != "region=APAC")
-    assert "income drifted in region=APAC only" in payload["reasons"]
+    assert "age and income drifted in region=APAC only" in payload["reasons"]
 
     comparison = driftd.compare(str(ref_path), pl.read_csv(cur_path), segment="region")
     assert comparison.to_dict() == payload

@@ -11,6 +11,7 @@ from scipy import stats
 from driftd.detectors.explain import explain, gate
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import build_profile
+from driftd.detectors.results import DriftResult
 from driftd.detectors.segments import (
     SegmentProfiles,
     build_segment_profiles,
@@ -86,8 +87,8 @@ def test_one_segment_of_four_drifts_and_only_it_is_flagged():
     assert not any(f.drifted for f in result.features)
     assert result.drift is True and result.severity == "critical"
     explanation = explain(result)
-    assert "income drifted in region=APAC only" in explanation.reasons
-    assert "income drifted in region=APAC only" in explanation.verdict
+    assert "age and income drifted in region=APAC only" in explanation.reasons
+    assert "age and income drifted in region=APAC only" in explanation.verdict
     assert gate(result).exit_code == 1
 
 
@@ -205,3 +206,26 @@ def test_segment_keys_are_canonical_and_name_missing_values():
     keys = segment_keys(pl.Series([1.0, 2.0, None, 1.0]))
     assert keys.to_list() == ["1", "2", "(missing)", "1"]
     assert segment_keys(pl.Series([True, None])).to_list() == ["true", "(missing)"]
+
+
+def test_sentences_group_what_drifted_in_the_same_segments():
+    """One sentence per set of segments: names drifted in the same places are joined; one
+    drifted in the whole window as well says so."""
+    from dataclasses import replace
+
+    from driftd.detectors.explain import segment_reasons
+    from driftd.detectors.results import FeatureResult, SegmentResult
+
+    def res(*drifted: str) -> DriftResult:
+        return DriftResult(drift=bool(drifted), share_drifted=0.0, rows_reference=1,
+                           rows_current=1, features=tuple(
+                               FeatureResult(n, "numeric", "psi", 0.3, None, 0.2, "above",
+                                             n in drifted) for n in ("age", "income", "x")))
+
+    segments = (SegmentResult("region", "EU", "drift", 1, 1, res("age", "income")),
+                SegmentResult("region", "US", "drift", 1, 1, res("age", "income", "x")),
+                SegmentResult("region", "APAC", "ok", 1, 1, res()))
+    result = replace(res("x"), segments=segments)
+    assert segment_reasons(result) == [
+        "age and income drifted in region=EU and region=US only",
+        "x drifted in region=US (and overall)"]
