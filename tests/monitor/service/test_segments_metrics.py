@@ -47,16 +47,20 @@ models:
     return build(load_config(path)), reference
 
 
-def test_fifty_values_make_ten_named_segments_and_other_as_labels(tmp_path):
-    app, reference = _app(tmp_path)
-    current = _frame(20_000, 2, [*NAMES, "brand-new"])
+def _replay_now(app, tmp_path, frame: pl.DataFrame) -> None:
     now = datetime.now(UTC).isoformat()
     events = tmp_path / "events.jsonl"
     with events.open("w") as fh:
-        for i, row in enumerate(current.iter_rows(named=True)):
+        for i, row in enumerate(frame.iter_rows(named=True)):
             fh.write(json.dumps({"event_id": f"e{i}", "model": MODEL, "timestamp": now,
                                  "features": row, "prediction": 0.5}) + "\n")
     replay_file(events, "events", app.decoder, app.store, app.metrics)
+
+
+def test_fifty_values_make_ten_named_segments_and_other_as_labels(tmp_path):
+    app, reference = _app(tmp_path)
+    current = _frame(20_000, 2, [*NAMES, "brand-new"])
+    _replay_now(app, tmp_path, current)
     assert app.run_once(deliver_seconds=0.5) == 0
 
     counts = reference["store"].value_counts().sort(["count", "store"],
@@ -101,16 +105,6 @@ def test_metric_rows_are_capped_per_column_whatever_the_store_holds():
     assert {s.segment for s in kept} == {"store=s0", "store=s1", "store=s2", "store=s3"}
     assert any(s.feature == "x" for s in kept)
     assert all(s.model == MODEL for s in kept)
-
-
-def _replay_now(app, tmp_path, frame: pl.DataFrame) -> None:
-    now = datetime.now(UTC).isoformat()
-    events = tmp_path / "events.jsonl"
-    with events.open("w") as fh:
-        for i, row in enumerate(frame.iter_rows(named=True)):
-            fh.write(json.dumps({"event_id": f"e{i}", "model": MODEL, "timestamp": now,
-                                 "features": row, "prediction": 0.5}) + "\n")
-    replay_file(events, "events", app.decoder, app.store, app.metrics)
 
 
 def test_segments_configured_after_registration_are_built_from_the_file_once(tmp_path):
