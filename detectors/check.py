@@ -25,7 +25,15 @@ from driftd.detectors.explain import FAIL_ON, explain, gate
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import build_profile, json_type
 from driftd.detectors.registry import check_method_names
-from driftd.detectors.results import DataIssue, DriftResult, FeatureResult
+from driftd.detectors.results import (
+    Calibration,
+    DataIssue,
+    DriftResult,
+    FeatureResult,
+    Performance,
+    SegmentResult,
+)
+from driftd.detectors.segments import build_segment_profiles, evaluate_segments, with_segments
 from driftd.detectors.suite import evaluate
 from driftd.detectors.window import FrameRelation, RelationWindow
 
@@ -194,10 +202,18 @@ def compare_tables(
     drift_share: float | None = None,
     thresholds: Mapping[str, float] | None = None,
     memory_bytes: int | None = MEMORY_BYTES,
+    segment: str | None = None,
+    segment_max_values: int = 10,
+    segment_min_rows: int = 100,
 ) -> DriftResult:
     """Batch drift between two tables (`open_table`). Raises ValueError for anything the user
     must fix. `memory_bytes` bounds the current table's columns held at once (a larger column
     is read in value ranges); None: no bound.
+
+    With `segment` (a column of both tables), every detector also runs per value of that
+    column (`detectors/segments.py`): the reference's `segment_max_values` most frequent
+    values, the rest as `other`, segments with fewer than `segment_min_rows` rows reported as
+    insufficient, values only the current table has as new.
 
     Every reference column except the prediction and label is a feature, whatever its name:
     numeric if its dtype is numeric, categorical if listed in `categorical` or a
@@ -245,6 +261,17 @@ def compare_tables(
             label=label,
             task=infer_task(ref, label),
         )
+        segments = None
+        if segment is not None:
+            if segment in special:
+                raise ValueError(f"--segment {segment!r} is the prediction or label column")
+            _require_columns(ref_schema, [segment], reference)
+            # a profile per segment value: the reference's rows are read whole for it
+            whole = ref.collect()
+            segments = build_segment_profiles(
+                whole, {segment: whole.get_column(segment)}, kinds, prediction=prediction,
+                label=label, task=profile.task, max_values=segment_max_values)
+            del whole
         del ref  # the profile holds what the comparison needs
         cur, current = open_table(current, "current")
         cur_schema = cur.collect_schema()
@@ -264,7 +291,21 @@ def compare_tables(
         memory_bytes=memory_bytes,
         rows=rows,
     )
-    return evaluate(profile, window, policy, observed_types=observed)
+    if segments is not None:
+        _require_columns(cur_schema, [segment], current)
+    result = evaluate(profile, window, policy, observed_types=observed)
+    if segments is None:
+        return result
+    # segments read the current table's columns whole (a slice per value); the pooled
+    # comparison above keeps to `memory_bytes`
+    present = [c for c in kinds if c in cur_schema]
+    extra = [c for c in (prediction, label, segment) if c in cur_schema and c not in present]
+    frame = cur.select([*present, *extra]).collect()
+    return with_segments(result, evaluate_segments(
+        segments, frame.select(present), {segment: frame.get_column(segment)}, policy,
+        prediction=frame.get_column(prediction) if prediction in frame.columns else None,
+        label=frame.get_column(label) if label in frame.columns else None,
+        min_rows=segment_min_rows))
 
 
 def _observed_types(
@@ -343,35 +384,9 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
         payload["prediction"] = [_entry(f) for f in result.prediction]
         payload["prediction_column"] = result.prediction_column
     if result.calibration is not None:
-        cal = result.calibration
-        payload["calibration"] = {
-            "ece_reference": _number(cal.ece_reference),
-            "ece_current": _number(cal.ece_current),
-            "drifted": cal.drifted,
-            "margin": cal.margin,
-            "brier_reference": _number(cal.brier_reference),
-            "brier_current": _number(cal.brier_current),
-            "rows_labelled": cal.rows_labelled,
-            "threshold_source": cal.threshold_source,
-            "threshold_how": cal.threshold_how,
-        }
+        payload["calibration"] = _calibration(result.calibration)
     if result.performance is not None:
-        perf = result.performance
-        payload["performance"] = {
-            "degraded": perf.degraded,
-            "rows_labelled": perf.rows_labelled,
-            "metrics": [
-                {
-                    "name": m.name,
-                    "reference": _number(m.reference),
-                    "current": _number(m.current),
-                    "max_drop": m.max_drop,
-                    "degraded": m.degraded,
-                    "threshold_source": m.threshold_source,
-                }
-                for m in perf.metrics
-            ],
-        }
+        payload["performance"] = _performance(result.performance)
     if result.performance_estimate is not None:
         payload["performance_estimate"] = estimate_payload(result.performance_estimate)
     payload["schema"] = {
@@ -396,7 +411,75 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
             for q in result.quality
         ],
     }
+    if result.pooled_drift is not None:
+        payload["pooled_drift"] = result.pooled_drift
+        payload["segments"] = [_segment(s) for s in result.segments]
     return payload
+
+
+def _calibration(cal: Calibration) -> dict[str, Any]:
+    return {
+        "ece_reference": _number(cal.ece_reference),
+        "ece_current": _number(cal.ece_current),
+        "drifted": cal.drifted,
+        "margin": cal.margin,
+        "brier_reference": _number(cal.brier_reference),
+        "brier_current": _number(cal.brier_current),
+        "rows_labelled": cal.rows_labelled,
+        "threshold_source": cal.threshold_source,
+        "threshold_how": cal.threshold_how,
+    }
+
+
+def _performance(perf: Performance) -> dict[str, Any]:
+    return {
+        "degraded": perf.degraded,
+        "rows_labelled": perf.rows_labelled,
+        "metrics": [
+            {
+                "name": m.name,
+                "reference": _number(m.reference),
+                "current": _number(m.current),
+                "max_drop": m.max_drop,
+                "degraded": m.degraded,
+                "threshold_source": m.threshold_source,
+            }
+            for m in perf.metrics
+        ],
+    }
+
+
+def _segment(seg: SegmentResult) -> dict[str, Any]:
+    """One entry of `segments` (contract §7: `segment`, `drift`, `share_drifted`, `features`)."""
+    inner = seg.result
+    return {
+        "segment": seg.segment,
+        "column": seg.column,
+        "value": seg.value,
+        "status": seg.status,
+        "drift": seg.drift,
+        "share_drifted": None if inner is None else inner.share_drifted,
+        "rows_reference": seg.rows_reference,
+        "rows_current": seg.rows_current,
+        "reason": seg.reason,
+        "features": [] if inner is None else [_entry(f) for f in inner.features],
+        "prediction": [] if inner is None else [_entry(f) for f in inner.prediction],
+        "calibration": None if inner is None or inner.calibration is None
+        else _calibration(inner.calibration),
+        "performance": None if inner is None or inner.performance is None
+        else _performance(inner.performance),
+    }
+
+
+def _segment_line(seg: SegmentResult) -> str:
+    """"segment region=APAC: DRIFT (income), 1200 rows", "... insufficient (why)"."""
+    head = f"segment {seg.segment}: "
+    if seg.result is None:
+        return f"{head}{seg.status}, {seg.rows_current} rows ({seg.reason})"
+    drifted = list(dict.fromkeys(f.feature for f in seg.result.drifted_features))
+    what = f"DRIFT ({', '.join(drifted)})" if seg.drift and drifted else (
+        "DRIFT" if seg.drift else "ok")
+    return f"{head}{what}, {seg.rows_current} rows, {seg.result.share_drifted:.0%} drifted"
 
 
 def _issue(issue: DataIssue) -> dict[str, Any]:
@@ -464,6 +547,8 @@ def format_table(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> str:
             )
     if result.performance_estimate is not None:
         lines += estimate_lines(result.performance_estimate)
+    for seg in result.segments:
+        lines.append(_segment_line(seg))
     schema = result.schema
     for label, items in (
         ("missing features", schema.missing_features),

@@ -11,7 +11,7 @@ a report and `driftd check` all say the same thing in the same words, e.g.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from driftd.detectors.quality import percent
 from driftd.detectors.results import DriftResult, FeatureResult
@@ -184,20 +184,58 @@ def explain(result: DriftResult) -> Explanation:
             f"({_names(errored)}){why}"
         )
 
+    segments = segment_reasons(result)
+    reasons += segments
     deciders = _model_deciders(result)
     dataset = bool(_evaluated(result)) and result.share_drifted >= _drift_share(result)
     issues = _issue_counts(result)
-    if not result.drift:
+    if result.drift and not dataset and not deciders and segments:
+        sentence = f"{share}; but {'; '.join(segments)}"
+        sentence += f"; also {', '.join(issues)}" if issues else ""
+    elif not result.drift:
         warnings = ([f"{_names(list(result.strong_features))} drifted strongly"]
-                    if result.strong_features else []) + issues
+                    if result.strong_features else []) + segments + issues
         sentence = share + (f"; warning: {', '.join(warnings)}" if warnings else "")
     elif dataset:
-        also = deciders + issues
+        also = deciders + segments + issues
         sentence = share + (f"; also {', '.join(also)}" if also else "")
     else:
         sentence = f"{share}; {' and '.join(deciders)} decided it"
-        sentence += f"; also {', '.join(issues)}" if issues else ""
+        sentence += f"; also {', '.join(segments + issues)}" if segments or issues else ""
     return Explanation(sentence, tuple(reasons))
+
+
+def _what_drifted(result: DriftResult) -> list[str]:
+    """Names of what drifted in one result: features, then the model's own signals."""
+    names = list(dict.fromkeys(f.feature for f in result.features if f.drifted))
+    if any(f.drifted for f in result.prediction):
+        names.append("the prediction")
+    if result.calibration is not None and result.calibration.drifted:
+        names.append("calibration")
+    if result.performance is not None and result.performance.degraded:
+        names += [m.name for m in result.performance.metrics if m.degraded]
+    return names
+
+
+def segment_reasons(result: DriftResult) -> list[str]:
+    """One sentence per set of segments something drifted in: "income drifted in
+    region=APAC only", "age and income drifted in region=EU and region=US (and overall)"."""
+    where: dict[str, list[str]] = {}
+    for s in result.segments:
+        if s.result is not None:
+            for name in _what_drifted(s.result):
+                where.setdefault(name, []).append(s.segment)
+    overall = set(_what_drifted(replace(result, segments=())))
+    together: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+    for name, segs in where.items():
+        together.setdefault((tuple(segs), name in overall), []).append(name)
+    return [f"{_and(names)} drifted in {_and(list(segs))}"
+            + (" (and overall)" if also else " only")
+            for (segs, also), names in together.items()]
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _issue_counts(result: DriftResult) -> list[str]:
@@ -214,7 +252,8 @@ def failed_categories(result: DriftResult) -> tuple[str, ...]:
     """The FAIL_ON categories this result fails: drift (the dataset or the model drifted, or a
     feature drifted past its strong effect), schema, quality."""
     failed = []
-    if result.drift or result.strong_features:
+    if result.drift or result.strong_features or any(
+            s.result is not None and s.result.strong_features for s in result.segments):
         failed.append("drift")
     if any(i.category == "schema" for i in result.issues):
         failed.append("schema")

@@ -201,6 +201,11 @@ class DriftResult:
     severity: str | None = None
     prediction_column: str | None = None  # the reference's own name of the prediction column
     performance_estimate: PerformanceEstimate | None = None  # label-free (binary probabilities)
+    # per segment value (`models.<m>.segments`, `check --segment`): the same detectors on each
+    # slice (`detectors/segments.py`); `drift` above then also counts a drifted segment, and
+    # `pooled_drift` keeps the verdict on the whole window (None: no segments were asked for)
+    segments: tuple[SegmentResult, ...] = ()
+    pooled_drift: bool | None = None
 
     @property
     def drifted_features(self) -> tuple[FeatureResult, ...]:
@@ -260,4 +265,45 @@ class DriftResult:
             severity=data.get("severity"),
             prediction_column=data.get("prediction_column"),
             performance_estimate=estimate,
+            segments=tuple(SegmentResult.from_dict(s) for s in data.get("segments") or ()),
+            pooled_drift=data.get("pooled_drift"),
         )
+
+
+SegmentStatus = Literal["ok", "warning", "drift", "insufficient", "new", "error"]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One segment (`column=value`) of a window, scored against its own reference slice.
+
+    `status`: "ok" / "warning" / "drift" when scored (`result` holds every detector's answer,
+    its p-values corrected across all segments of the run; "warning": no drift by the policy's
+    rule, but a feature drifted past its strong effect); "insufficient" when the window or the
+    reference slice has fewer rows than the minimum; "new" for a value the reference never had (not
+    scored); "error" when the slice could not be scored. `pooled` marks the `other` segment:
+    the values past the cap, together.
+    """
+
+    column: str
+    value: str
+    status: SegmentStatus
+    rows_reference: int
+    rows_current: int
+    result: DriftResult | None = None
+    reason: str | None = None
+    pooled: bool = False
+
+    @property
+    def segment(self) -> str:
+        """`column=value`, the name every output gives the segment."""
+        return f"{self.column}={self.value}"
+
+    @property
+    def drift(self) -> bool:
+        return self.result is not None and self.result.drift
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentResult:
+        inner = data.get("result")
+        return cls(**{**data, "result": None if inner is None else DriftResult.from_dict(inner)})

@@ -107,6 +107,8 @@ def compare(
     config: str | Path | None = None,
     model: str | None = None,
     memory_mb: int | None = MEMORY_BYTES >> 20,
+    segment_max_values: int = 10,
+    segment_min_rows: int = 100,
 ) -> Comparison:
     """Compare `current` against `reference`, as `driftd check` does.
 
@@ -117,13 +119,16 @@ def compare(
     `jensenshannon`, `wasserstein`) on every column they apply to. The policy is `policy`, or
     with `config` and `model` that model's `detection` policy from a driftd config file, with
     `drift_share` and `thresholds` ({method: threshold}) applied on top. `fail_on` ("drift",
-    "schema", "quality"; default all) chooses what makes `Comparison.exit_code` 1. Raises
+    "schema", "quality"; default all) chooses what makes `Comparison.exit_code` 1.
+    `segment`: a column of both tables; every detector also runs per value of it (the
+    reference's `segment_max_values` most frequent, the rest as `other`; fewer than
+    `segment_min_rows` rows: insufficient), and a drifted segment fails the gate. Raises
     ValueError for inputs that cannot be compared, with a message that names the table and
     column. `memory_mb`: the current table's columns held in memory at once, MiB (a larger
     column is read in value ranges; the reference profile comes on top; None: no bound).
     """
-    if segment is not None:
-        raise ValueError("segment: per-segment comparison is not available in this version")
+    if segment_max_values < 1 or segment_min_rows < 1:
+        raise ValueError("segment_max_values and segment_min_rows must be at least 1")
     if (config is None) != (model is None):
         raise ValueError("--config and --model go together: the policy of that model")
     if config is not None and policy is not None:
@@ -135,5 +140,7 @@ def compare(
                             prediction_column=prediction, label_column=label,
                             stattest=stattest, policy=policy, drift_share=drift_share,
                             thresholds=thresholds,
-                            memory_bytes=None if memory_mb is None else memory_mb << 20)
+                            memory_bytes=None if memory_mb is None else memory_mb << 20,
+                            segment=segment or None, segment_max_values=segment_max_values,
+                            segment_min_rows=segment_min_rows)
     return Comparison(result, fail)

@@ -331,7 +331,8 @@ HISTORY_FIELDS = ("window_start", "window_end", "rows", "feature", "method", "st
 def cmd_history(args) -> int:
     from driftd.monitor.service.commands import HistoryArgs
 
-    command, result = _store_command(args, "history", HistoryArgs(args.model, args.feature))
+    command, result = _store_command(args, "history", HistoryArgs(args.model, args.feature,
+                                                                  args.segment))
     rows = _rows(result)
     if args.format == "json":
         _print_json(command, result)
@@ -342,7 +343,7 @@ def cmd_history(args) -> int:
         writer.writerows(rows)
         sys.stdout.write(buf.getvalue())
     else:
-        _table(rows, HISTORY_FIELDS)
+        _table(rows, HISTORY_FIELDS + (("segment",) if args.segment else ()))
     return EXIT_OK
 
 
@@ -443,7 +444,9 @@ def cmd_check(args) -> int:
                              prediction=prediction, label=label, stattest=stattest,
                              fail_on=args.fail_on, drift_share=args.drift_share,
                              thresholds=dict(args.threshold or ()),
-                             config=args.config, model=args.model, memory_mb=args.memory_mb)
+                             config=args.config, model=args.model, memory_mb=args.memory_mb,
+                             segment=args.segment, segment_max_values=args.segment_max_values,
+                             segment_min_rows=args.segment_min_rows)
     except (ValueError, KeyError) as exc:
         from driftd.monitor.config import ConfigError
 
@@ -630,6 +633,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a driftd config file: with --model, use that model's detection "
                          "policy (only its models: section is read)")
     sp.add_argument("--model", metavar="M", help="the model whose policy --config gives")
+    sp.add_argument("--segment", metavar="COL",
+                    help="also compare per value of this column (a column of both files): the "
+                         "reference's most frequent values, the rest as `other`")
+    sp.add_argument("--segment-max-values", type=int, default=10, metavar="N",
+                    help="segments named per column; the rest pooled as `other` (default 10)")
+    sp.add_argument("--segment-min-rows", type=int, default=100, metavar="N",
+                    help="fewer rows in a segment (current or reference): reported as "
+                         "insufficient, not scored (default 100)")
     sp.add_argument("--format", choices=("table", "json"), default="table",
                     help="table for people, json for pipelines (default: table)")
     sp.add_argument("--report", metavar="OUT.html",
@@ -713,6 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg(sp)
     model_arg(sp)
     sp.add_argument("--feature", metavar="X", help="only this feature's findings")
+    sp.add_argument("--segment", metavar="COL[=VALUE]",
+                    help="also the segments' rows: of a segment column, one segment "
+                         "(region=APAC), or * for all")
     sp.add_argument("--format", choices=("table", "json", "csv"), default="table",
                     help="output format (default: table)")
 

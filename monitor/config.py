@@ -192,6 +192,23 @@ class ModelConfig(_Strict):
     schedule_seconds: int = Field(default=300, gt=0)
     alert: AlertConfig = Field(default_factory=AlertConfig)
     detection: DetectionPolicy = Field(default_factory=DetectionPolicy)
+    # segment drift (docs/detectors.md "Segments"): every detector also runs per value of each
+    # column (a feature or an extra event field) for its segment_max_values most frequent
+    # reference values, the rest pooled as `other`; a segment with fewer than
+    # segment_min_rows rows in the window or its reference slice is reported, not scored
+    segments: list[str] = Field(default_factory=list)
+    segment_max_values: int = Field(default=10, ge=1, le=100)
+    segment_min_rows: int = Field(default=100, ge=1)
+
+    @field_validator("segments")
+    @classmethod
+    def _distinct_segments(cls, value: list[str]) -> list[str]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"segment column(s) listed twice: {', '.join(repeated)}")
+        if any(not c for c in value):
+            raise ValueError("a segment column needs a name")
+        return value
 
     @field_validator("features")
     @classmethod
@@ -209,6 +226,10 @@ class ModelConfig(_Strict):
             if key in self.model_fields_set and name in self.features:
                 raise ValueError(f"{key} {name!r} is also a configured feature; one reference "
                                  "column cannot be both")
+        for name in self.segments:
+            if name not in self.features and name in (self.prediction_column, self.label_column):
+                raise ValueError(f"segments: {name!r} is the model's prediction or label "
+                                 "column; segment by a feature or another event field")
         if self.prediction_column == self.label_column:
             raise ValueError(f"prediction_column and label_column are both "
                              f"{self.prediction_column!r}")

@@ -53,6 +53,7 @@ from driftd.reports.lineage import (
     validate_report_name,
 )
 from driftd.reports.policy_view import policy_view, setting_value
+from driftd.reports.segment_map import segment_map
 
 TrendMap = Mapping[tuple[str, str], Sequence[TrendPoint]]
 
@@ -398,6 +399,7 @@ def _result_context(result: DriftResult, trends: TrendMap | None) -> dict[str, A
         "reliability": diagram,
         "policy": policy_view(result),
         "has_trends": bool(trends),
+        "segment_map": segment_map(result),
     }
 
 

@@ -45,6 +45,7 @@ _BASE: dict[str, Any] = {
     "reference": _REFERENCE,
     "share_drifted": 0.67,
     "drifted_features": ["income", "age"],
+    "drifted_segments": [],  # "region=APAC", ... when the model has segments
     "findings": _FINDINGS,
     "report_url": "http://127.0.0.1:9108/reports/8c1e0f4a2b3d4c5e9f8a7b6c5d4e3f2a.html",
     "rationale": "Income drift above PSI 0.2 moved approval rates by 2+ points in 2025",

@@ -24,6 +24,21 @@ class StoredState:
     outbox_pending: list[tuple[str, int]] = field(default_factory=list)
     schedules: list[tuple[str, float]] = field(default_factory=list)
     models: list[ModelSignals] = field(default_factory=list)
+    segments: list[SegmentSignal] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SegmentSignal:
+    """One row of a segment of a model's newest scored window: its verdict (`feature` None:
+    drifted 0/1, share drifted, rows) or a feature × method finding in it."""
+
+    model: str
+    segment: str  # "column=value" of a reference value within the cap, or "column=other"
+    feature: str | None
+    method: str | None
+    statistic: float | None
+    drifted: bool
+    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,8 @@ class StoredStateCollector(Collector):
         )
         for model, seconds in state.schedules:
             sched.add_metric([model], seconds)
-        return [stat, detected, last, wend, pending, sched, *_model_families(state.models)]
+        return [stat, detected, last, wend, pending, sched, *_model_families(state.models),
+                *_segment_families(state.segments)]
 
 
 def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
@@ -129,6 +145,43 @@ def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
         for metric, value in sorted(m.performance.items()):
             perf.add_metric([m.model, metric], float(value))
     return [drifted, share, ece, perf, estimated, lower, upper]
+
+
+def _segment_families(segments: Iterable[SegmentSignal]) -> list[Metric]:
+    """Per segment (`models.<m>.segments`): the `segment` label takes at most
+    `segment_max_values` + 1 values per column (the reference's most frequent values and
+    `other`; values seen only in traffic never become labels)."""
+    drifted = GaugeMetricFamily(
+        "driftd_segment_drifted",
+        "1 when the segment drifted in the model's newest scored window (scored segments only)",
+        labels=["model", "segment"])
+    share = GaugeMetricFamily(
+        "driftd_segment_share_drifted",
+        "Share of the segment's features drifted in the model's newest scored window",
+        labels=["model", "segment"])
+    rows = GaugeMetricFamily(
+        "driftd_segment_rows", "Rows of the segment in the model's newest scored window",
+        labels=["model", "segment"])
+    stat = GaugeMetricFamily(
+        "driftd_segment_drift_statistic",
+        "Latest drift statistic per model, segment, feature and method",
+        labels=["model", "segment", "feature", "method"])
+    detected = GaugeMetricFamily(
+        "driftd_segment_drift_detected",
+        "1 when the latest run found drift for the feature/method in the segment",
+        labels=["model", "segment", "feature", "method"])
+    for s in segments:
+        if s.feature is None or s.method is None:
+            if s.rows is not None:
+                rows.add_metric([s.model, s.segment], float(s.rows))
+            if s.statistic is not None:  # scored
+                drifted.add_metric([s.model, s.segment], 1.0 if s.drifted else 0.0)
+                share.add_metric([s.model, s.segment], float(s.statistic))
+            continue
+        if s.statistic is not None:
+            stat.add_metric([s.model, s.segment, s.feature, s.method], float(s.statistic))
+        detected.add_metric([s.model, s.segment, s.feature, s.method], 1.0 if s.drifted else 0.0)
+    return [drifted, share, rows, stat, detected]
 
 
 class DriftdMetrics:

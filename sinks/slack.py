@@ -155,8 +155,10 @@ def _finding_line(finding: Mapping[str, Any]) -> str:
     measured = f"{method} {_num(finding.get('statistic'))}"
     if p_value is not None:
         measured += f", p-value {_num(p_value)}"
+    segment = finding.get("segment")  # a segment's finding names it (models.<m>.segments)
+    where = f" in {_code(segment)}" if segment else ""
     return (
-        f"• {_code(finding.get('feature', '?'))}: {measured} "
+        f"• {_code(finding.get('feature', '?'))}{where}: {measured} "
         f"vs threshold {_num(finding.get('threshold'))}"
     )
 
@@ -185,6 +187,8 @@ def _drifted_names(findings: Sequence[Mapping[str, Any]]) -> list[str]:
     names: list[str] = []
     for finding in findings:
         name = str(finding.get("feature", "?"))
+        if finding.get("segment"):
+            name += f" in {finding['segment']}"
         if finding.get("drifted") and name not in names:
             names.append(name)
     return names

@@ -121,13 +121,16 @@ def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
         out.append({"feature": FINDING, "method": m.name, "statistic": m.estimate,
                     "p_value": None, "threshold": m.reference - m.max_drop,
                     "drifted": m.degraded})
+    for s in result.segments:  # each segment's findings, named by it ("region=APAC")
+        out += [{**f, "segment": s.segment} for f in alert_findings(s.result)]
     return out
 
 
 def drifted_keys(result: DriftResult | None) -> frozenset[str]:
     """feature × method of every drifted finding (calibration and performance included)."""
-    return frozenset(f"{f['feature']}\x1f{f['method']}" for f in alert_findings(result)
-                     if f["drifted"])
+    return frozenset(f"{f['feature']}\x1f{f['method']}"
+                     + (f"\x1f{f['segment']}" if "segment" in f else "")
+                     for f in alert_findings(result) if f["drifted"])
 
 
 def finding_key(outcome: RunOutcome) -> str:
@@ -363,6 +366,9 @@ def build_body(event: str, delivery_id: str, outcome: RunOutcome, state: AlertSt
                       "choice": outcome.reference_choice},
         "share_drifted": result.share_drifted if result else None,
         "drifted_features": drifted,
+        # segments (`models.<m>.segments`) that drifted, "region=APAC"; their findings carry it
+        "drifted_segments": [s.segment for s in result.segments if s.drift]
+        if result and event != EVENT_RESOLVED else [],
         "findings": findings,
         "report_url": report_url,
         "rationale": rationale,

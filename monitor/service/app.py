@@ -31,6 +31,7 @@ from driftd.monitor.service.http import DriftdHTTPServer, ServerLimits
 from driftd.monitor.service.outbox import Outbox
 from driftd.monitor.service.reporting import ReportWriter
 from driftd.monitor.service.runner import DetectorRunner, RunOutcome, summarize
+from driftd.monitor.service.segments import bounded_segments
 from driftd.monitor.service.version_slices import alert_outcome, plan_slices
 from driftd.monitor.service.windows import TimeWindow, current_window, due_windows
 from driftd.monitor.store.duckdb_file import Store, open_store
@@ -240,6 +241,7 @@ class App:
             state.outbox_pending = self.outbox.pending_counts()
             state.models = [v for v in self.store.model_verdicts()
                             if v.model in self.config.models]
+            state.segments = bounded_segments(self.store.latest_segments(), self.config.models)
         except Exception:
             log.exception("metrics collection failed")
         return state

@@ -37,7 +37,8 @@ def backfill(app, model: str, since: datetime, until: datetime, *,
     return outcomes
 
 
-def history_rows(store: Store, model: str, *, feature: str | None = None) -> list[dict[str, Any]]:
+def history_rows(store: Store, model: str, *, feature: str | None = None,
+                 segment: str | None = None) -> list[dict[str, Any]]:
     """One row per window × feature × method (newest run per window), oldest first.
 
     Every row has the contract's keys plus `status`, `run_id`, `role` and `reference`, and its
@@ -48,6 +49,8 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
     prediction column), "calibration" (method `ece`: the window's ECE against the reference's
     plus the margin) or "performance" (method = the metric: the window's value against the
     reference's less the allowed drop); `reference` is the reference's value for the last two.
+       With `segment` (a column, `column=value` or `*`), the segments' rows follow
+    (`monitor/service/segments.py`); every row says its `segment` (None: the whole window).
     """
     runs = store.con.execute(
         """SELECT run_id, strftime(window_start, '%Y-%m-%dT%H:%M:%SZ'),
@@ -99,6 +102,12 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
                       FROM runs WHERE model = ? AND superseded_by IS NULL""",
                    [model]).fetchall()}
     rows = sorted(found + model_rows, key=lambda r: r["window_start"])
+    for row in rows:
+        row["segment"] = None  # the whole window
+    if segment is not None:
+        from driftd.monitor.service.segments import segment_history_rows
+
+        rows += segment_history_rows(store, model, segment, feature=feature)
     return [{**row, **lineage.get(row["run_id"], {})} for row in rows]
 
 

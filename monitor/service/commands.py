@@ -56,6 +56,7 @@ class SilenceArgs:
 class HistoryArgs:
     model: str
     feature: str | None = None
+    segment: str | None = None  # a segment column, column=value or "*": its rows too
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class HistoryRow:
     upper: float | None = None
     realized: float | None = None
     threshold_source: str | None = None
+    segment: str | None = None  # "column=value" of a segment's row; None: the whole window
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,8 @@ def history(app: App, args: HistoryArgs) -> list[HistoryRow]:
 
     _model(app, args.model)
     return [HistoryRow(**row) for row in history_rows(app.store, args.model,
-                                                        feature=args.feature)]
+                                                        feature=args.feature,
+                                                        segment=args.segment)]
 
 
 def quarantine(app: App, args: QuarantineArgs) -> list[QuarantinedMessage]:

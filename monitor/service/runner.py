@@ -14,8 +14,10 @@ from driftd import __version__
 from driftd.detectors.results import DriftResult
 from driftd.detectors.suite import evaluate
 from driftd.monitor.config import Config
+from driftd.monitor.service.segments import score_segments, segment_rows, without_segment_fields
 from driftd.monitor.service.windows import TimeWindow
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
+from driftd.monitor.store.reference_segments import SegmentProfileCache
 from driftd.monitor.store.references import ProfileCache
 from driftd.monitor.store.window_stats import open_window
 
@@ -52,8 +54,10 @@ def severity_of(result: DriftResult, critical_share: float) -> str | None:
     warning for a feature past its strong effect or a broken schema or quality rule), with a
     drift below `critical_share` of the features (the model's own drift: prediction,
     calibration, performance) a warning."""
-    if result.drift:
-        return "critical" if result.share_drifted >= critical_share else "warning"
+    if result.drift:  # the share in the whole window, or in a drifted segment
+        shares = [result.share_drifted,
+                  *(s.result.share_drifted for s in result.segments if s.drift and s.result)]
+        return "critical" if max(shares) >= critical_share else "warning"
     return "warning" if result.severity is not None else None
 
 
@@ -68,6 +72,7 @@ class DetectorRunner:
         self._config = config
         self._store = store
         self._profiles = profiles
+        self._segments = SegmentProfileCache(store)
 
     def run(self, model: str, window: TimeWindow, *, trigger: str = "schedule",
             replaces: tuple[str, ...] = (), part: VersionSlice | None = None) -> RunOutcome:
@@ -100,8 +105,17 @@ class DetectorRunner:
                 else:
                     profile = self._profiles.get(reference, cfg)
                     result = evaluate(profile, loaded.source, cfg.detection,
-                                      observed_types=loaded.observed_types)
-                    status = "drift" if result.drift else "ok"
+                                      observed_types=without_segment_fields(
+                                          loaded.observed_types, cfg))
+            if result is not None and cfg.segments:
+                # segments read the window's rows whole (a slice per value); the pooled
+                # pass above keeps to store.window_memory_mb
+                whole = self._store.load_window(model, cfg.features, window.start, window.end,
+                                                versions=part.versions if part else None,
+                                                segments=cfg.segments)
+                result = score_segments(self._segments, reference, cfg, whole, result)
+            if result is not None:
+                status = "drift" if result.drift else "ok"
         except Exception as exc:  # one model's failure never stops the others
             log.exception("detector run failed", extra={"model": model, "run_id": run_id})
             status, error = "error", f"{type(exc).__name__}: {exc}"
@@ -112,7 +126,8 @@ class DetectorRunner:
                              fingerprint, started, duration, result, error, trigger,
                              model_version=version,
                              reference_choice=part.choice if part is not None else None)
-        self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces)
+        self._store.save_run(self._run_row(outcome), self._findings(result), replaces=replaces,
+                             segments=segment_rows(result))
         log.info("detector run", extra={"model": model, "run_id": run_id, "status": status,
                                          "rows": rows, "seconds": round(duration, 4)})
         return outcome

@@ -45,13 +45,13 @@ from driftd.monitor.store.coordination import (
 )
 from driftd.monitor.store.health import StoreHealth
 from driftd.monitor.store.model_versions import VersionFilter
-from driftd.sinks.prometheus import ModelSignals
+from driftd.sinks.prometheus import ModelSignals, SegmentSignal
 
 if TYPE_CHECKING:
     from driftd.monitor.config import Config, LoadedConfig, StoreConfig
     from driftd.monitor.ingest.decodepool import DecodePool
     from driftd.monitor.store.retention import RetentionStats
-from driftd.monitor.store.sql import events_table, feature_column
+from driftd.monitor.store.sql import events_table, feature_column, segment_selects
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS quarantine_seq;
@@ -116,6 +116,15 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference_source VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS reference_choice VARCHAR;
 -- written by earlier versions' readiness check; kept so their files open unchanged
 CREATE TABLE IF NOT EXISTS heartbeat (name VARCHAR PRIMARY KEY, touched_at TIMESTAMP NOT NULL);
+-- each segment column's reference slices (`detectors/segments.py`), built at registration
+ALTER TABLE "references" ADD COLUMN IF NOT EXISTS segment_profiles BLOB;
+-- per segment of a run: its verdict row (feature NULL) and its findings, as history reads them
+CREATE TABLE IF NOT EXISTS segment_findings (
+    run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, role VARCHAR NOT NULL,
+    feature VARCHAR, method VARCHAR, statistic DOUBLE, p_value DOUBLE, threshold DOUBLE,
+    reference DOUBLE, drifted BOOLEAN NOT NULL, status VARCHAR NOT NULL, reason VARCHAR,
+    rows_current BIGINT, rows_reference BIGINT
+);
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR NOT NULL, feature VARCHAR NOT NULL, kind VARCHAR, method VARCHAR NOT NULL,
     statistic DOUBLE, p_value DOUBLE, threshold DOUBLE, drifted BOOLEAN NOT NULL,
@@ -215,6 +224,7 @@ class Window:
     prediction: pl.Series | None = None  # scores (Float64) or classes (Utf8), one per row
     label: pl.Series | None = None  # numeric labels, or class labels when only those came
     model_version: str | None = None  # served most of the window's events (ties: seen last)
+    segments: dict[str, pl.Series] = dataclasses.field(default_factory=dict)  # column -> values
 
 
 def is_write_conflict(exc: BaseException) -> bool:
@@ -772,10 +782,11 @@ class Store:
     @in_parallel
     def load_window(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime,
-        *, versions: VersionFilter | None = None,
+        *, versions: VersionFilter | None = None, segments: Sequence[str] = (),
     ) -> Window:
         """Events with start <= ts < end joined with their labels, as typed columns;
-        `versions`: only those model versions' events (a condition in the scan)."""
+        `versions`: only those model versions' events (a condition in the scan); with
+        `segments`, each segment column's values too (a feature's, or an extra field's)."""
         only, only_params = (versions.sql("e"), versions.params) if versions else ("", [])
         self.ensure_model_table(model, features)
         table = events_table(model)
@@ -793,12 +804,14 @@ class Store:
             label_cols = "NULL::DOUBLE AS label, NULL::VARCHAR AS label_class"
             join = ""
             params = [start, end]
+        seg_cols, seg_params = segment_selects(segments, features)
         frame = con.execute(
             f"""SELECT {cols}, e.prediction AS prediction, e.prediction_class, {label_cols}
-                FROM {table} e {join}
+                {seg_cols} FROM {table} e {join}
                 WHERE e.ts >= ? AND e.ts < ?{only}""",
-            params + only_params,
+            [*seg_params, *params, *only_params],
         ).pl()
+        keys = {name: frame[f"s:{name}"] for name in segments}
         # a model emits either numeric scores or class strings
         prediction, label = frame["prediction"], frame["label"]
         if frame.height and prediction.null_count() == frame.height:
@@ -816,7 +829,7 @@ class Store:
         return Window(frame, tuple(v for (v,) in served if v is not None),
                       self._observed_types(model, features, start, end, versions),
                       prediction.rename("prediction"), label.rename("label"),
-                      model_version=dominant)
+                      model_version=dominant, segments=keys)
 
     def _observed_types(
         self, model: str, features: Mapping[str, str], start: datetime, end: datetime,
@@ -935,6 +948,19 @@ class Store:
             at, seq = at + len(data), seq + 1
         return out
 
+    def reference_segments(self, model: str, version: int) -> bytes | None:
+        """The version's segment profiles (`SegmentProfiles.to_bytes`), None if not built."""
+        row = self.con.execute(
+            'SELECT segment_profiles FROM "references" WHERE model = ? AND version = ?',
+            [model, version]).fetchone()
+        return None if row is None else row[0]
+
+    def set_reference_segments(self, model: str, version: int, blob: bytes) -> None:
+        """Store a version's segment profiles (the reference content is unchanged)."""
+        self.con.execute(
+            'UPDATE "references" SET segment_profiles = ? WHERE model = ? AND version = ?',
+            [blob, model, version])
+
     def replace_reference_profile(self, model: str, version: int, profile: bytes) -> None:
         """Store a version's profile rebuilt in the current layout (same reference content:
         the version, sha256 and registration stay as they were)."""
@@ -958,8 +984,10 @@ class Store:
     # --- runs ------------------------------------------------------------------------------
 
     def save_run(self, run: Mapping[str, Any], findings: Iterable[Sequence[Any]],
-                 *, replaces: Sequence[str] = ()) -> None:
-        """Store a run and its findings; runs it replaces point to it via superseded_by."""
+                 *, replaces: Sequence[str] = (),
+                 segments: Sequence[Sequence[Any]] = ()) -> None:
+        """Store a run and its findings (and its segments' rows, `segment_findings` columns
+        after run_id); runs it replaces point to it via superseded_by."""
         cols = list(run)
         with self.transaction() as con:
             con.execute(
@@ -969,6 +997,10 @@ class Store:
             rows = [(run["run_id"], *f) for f in findings]
             if rows:
                 con.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            if segments:
+                con.executemany("INSERT INTO segment_findings VALUES "
+                                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                [(run["run_id"], *r) for r in segments])
             for old in replaces:
                 con.execute("UPDATE runs SET superseded_by = ? WHERE run_id = ?",
                             [run["run_id"], old])
@@ -1057,6 +1089,18 @@ class Store:
                SELECT l.model, f.feature, f.method, f.statistic, f.drifted
                FROM latest l JOIN findings f USING (run_id)"""
         ).fetchall()
+
+    def latest_segments(self) -> list[SegmentSignal]:
+        """The segments of each model's newest scored window (verdicts and feature findings;
+        new values are not among them), for metrics at scrape time."""
+        return [SegmentSignal(*row) for row in self.con.execute(
+            f"""WITH latest AS ({_NEWEST_RUN.format(extra="")})
+               SELECT l.model, s.segment, s.feature, s.method, s.statistic, s.drifted,
+                      s.rows_current
+               FROM latest l JOIN segment_findings s USING (run_id)
+               WHERE s.role IN ('segment', 'feature', 'prediction') AND s.status <> 'new'
+               ORDER BY l.model, s.segment, s.role <> 'segment', s.feature, s.method"""
+        ).fetchall()]
 
     def model_verdicts(self) -> list[ModelSignals]:
         """Each model's newest verdict (drift, share drifted), and the newest calibration and

@@ -96,7 +96,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS "references" (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
     path VARCHAR NOT NULL, rows BIGINT NOT NULL, schema VARCHAR NOT NULL,
-    registered_at TIMESTAMP NOT NULL, profile BLOB, model_version VARCHAR, source VARCHAR);
+    registered_at TIMESTAMP NOT NULL, profile BLOB, model_version VARCHAR, source VARCHAR,
+    segment_profiles BLOB);
+CREATE TABLE IF NOT EXISTS segment_findings (
+    run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, role VARCHAR NOT NULL,
+    feature VARCHAR, method VARCHAR, statistic DOUBLE, p_value DOUBLE, threshold DOUBLE,
+    reference DOUBLE, drifted BOOLEAN NOT NULL, status VARCHAR NOT NULL, reason VARCHAR,
+    rows_current BIGINT, rows_reference BIGINT);
 CREATE TABLE IF NOT EXISTS reference_profile_chunks (
     model VARCHAR NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
     total_bytes BIGINT NOT NULL, data BLOB NOT NULL);
@@ -116,7 +122,7 @@ CREATE TABLE IF NOT EXISTS findings (
     status VARCHAR NOT NULL, reason VARCHAR);
 """
 TABLES = ("labels_log", "labels", "quarantine", "references", "reference_profile_chunks",
-          "runs", "findings")
+          "segment_findings", "runs", "findings")
 
 
 def events_log(model: str) -> str:
@@ -406,23 +412,30 @@ class LakeStore(Store):
     # --- references and runs: shared by replicas -------------------------------------------
 
     def add_reference(self, model: str, sha256: str, path: str, rows: int,
-                      schema: Mapping[str, str], profile: bytes,
+                      schema: Mapping[str, str], profile: bytes, *,
+                      model_version: str | None = None, source: str = "config",
                       ) -> tuple[ReferenceRecord, bool]:
         """One replica at a time decides the next version (no unique key to catch a tie)."""
         with self.leases.exclusive(f"reference:{model}"):
             return self._retrying(lambda: super(LakeStore, self).add_reference(
-                model, sha256, path, rows, schema, profile))
+                model, sha256, path, rows, schema, profile, model_version=model_version,
+                source=source))
+
+    def set_reference_segments(self, model: str, version: int, blob: bytes) -> None:
+        self._retrying(lambda: super(LakeStore, self).set_reference_segments(
+            model, version, blob))
 
     def replace_reference_profile(self, model: str, version: int, profile: bytes) -> None:
         self._retrying(lambda: super(LakeStore, self).replace_reference_profile(
             model, version, profile))
 
     def save_run(self, run: Mapping[str, Any], findings: Iterable[Sequence[Any]],
-                 *, replaces: Sequence[str] = ()) -> None:
+                 *, replaces: Sequence[str] = (),
+                 segments: Sequence[Sequence[Any]] = ()) -> None:
         findings = list(findings)
         row = {**run, "replica": self.replica}
-        self._retrying(lambda: super(LakeStore, self).save_run(row, findings,
-                                                               replaces=replaces))
+        self._retrying(lambda: super(LakeStore, self).save_run(
+            row, findings, replaces=replaces, segments=segments))
 
     def _retrying(self, fn):
         """Run a transaction again when another replica's commit conflicted with it."""

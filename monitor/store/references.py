@@ -173,6 +173,13 @@ def register_reference(store: Store, model_name: str, model: ModelConfig, path: 
     del profile  # the bytes are what is stored: the arrays go before DuckDB takes its copy
     record, created = store.add_reference(model_name, sha, str(path), rows, schema, blob,
                                            model_version=model_version, source=source)
+    if created and model.segments:  # stored with the reference, so no window pays for them
+        from driftd.monitor.store.reference_segments import build_reference_segments
+
+        # a profile per segment value: the reference is read whole for its slices
+        store.set_reference_segments(model_name, record.version,
+                                     build_reference_segments(read_table(path), model,
+                                                              str(path)).to_bytes())
     if created:
         log.info("registered reference", extra={
             "model": model_name, "version": record.version, "sha256": sha, "rows": rows,
@@ -215,13 +222,23 @@ def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
     path = Path(record.path)
     why = (f"the stored profile of {record.model!r} reference version {record.version} has "
            f"profile_version {stored_version!r} and this driftd reads {PROFILE_VERSION}")
+    profile = profile_reference(registered_table(record, why, lazy=True), model, str(path),
+                                prefix_sums=False)
+    log.warning("rebuilt reference profile from its file", extra={
+        "model": record.model, "version": record.version, "stored_version": stored_version,
+        "profile_version": PROFILE_VERSION})
+    return profile
+
+
+def registered_table(record: ReferenceRecord, why: str, *,
+                     lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+    """A registered version's file, read again to rebuild what is stored of it (`lazy`: as a
+    scan, read column by column); `why` says what needs it. The file must still have the
+    registered sha256."""
+    path = Path(record.path)
     if not path.exists():
         raise ReferenceError(f"{why}; its file {path} is gone, so it cannot be rebuilt")
     if file_sha256(path) != record.sha256:
         raise ReferenceError(f"{why}; its file {path} changed since it was registered, so it "
                              "cannot be rebuilt (register the file again)")
-    profile = profile_reference(scan_table(path), model, str(path), prefix_sums=False)
-    log.warning("rebuilt reference profile from its file", extra={
-        "model": record.model, "version": record.version, "stored_version": stored_version,
-        "profile_version": PROFILE_VERSION})
-    return profile
+    return scan_table(path) if lazy else read_table(path)
