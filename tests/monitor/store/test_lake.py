@@ -205,6 +205,27 @@ def test_references_registered_by_replicas_together_get_one_version(store, other
     assert (record.version, created) == (2, True)
 
 
+def test_a_model_versions_reference_and_segment_rows_are_shared(store, other):
+    """What the file store records of a reference's model version and a run's segments, the
+    lake records too, and another replica reads it (its overrides pass every argument on)."""
+    record, _ = store.add_reference("m", "v2sha", "/v2.parquet", 10, {}, b"p",
+                                    model_version="v2", source="manual")
+    seen = other.reference("m", model_version="v2")
+    assert (seen.version, seen.sha256) == (record.version, "v2sha")
+    assert other.reference("m") is None  # the default slot stays empty
+    store.set_reference_segments("m", record.version, b"seg")
+    assert bytes(other.reference_segments("m", record.version)) == b"seg"
+    run = {"run_id": "r-s", "model": "m", "status": "ok", "drift": False,
+           "window_start": DAY[0], "window_end": DAY[1], "rows": 5, "model_versions": "[]",
+           "config_fingerprint": "f", "thresholds": "{}", "trigger": "aligned",
+           "started_at": NOW, "duration_seconds": 0.1}
+    store.save_run(run, [], segments=[("region=APAC", "segment", None, None, 0.5, None, None,
+                                       None, True, "drift", None, 40, 60)])
+    assert other.con.execute(
+        "SELECT segment, drifted FROM segment_findings WHERE run_id = 'r-s'").fetchall() == [
+        ("region=APAC", True)]
+
+
 def test_runs_supersede_across_replicas(store, other):
     base = {"model": "m", "status": "ok", "drift": False, "window_start": DAY[0],
             "window_end": DAY[1], "rows": 5, "model_versions": "[]",
