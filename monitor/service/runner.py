@@ -92,6 +92,14 @@ class DetectorRunner:
         try:
             if reference is None:
                 raise RuntimeError(f"no reference registered for model {model!r}")
+            # before the window's read transaction: a profile rebuilt for this driftd's
+            # layout is written back, and that write must not run inside the window's
+            # snapshot (a skipped window still needs no profile: its error waits)
+            profile, unusable = None, None
+            try:
+                profile = self._profiles.get(reference, cfg)
+            except Exception as exc:
+                unusable = exc
             # the window stays in DuckDB: the detectors read it column by column, within
             # store.window_memory_mb (monitor/store/window_stats.py)
             with open_window(self._store, model, cfg.features, window.start, window.end,
@@ -103,7 +111,8 @@ class DetectorRunner:
                     status = "skipped"
                     error = f"{rows} rows in window; min_rows is {cfg.min_rows}"
                 else:
-                    profile = self._profiles.get(reference, cfg)
+                    if profile is None:
+                        raise unusable or RuntimeError("no reference profile")
                     result = evaluate(profile, loaded.source, cfg.detection,
                                       observed_types=without_segment_fields(
                                           loaded.observed_types, cfg))
