@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from driftd.detectors import multivariate as mv
 from driftd.detectors.calibration import Reliability, binary_pairs, reliability
 from driftd.detectors.performance import binary_metrics, class_metrics, regression_metrics
 from driftd.detectors.results import ReliabilityBin
 from driftd.detectors.samples import CategoricalReference, NumericReference, PrefixSums
 from driftd.detectors.threads import map_columns
 
-PROFILE_VERSION = 2  # 2: categories in canonical form, outputs under their own names
+PROFILE_VERSION = 3  # 2: categories in canonical form, outputs under their own names;
+# 3: the multivariate PCA fit (`detectors/multivariate.py`)
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
 
@@ -65,6 +67,7 @@ class ReferenceProfile:
     performance: dict[str, float | None] = field(default_factory=dict)
     rows_labelled: int = 0
     profile_version: int = PROFILE_VERSION
+    multivariate: mv.PcaModel | None = None  # PCA fit; None: disabled or under two features
 
     @property
     def scoring(self) -> str | None:
@@ -95,6 +98,9 @@ class ReferenceProfile:
             "calibration": None if self.calibration is None else asdict(self.calibration),
             "performance": self.performance,
             "rows_labelled": self.rows_labelled,
+            "multivariate": None
+            if self.multivariate is None
+            else mv.to_stored(self.multivariate, arrays),
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return aligned_npz(arrays)
@@ -129,6 +135,9 @@ class ReferenceProfile:
             performance=meta["performance"],
             rows_labelled=meta["rows_labelled"],
             profile_version=version,
+            multivariate=None
+            if meta.get("multivariate") is None
+            else mv.from_stored(meta["multivariate"], arrays),
         )
 
 
@@ -289,9 +298,10 @@ def build_profile(
     prediction: str | None,
     label: str | None,
     task: str,
+    multivariate: mv.MultivariatePolicy | None = None,
 ) -> ReferenceProfile:
     """Summarise a reference once: sorted values and their prefix sums, decile bins, categories,
-    calibration.
+    calibration, and the multivariate PCA fit (`multivariate`'s settings; None: the defaults).
 
     `features` maps each configured feature to "numeric" or "categorical"; `prediction` and
     `label` name reference columns (the window calls them `prediction` and `label`).
@@ -331,6 +341,9 @@ def build_profile(
         prediction_kind=prediction_kind,
         prediction_column=summaries[-1] if prediction is not None else None,
     )
+    settings = multivariate or mv.MultivariatePolicy()
+    if settings.enabled:
+        profile = replace(profile, multivariate=mv.fit(reference, features, settings))
     if profile.scoring is None:
         return profile
     cal, metrics, labelled = score_predictions(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
+from driftd.detectors import multivariate as mv
 from driftd.detectors.base import Trial, decide, failed_trial, run_trial
 from driftd.detectors.calibration import compare_calibration
 from driftd.detectors.performance import compare_performance
@@ -29,7 +30,13 @@ from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import ColumnReference, ReferenceProfile, score_predictions
 from driftd.detectors.quality import data_issues
 from driftd.detectors.registry import METHODS
-from driftd.detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
+from driftd.detectors.results import (
+    ColumnQuality,
+    Distribution,
+    DriftResult,
+    FeatureResult,
+    MultivariateResult,
+)
 from driftd.detectors.samples import (
     CategoricalPair,
     CategoricalWindow,
@@ -140,8 +147,10 @@ def evaluate(
             reason=reason,
         )
 
+    joint = _multivariate(profile, current, policy)
     drift = (
-        (bool(evaluated) and share >= policy.drift_share)
+        (joint is not None and joint.drifted)
+        or (bool(evaluated) and share >= policy.drift_share)
         or any(r.drifted for r in predicted)
         or (calibration is not None and calibration.drifted)
         or (performance is not None and performance.degraded)
@@ -177,7 +186,21 @@ def evaluate(
         issues=issues,
         severity=severity,
         prediction_column=profile.prediction,
+        multivariate=joint,
     )
+
+
+def _multivariate(profile: ReferenceProfile, current: pl.DataFrame,
+                  policy: DetectionPolicy) -> MultivariateResult | None:
+    """The PCA reconstruction error, when the profile has a fit and the policy wants it."""
+    model, settings = profile.multivariate, policy.multivariate
+    if model is None or not settings.enabled:
+        return None
+    if model.settings != settings.fit_settings():
+        return mv.failed(model, f"the reference profile was fitted with (explained_variance, "
+                         f"max_categories, min_category_share) = {model.settings}, the policy "
+                         f"asks {settings.fit_settings()}: rebuild the profile")
+    return mv.evaluate_frame(model, current, settings)
 
 
 def _column(frame: pl.DataFrame, name: str) -> pl.Series | None:

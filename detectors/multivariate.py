@@ -1,0 +1,342 @@
+"""Multivariate drift: PCA reconstruction error, from the window's second moments.
+
+The reference's features are encoded into one matrix `z` (`Encoding`): numeric features
+standardised by the reference's mean and standard deviation, each categorical feature one-hot
+over its most frequent reference categories plus an "(other)" column, every column
+standardised the same way; missing values (null, NaN, ±inf) sit at the reference mean, z = 0.
+PCA on the reference's `z` keeps the fewest components whose explained variance reaches
+`explained_variance` (0.65, NannyML's default). A row's error is its *squared* distance from
+the component space, ‖(I − P) z‖², so a window's mean error is
+
+    mean over rows of ‖(I − P) z‖² = tr((I − P) C (I − P)),   C = zᵀz / n,
+
+and each encoded column's share is a diagonal entry of (I − P) C (I − P): the window needs
+only its second-moment matrix `C` (`WindowMoments`, summed over row batches or in SQL), never
+its rows together, and the per-feature contributions add up to the statistic exactly. (NannyML
+averages the Euclidean norm ‖(I − P) z‖, which needs the rows; both rise when the joint
+distribution leaves the reference's principal subspace.)
+
+The drift threshold comes from the reference's own noise at the window's size: the reference
+rows' errors (stored in the profile, in reference order) are cut into contiguous chunks of the
+window's row count, and the band is the chunks' mean ± `sigmas` · their standard deviation.
+A reference with fewer than `min_chunks` such chunks uses its rows' spread instead (the
+standard deviation of a mean of n independent rows, std(e) / √n). A fixed `threshold` replaces
+the band. Everything here is pure numpy/polars: a frame or moments in, frozen values out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from driftd.detectors.results import FeatureContribution, MultivariateResult
+from driftd.detectors.samples import canonical_categories
+
+METHOD = "pca_reconstruction"
+OTHER = "(other)"
+BATCH_ROWS = 1 << 17  # rows encoded at once: 25 columns x 131072 rows = 26 MB of float64
+
+
+class MultivariatePolicy(BaseModel):
+    """`detection.multivariate`: the PCA fit (applied when the profile is built) and the
+    decision (applied per window). Defaults: docs/detectors.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    # fit, stored with the profile (a profile fitted otherwise is rebuilt from its reference)
+    explained_variance: float = Field(0.65, gt=0.0, le=1.0)
+    max_categories: int = Field(10, ge=1)  # one-hot columns per categorical feature, at most
+    min_category_share: float = Field(0.01, ge=0.0, lt=1.0)  # rarer categories go to "(other)"
+    # decision
+    threshold: float | None = Field(None, gt=0.0)  # fixed upper limit; None: reference chunks
+    sigmas: float = Field(3.0, gt=0.0)  # band = chunk mean ± sigmas x chunk std
+    min_chunks: int = Field(10, ge=2)  # fewer chunks of the window's size: the rows' spread
+
+    def fit_settings(self) -> tuple[float, int, float]:
+        return (self.explained_variance, self.max_categories, self.min_category_share)
+
+
+@dataclass(frozen=True, eq=False)
+class Encoding:
+    """How features become the standardised matrix `z` (one column per entry of `columns`)."""
+
+    features: tuple[str, ...]  # encoded column -> its feature
+    categories: tuple[str | None, ...]  # encoded column -> category (None: numeric feature)
+    kinds: dict[str, str]  # feature -> numeric | categorical
+    mean: np.ndarray  # reference mean of each encoded column
+    scale: np.ndarray  # reference std (ddof=0), 1 where the reference is constant
+
+    @property
+    def width(self) -> int:
+        return len(self.features)
+
+    def kept(self, feature: str) -> list[str]:
+        return [c for f, c in zip(self.features, self.categories, strict=True)
+                if f == feature and c is not None and c != OTHER]
+
+    def encode(self, frame: pl.DataFrame) -> np.ndarray:
+        """`z` of every row of `frame` (rows x width, float64); features absent from the
+        frame are at the reference mean (z = 0)."""
+        if not frame.height:
+            return np.zeros((0, self.width))
+        present = [f for f in self.kinds if f in frame.columns]
+        work = frame.select(
+            pl.Series(f, _category_codes(frame.get_column(f), self.kept(f)))
+            if self.kinds[f] == "categorical"
+            else pl.col(f).cast(pl.Float64, strict=False)
+            for f in present
+        )
+        out: list[pl.Expr] = []
+        for j, (feature, category) in enumerate(zip(self.features, self.categories, strict=True)):
+            m, s = float(self.mean[j]), float(self.scale[j])
+            x = pl.col(feature)
+            if feature not in work.columns:
+                out.append(pl.lit(0.0, dtype=pl.Float64).alias(f"z{j}"))
+            elif category is None:
+                out.append(pl.when(x.is_finite()).then((x - m) / s).otherwise(0.0).alias(f"z{j}"))
+            else:
+                index = self.kept(feature).index(category) if category != OTHER else -1
+                out.append(pl.when(x.is_null()).then(0.0)
+                           .otherwise(((x == index).cast(pl.Float64) - m) / s).alias(f"z{j}"))
+        return np.ascontiguousarray(work.select(out).to_numpy(), dtype=np.float64)
+
+
+def _category_codes(series: pl.Series, kept: list[str]) -> pl.Series:
+    """Per row: the index of its (canonical) category in `kept`, -1 for any other, null when
+    missing. Canonical form per distinct value, not per row (`canonical_categories`)."""
+    distinct = series.drop_nulls().unique()
+    index = {c: i for i, c in enumerate(kept)}
+    codes = [None if c is None else index.get(c, -1)
+             for c in canonical_categories(distinct).to_list()]
+    return series.replace_strict(distinct, pl.Series(codes, dtype=pl.Int64), default=None,
+                                 return_dtype=pl.Int64)
+
+
+@dataclass(frozen=True)
+class WindowMoments:
+    """A window's row count and second-moment sum S = Σ z zᵀ of its encoded rows."""
+
+    rows: int
+    products: np.ndarray  # width x width
+
+    def __add__(self, other: WindowMoments) -> WindowMoments:
+        return WindowMoments(self.rows + other.rows, self.products + other.products)
+
+
+@dataclass(frozen=True, eq=False)
+class PcaModel:
+    """The reference's PCA fit, stored in the reference profile (`profile.multivariate`)."""
+
+    encoding: Encoding
+    components: np.ndarray  # k x width, orthonormal rows
+    explained_variance: float  # share of the reference's variance the components hold
+    settings: tuple[float, int, float]  # MultivariatePolicy.fit_settings() it was fitted with
+    reference_errors: np.ndarray  # each reference row's squared error, in reference order
+    reference_contributions: np.ndarray  # per encoded column: diag((I-P) C_ref (I-P))
+
+    def residual(self) -> np.ndarray:
+        """I − P, the projection onto what the components leave out."""
+        return np.eye(self.encoding.width) - self.components.T @ self.components
+
+
+def moments(encoding: Encoding, frame: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> WindowMoments:
+    """Σ z zᵀ over the frame's rows, `batch_rows` encoded at a time (bounded memory)."""
+    total = np.zeros((encoding.width, encoding.width))
+    for start in range(0, frame.height, batch_rows):
+        z = encoding.encode(frame.slice(start, batch_rows))
+        total += z.T @ z
+    return WindowMoments(frame.height, total)
+
+
+def fit(reference: pl.DataFrame, kinds: Mapping[str, str],
+        policy: MultivariatePolicy) -> PcaModel | None:
+    """The reference's PCA fit; None with fewer than two features (nothing joint to watch)."""
+    if len(kinds) < 2 or reference.height < 2:
+        return None
+    features: list[str] = []
+    categories: list[str | None] = []
+    for name, kind in kinds.items():
+        if kind == "numeric":
+            features.append(name)
+            categories.append(None)
+            continue
+        for category in _top_categories(reference.get_column(name), policy):
+            features.append(name)
+            categories.append(category)
+        features.append(name)
+        categories.append(OTHER)
+    width = len(features)
+    raw = Encoding(tuple(features), tuple(categories), dict(kinds), np.zeros(width), np.ones(width))
+    # the raw encoding (indicators and values, missing at 0) gives the mean and scale ...
+    stats = _column_stats(reference, raw)
+    encoding = Encoding(tuple(features), tuple(categories), dict(kinds), *stats)
+    # ... and the standardised one the PCA
+    second = moments(encoding, reference)
+    covariance = second.products / second.rows
+    values, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(values)[::-1]
+    values, vectors = np.clip(values[order], 0.0, None), vectors[:, order]
+    share = np.cumsum(values) / values.sum() if values.sum() > 0 else np.ones(width)
+    k = int(min(np.searchsorted(share, policy.explained_variance - 1e-12) + 1, width))
+    components = np.ascontiguousarray(vectors[:, :k].T)
+    residual = np.eye(width) - components.T @ components
+    errors = np.empty(reference.height)
+    for start in range(0, reference.height, BATCH_ROWS):
+        r = encoding.encode(reference.slice(start, BATCH_ROWS)) @ residual
+        errors[start:start + r.shape[0]] = np.einsum("ij,ij->i", r, r)
+    return PcaModel(
+        encoding=encoding,
+        components=components,
+        explained_variance=float(share[k - 1]),
+        settings=policy.fit_settings(),
+        reference_errors=errors,
+        reference_contributions=np.diag(residual @ covariance @ residual).copy(),
+    )
+
+
+def _top_categories(series: pl.Series, policy: MultivariatePolicy) -> list[str]:
+    """The reference's most frequent categories (canonical), at most `max_categories`, each
+    at least `min_category_share` of the non-missing values; ties by name."""
+    values = canonical_categories(series.drop_nulls()).drop_nulls()
+    if not values.len():
+        return []
+    counts = values.value_counts(name="n").sort(["n", values.name], descending=[True, False])
+    floor = policy.min_category_share * values.len()
+    kept = counts.filter(pl.col("n") >= floor).head(policy.max_categories)
+    return kept.get_column(values.name).to_list()
+
+
+def _column_stats(reference: pl.DataFrame, raw: Encoding) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (ddof=0; 1 where constant) of each encoded column over its non-missing
+    reference values (missing values are imputed at this mean, so they sit at z = 0)."""
+    mean, scale = np.zeros(raw.width), np.ones(raw.width)
+    for j, (feature, category) in enumerate(zip(raw.features, raw.categories, strict=True)):
+        column = reference.get_column(feature)
+        if category is None:
+            x = column.cast(pl.Float64, strict=False).to_numpy()
+            x = x[np.isfinite(x)]
+        else:
+            canonical = canonical_categories(column).drop_nulls()
+            kept = raw.kept(feature)
+            if category == OTHER:
+                x = (~canonical.is_in(kept)).cast(pl.Float64).to_numpy()
+            else:
+                x = (canonical == category).cast(pl.Float64).to_numpy()
+        if x.size:
+            mean[j] = float(x.mean())
+            std = float(x.std())
+            scale[j] = std if std > 1e-12 else 1.0
+    return mean, scale
+
+
+@dataclass(frozen=True)
+class Band:
+    center: float
+    std: float
+    chunks: int
+    source: Literal["reference_chunks", "reference_rows"]
+
+
+def reference_band(errors: np.ndarray, rows: int, min_chunks: int) -> Band:
+    """Mean and spread of the reference's mean error over chunks of `rows` rows (contiguous,
+    in reference order); with fewer than `min_chunks` chunks, the rows' spread / √rows."""
+    count = errors.size // rows if rows else 0
+    if count >= min_chunks:
+        means = errors[: count * rows].reshape(count, rows).mean(axis=1)
+        return Band(float(means.mean()), float(means.std(ddof=1)), count, "reference_chunks")
+    std = float(errors.std(ddof=1)) / math.sqrt(max(rows, 1)) if errors.size > 1 else 0.0
+    return Band(float(errors.mean()), std, count, "reference_rows")
+
+
+def score(model: PcaModel, window: WindowMoments, policy: MultivariatePolicy,
+          absent: Iterable[str] = ()) -> MultivariateResult:
+    """The window's mean squared reconstruction error against the reference's band."""
+    if not window.rows:
+        return failed(model, "the window has no rows")
+    residual = model.residual()
+    second = window.products / window.rows
+    per_column = np.diag(residual @ second @ residual)
+    statistic = float(per_column.sum())
+    band = reference_band(model.reference_errors, window.rows, policy.min_chunks)
+    if policy.threshold is not None:
+        upper, lower, source = policy.threshold, None, "fixed"
+        drifted = statistic > upper
+    else:
+        upper = band.center + policy.sigmas * band.std
+        lower = max(band.center - policy.sigmas * band.std, 0.0)
+        source = band.source
+        drifted = statistic > upper or statistic < lower
+    features = tuple(dict.fromkeys(model.encoding.features))
+    index = np.array([features.index(f) for f in model.encoding.features])
+    window_part = np.bincount(index, weights=per_column, minlength=len(features))
+    reference_part = np.bincount(index, weights=model.reference_contributions,
+                                 minlength=len(features))
+    contributions = sorted(
+        (FeatureContribution(f, float(w), float(r), float(w / statistic) if statistic else 0.0)
+         for f, w, r in zip(features, window_part, reference_part, strict=True)),
+        key=lambda c: c.contribution - c.reference, reverse=True)
+    missing = sorted(set(absent) & set(features))
+    return MultivariateResult(
+        method=METHOD,
+        statistic=statistic,
+        threshold=float(upper),
+        drifted=bool(drifted),
+        lower_threshold=None if lower is None else float(lower),
+        threshold_source=source,
+        reference_mean=band.center,
+        reference_std=band.std,
+        reference_chunks=band.chunks,
+        sigmas=None if source == "fixed" else policy.sigmas,
+        components=int(model.components.shape[0]),
+        explained_variance=model.explained_variance,
+        encoded_columns=model.encoding.width,
+        rows=window.rows,
+        contributions=tuple(contributions),
+        reason=(f"absent from the window, scored at the reference mean: {', '.join(missing)}"
+                if missing else None),
+    )
+
+
+def failed(model: PcaModel, reason: str) -> MultivariateResult:
+    return MultivariateResult(method=METHOD, statistic=None, threshold=None, drifted=False,
+                              status="error", reason=reason,
+                              components=int(model.components.shape[0]),
+                              explained_variance=model.explained_variance,
+                              encoded_columns=model.encoding.width)
+
+
+def evaluate_frame(model: PcaModel, frame: pl.DataFrame,
+                   policy: MultivariatePolicy) -> MultivariateResult:
+    """`score` of a window held as a polars frame (features as columns); never raises."""
+    try:
+        absent = [f for f in model.encoding.kinds if f not in frame.columns]
+        return score(model, moments(model.encoding, frame), policy, absent)
+    except Exception as exc:  # one failing statistic never stops the run
+        return failed(model, f"cannot score the window: {type(exc).__name__}: {exc}")
+
+
+def to_stored(model: PcaModel, arrays: dict[str, np.ndarray]) -> dict:
+    """The fit as profile metadata (JSON) plus arrays added to `arrays` (`profile.to_bytes`)."""
+    enc = model.encoding
+    arrays.update(mv_mean=enc.mean, mv_scale=enc.scale, mv_components=model.components,
+                  mv_errors=model.reference_errors,
+                  mv_contributions=model.reference_contributions)
+    return {"features": list(enc.features), "categories": list(enc.categories),
+            "kinds": enc.kinds, "explained_variance": model.explained_variance,
+            "settings": list(model.settings)}
+
+
+def from_stored(meta: Mapping, arrays: Mapping[str, np.ndarray]) -> PcaModel:
+    encoding = Encoding(tuple(meta["features"]), tuple(meta["categories"]), dict(meta["kinds"]),
+                        arrays["mv_mean"], arrays["mv_scale"])
+    ev, cats, share = meta["settings"]
+    return PcaModel(encoding, arrays["mv_components"], meta["explained_variance"],
+                    (float(ev), int(cats), float(share)), arrays["mv_errors"],
+                    arrays["mv_contributions"])
