@@ -22,7 +22,7 @@ from driftd.detectors.explain import FAIL_ON, explain, gate
 from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import build_profile, json_type
 from driftd.detectors.registry import check_method_names
-from driftd.detectors.results import DataIssue, DriftResult, FeatureResult
+from driftd.detectors.results import DataIssue, DriftResult, FeatureResult, MultivariateResult
 from driftd.detectors.suite import evaluate
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -216,6 +216,7 @@ def compare_tables(
         prediction=prediction,
         label=label,
         task=infer_task(ref, label),
+        multivariate=policy.multivariate,
     )
     del ref  # the profile holds what the comparison needs
     cur, current = load_table(current, "current")
@@ -316,6 +317,8 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
                 for m in perf.metrics
             ],
         }
+    if result.multivariate is not None:
+        payload["multivariate"] = multivariate_payload(result.multivariate)
     payload["schema"] = {
         "failed": any(i.category == "schema" for i in result.issues),
         "missing_features": list(result.schema.missing_features),
@@ -339,6 +342,30 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
         ],
     }
     return payload
+
+
+def multivariate_payload(mv: MultivariateResult) -> dict[str, Any]:
+    """The check JSON's `multivariate` object (contract §7 keys first, then the band)."""
+    return {
+        "method": mv.method,
+        "statistic": _number(mv.statistic),
+        "threshold": _number(mv.threshold),
+        "drifted": mv.drifted,
+        "lower_threshold": _number(mv.lower_threshold),
+        "threshold_source": mv.threshold_source,
+        "reference_mean": _number(mv.reference_mean),
+        "reference_std": _number(mv.reference_std),
+        "reference_chunks": mv.reference_chunks,
+        "components": mv.components,
+        "explained_variance": _number(mv.explained_variance),
+        "status": mv.status,
+        "reason": mv.reason,
+        "contributions": [
+            {"feature": c.feature, "share": _number(c.share),
+             "contribution": _number(c.contribution), "reference": _number(c.reference)}
+            for c in mv.contributions
+        ],
+    }
 
 
 def _issue(issue: DataIssue) -> dict[str, Any]:
@@ -404,6 +431,14 @@ def format_table(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> str:
             lines.append(
                 f"{m.name}: reference {_fmt(m.reference)}, current {_fmt(m.current)}{flag}"
             )
+    mv = result.multivariate
+    if mv is not None:
+        band = (f"band [{_fmt(mv.lower_threshold)}, {_fmt(mv.threshold)}]"
+                if mv.lower_threshold is not None else f"threshold {_fmt(mv.threshold)}")
+        top = ", ".join(f"{c.feature} {c.share:.0%}" for c in mv.contributions[:3])
+        lines.append(
+            f"multivariate ({mv.method}): {_fmt(mv.statistic)}, {band} from "
+            f"{mv.threshold_source or mv.reason}{' DRIFT' if mv.drifted else ''}; top: {top}")
     schema = result.schema
     for label, items in (
         ("missing features", schema.missing_features),

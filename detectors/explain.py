@@ -110,7 +110,26 @@ def _model_deciders(result: DriftResult) -> list[str]:
     if result.performance is not None and result.performance.degraded:
         worse = [m.name for m in result.performance.metrics if m.degraded]
         out.append(f"performance ({', '.join(worse)})")
+    if result.multivariate is not None and result.multivariate.drifted:
+        out.append("multivariate drift")
     return out
+
+
+def multivariate_sentence(result: DriftResult) -> str | None:
+    """Why the multivariate statistic drifted, naming its band and top features; else None."""
+    mv = result.multivariate
+    if mv is None or not mv.drifted or mv.statistic is None or mv.threshold is None:
+        return None
+    if mv.lower_threshold is not None and mv.statistic < mv.lower_threshold:
+        where = f"below the band's lower end {_g(mv.lower_threshold)}"
+    else:
+        where = f"above {_g(mv.threshold)}"
+    source = {"fixed": "a fixed threshold", "reference_rows": "the reference rows' spread",
+              "reference_chunks": f"{mv.reference_chunks} reference chunks of "
+                                  f"{mv.rows} rows"}.get(mv.threshold_source or "", "")
+    top = [c.feature for c in mv.contributions[:2]]
+    return (f"multivariate drift: PCA reconstruction error {_g(mv.statistic)} {where}"
+            f"{f' ({source})' if source else ''}; most of the rise from {_names(top)}")
 
 
 def not_comparable(result: DriftResult) -> tuple[str, ...]:
@@ -159,6 +178,9 @@ def explain(result: DriftResult) -> Explanation:
                     f"{m.name} {'fell' if m.higher_is_better else 'rose'} from "
                     f"{_g(m.reference)} to {_g(m.current)}, past the allowed {m.max_drop:g}"
                 )
+    joint = multivariate_sentence(result)
+    if joint is not None:
+        reasons.append(joint)
     for name in result.strong_features:
         strong = _first(f for f in result.features if f.feature == name and f.strong)
         if strong is not None:

@@ -130,6 +130,9 @@ class Performance:
     reason: str | None = None  # why the window side could not be computed, if it failed
 
 
+MULTIVARIATE = "multivariate"  # the multivariate finding's feature (and kind) in findings, alerts
+
+
 @dataclass(frozen=True)
 class FeatureContribution:
     """One feature's part of the multivariate statistic: the mean squared residual of its

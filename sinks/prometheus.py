@@ -35,6 +35,8 @@ class ModelSignals:
     share_drifted: float
     calibration_ece: float | None = None
     performance: dict[str, float] = field(default_factory=dict)  # metric -> realized value
+    # the newest window's PCA reconstruction error and its band (upper, lower; None: none)
+    multivariate: tuple[float, float | None, float | None] | None = None
 
 
 class StoredStateCollector(Collector):
@@ -101,14 +103,28 @@ def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
         "driftd_performance",
         "Realized performance of the newest window with labels (roc_auc, accuracy, mae, ...)",
         labels=["model", "metric"])
+    joint = GaugeMetricFamily(
+        "driftd_multivariate_reconstruction_error",
+        "PCA reconstruction error (mean squared) of the model's newest scored window",
+        labels=["model"])
+    band = GaugeMetricFamily(
+        "driftd_multivariate_threshold",
+        "The band the reconstruction error is judged against (bound: upper, lower)",
+        labels=["model", "bound"])
     for m in models:
+        if m.multivariate is not None:
+            value, upper, lower = m.multivariate
+            joint.add_metric([m.model], float(value))
+            for bound, limit in (("upper", upper), ("lower", lower)):
+                if limit is not None:
+                    band.add_metric([m.model, bound], float(limit))
         drifted.add_metric([m.model], 1.0 if m.drifted else 0.0)
         share.add_metric([m.model], float(m.share_drifted))
         if m.calibration_ece is not None:
             ece.add_metric([m.model], float(m.calibration_ece))
         for metric, value in sorted(m.performance.items()):
             perf.add_metric([m.model, metric], float(value))
-    return [drifted, share, ece, perf]
+    return [drifted, share, ece, perf, joint, band]
 
 
 class DriftdMetrics:

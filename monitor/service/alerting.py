@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from driftd.detectors.explain import explain
-from driftd.detectors.results import DriftResult
+from driftd.detectors.results import MULTIVARIATE, DriftResult
 from driftd.monitor.config import Config
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
@@ -112,6 +112,10 @@ def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
         limit = m.reference - m.max_drop if m.higher_is_better else m.reference + m.max_drop
         out.append({"feature": prediction, "method": m.name, "statistic": m.current,
                     "p_value": None, "threshold": limit, "drifted": m.degraded})
+    mv = result.multivariate
+    if mv is not None and mv.statistic is not None:
+        out.append({"feature": MULTIVARIATE, "method": mv.method, "statistic": mv.statistic,
+                    "p_value": None, "threshold": mv.threshold, "drifted": mv.drifted})
     return out
 
 

@@ -7,6 +7,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from driftd.detectors.multivariate import METHOD as MULTIVARIATE_METHOD
+from driftd.detectors.results import MULTIVARIATE
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.service.windows import tumbling_windows
 from driftd.monitor.store.duckdb_file import Store
@@ -44,19 +46,26 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
     prediction column), "calibration" (method `ece`: the window's ECE against the reference's
     plus the margin) or "performance" (method = the metric: the window's value against the
     reference's less the allowed drop); `reference` is the reference's value for the last two.
+    "multivariate" (feature `multivariate`, method `pca_reconstruction`: the window's PCA
+    reconstruction error against its band) adds `reference` (the reference chunks' mean),
+    `lower_threshold`, `threshold_source` and `top_features`.
     """
     runs = store.con.execute(
         """SELECT run_id, strftime(window_start, '%Y-%m-%dT%H:%M:%SZ'),
                   strftime(window_end, '%Y-%m-%dT%H:%M:%SZ'), rows,
                   json_extract_string(result, '$.prediction_column'),
                   json_extract(result, '$.prediction'),
-                  json_extract(result, '$.calibration'), json_extract(result, '$.performance')
+                  json_extract(result, '$.calibration'), json_extract(result, '$.performance'),
+                  json_extract(result, '$.multivariate')
            FROM runs WHERE model = ? AND superseded_by IS NULL AND result IS NOT NULL""",
         [model],
     ).fetchall()
     outputs: dict[str, set[str]] = {}
     model_rows: list[dict[str, Any]] = []
-    for run_id, start, end, rows, column, predicted, calibration, performance in runs:
+    bands: dict[str, dict[str, Any]] = {}
+    for run_id, start, end, rows, column, predicted, calibration, performance, joint in runs:
+        if joint:
+            bands[run_id] = _band(json.loads(joint))
         names = {p["feature"] for p in json.loads(predicted or "[]")}
         outputs[run_id] = names
         name = column or next(iter(names), None) or "prediction"
@@ -101,8 +110,20 @@ def history_rows(store: Store, model: str, *, feature: str | None = None) -> lis
         item["role"] = "prediction" if item["feature"] in outputs.get(item["run_id"], ()) \
             else "feature"
         item["reference"] = None
+        if item["feature"] == MULTIVARIATE and item["method"] == MULTIVARIATE_METHOD:
+            item.update(role=MULTIVARIATE, **bands.get(item["run_id"], {}))
         found.append(item)
     return sorted(found + model_rows, key=lambda r: r["window_start"])
+
+
+def _band(joint: dict[str, Any]) -> dict[str, Any]:
+    """A multivariate row's band: `reference` (the reference chunks' mean error),
+    `lower_threshold`, `threshold_source` (reference_chunks | reference_rows | fixed) and the
+    features contributing most (largest rise over the reference first)."""
+    return {"reference": joint.get("reference_mean"),
+            "lower_threshold": joint.get("lower_threshold"),
+            "threshold_source": joint.get("threshold_source"),
+            "top_features": [c["feature"] for c in joint.get("contributions") or ()][:3]}
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

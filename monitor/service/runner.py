@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from driftd import __version__
-from driftd.detectors.results import DriftResult
+from driftd.detectors.results import MULTIVARIATE, DriftResult
 from driftd.detectors.suite import evaluate
 from driftd.monitor.config import Config
 from driftd.monitor.service.windows import TimeWindow
@@ -132,11 +132,16 @@ class DetectorRunner:
     def _findings(result: DriftResult | None) -> list[tuple]:
         if result is None:
             return []
-        return [
+        rows = [
             (f.feature, f.kind, f.method, f.statistic, f.p_value, f.threshold, f.drifted,
              f.status, f.reason)
             for f in result.features + result.prediction
         ]
+        mv = result.multivariate
+        if mv is not None:  # the multivariate finding: metrics, history and pages read it here
+            rows.append((MULTIVARIATE, MULTIVARIATE, mv.method, mv.statistic, None, mv.threshold,
+                         mv.drifted, mv.status, mv.reason))
+        return rows
 
 
 def _performance_json(result: DriftResult | None) -> str | None:

@@ -103,7 +103,7 @@ def profile_reference(raw: pl.DataFrame, model: ModelConfig, source: str) -> Ref
     frame = reference_frame(raw, model, source)
     prediction, label = model_outputs(raw.columns, model)
     return build_profile(frame, model.features, prediction=prediction, label=label,
-                         task=model.task)
+                         task=model.task, multivariate=model.detection.multivariate)
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,26 @@ class ProfileCache:
                 profile = rebuild_profile(record, model, exc.version)
                 self._store.replace_reference_profile(record.model, record.version,
                                                       profile.to_bytes())
+            if model is not None and _refit(profile, model):  # PCA settings changed
+                try:
+                    profile = rebuild_profile(record, model, "of other multivariate settings")
+                    self._store.replace_reference_profile(record.model, record.version,
+                                                          profile.to_bytes())
+                except ReferenceError as exc:  # the stored fit is reported as not matching
+                    log.warning("cannot refit the multivariate model", extra={
+                        "model": record.model, "version": record.version, "error": str(exc)})
             self._cache[key] = profile
         return profile
+
+
+def _refit(profile: ReferenceProfile, model: ModelConfig) -> bool:
+    """Whether the stored PCA fit is not the one `detection.multivariate` asks for."""
+    wanted = model.detection.multivariate
+    fit = profile.multivariate
+    if not wanted.enabled:
+        return False
+    return fit is None and len(model.features) >= 2 or (
+        fit is not None and fit.settings != wanted.fit_settings())
 
 
 def rebuild_profile(record: ReferenceRecord, model: ModelConfig,
