@@ -110,8 +110,6 @@ def _model_deciders(result: DriftResult) -> list[str]:
     if result.performance is not None and result.performance.degraded:
         worse = [m.name for m in result.performance.metrics if m.degraded]
         out.append(f"performance ({', '.join(worse)})")
-    if result.multivariate is not None and result.multivariate.drifted:
-        out.append("multivariate drift")
     return out
 
 
@@ -198,16 +196,17 @@ def explain(result: DriftResult) -> Explanation:
     deciders = _model_deciders(result)
     dataset = bool(_evaluated(result)) and result.share_drifted >= _drift_share(result)
     issues = _issue_counts(result)
+    joint = ["multivariate drift"] if joint is not None else []
     if not result.drift:
         warnings = ([f"{_names(list(result.strong_features))} drifted strongly"]
-                    if result.strong_features else []) + issues
+                    if result.strong_features else []) + joint + issues
         sentence = share + (f"; warning: {', '.join(warnings)}" if warnings else "")
     elif dataset:
-        also = deciders + issues
+        also = deciders + joint + issues
         sentence = share + (f"; also {', '.join(also)}" if also else "")
     else:
         sentence = f"{share}; {' and '.join(deciders)} decided it"
-        sentence += f"; also {', '.join(issues)}" if issues else ""
+        sentence += f"; also {', '.join(joint + issues)}" if joint + issues else ""
     return Explanation(sentence, tuple(reasons))
 
 
@@ -222,10 +221,12 @@ def _issue_counts(result: DriftResult) -> list[str]:
 
 
 def failed_categories(result: DriftResult) -> tuple[str, ...]:
-    """The FAIL_ON categories this result fails: drift (the dataset or the model drifted, or a
-    feature drifted past its strong effect), schema, quality."""
+    """The FAIL_ON categories this result fails: drift (the dataset or the model drifted, a
+    feature drifted past its strong effect, or the multivariate statistic left its band),
+    schema, quality."""
     failed = []
-    if result.drift or result.strong_features:
+    joint = result.multivariate is not None and result.multivariate.drifted
+    if result.drift or result.strong_features or joint:
         failed.append("drift")
     if any(i.category == "schema" for i in result.issues):
         failed.append("schema")

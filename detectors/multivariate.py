@@ -16,9 +16,12 @@ its rows together, and the per-feature contributions add up to the statistic exa
 averages the Euclidean norm ‖(I − P) z‖, which needs the rows; both rise when the joint
 distribution leaves the reference's principal subspace.)
 
-The drift threshold comes from the reference's own noise at the window's size: the reference
-rows' errors (stored in the profile, in reference order) are cut into contiguous chunks of the
-window's row count, and the band is the chunks' mean ± `sigmas` · their standard deviation.
+The encoding and the components are fitted on the reference's even rows; the errors of its odd
+rows (held out, so not biased low by the fit) are stored in the profile, in reference order.
+The drift threshold comes from the reference's own noise at the window's size: those errors
+are cut into contiguous chunks of the window's row count, and the band is the chunks' mean ±
+`sigmas` · their standard deviation; the window drifts above the band (a fall below it, e.g.
+from many missing values imputed at the mean, is shown but does not alarm).
 A reference with fewer than `min_chunks` such chunks uses its rows' spread instead (the
 standard deviation of a mean of n independent rows, std(e) / √n). A fixed `threshold` replaces
 the band. Everything here is pure numpy/polars: a frame or moments in, frozen values out.
@@ -138,8 +141,8 @@ class PcaModel:
     components: np.ndarray  # k x width, orthonormal rows
     explained_variance: float  # share of the reference's variance the components hold
     settings: tuple[float, int, float]  # MultivariatePolicy.fit_settings() it was fitted with
-    reference_errors: np.ndarray  # each reference row's squared error, in reference order
-    reference_contributions: np.ndarray  # per encoded column: diag((I-P) C_ref (I-P))
+    reference_errors: np.ndarray  # squared error of each held-out (odd) reference row, in order
+    reference_contributions: np.ndarray  # per encoded column: diag((I-P) C (I-P)), odd rows
 
     def residual(self) -> np.ndarray:
         """I − P, the projection onto what the components leave out."""
@@ -157,9 +160,18 @@ def moments(encoding: Encoding, frame: pl.DataFrame, batch_rows: int = BATCH_ROW
 
 def fit(reference: pl.DataFrame, kinds: Mapping[str, str],
         policy: MultivariatePolicy) -> PcaModel | None:
-    """The reference's PCA fit; None with fewer than two features (nothing joint to watch)."""
-    if len(kinds) < 2 or reference.height < 2:
+    """The reference's PCA fit; None with fewer than two features (nothing joint to watch)
+    or four rows.
+
+    The encoding and the components are fitted on the even rows and the reference errors
+    (the band) measured on the odd rows: errors of the rows a PCA was fitted on are biased low
+    (the kept directions are those with the most variance *in that sample*), by more than a
+    large window's noise — 25 iid features at 200 000 rows would alarm in every window.
+    """
+    if len(kinds) < 2 or reference.height < 4:
         return None
+    held_out = reference.gather_every(2, offset=1)
+    reference = reference.gather_every(2)
     features: list[str] = []
     categories: list[str | None] = []
     for name, kind in kinds.items():
@@ -187,17 +199,18 @@ def fit(reference: pl.DataFrame, kinds: Mapping[str, str],
     k = int(min(np.searchsorted(share, policy.explained_variance - 1e-12) + 1, width))
     components = np.ascontiguousarray(vectors[:, :k].T)
     residual = np.eye(width) - components.T @ components
-    errors = np.empty(reference.height)
-    for start in range(0, reference.height, BATCH_ROWS):
-        r = encoding.encode(reference.slice(start, BATCH_ROWS)) @ residual
+    errors = np.empty(held_out.height)
+    for start in range(0, held_out.height, BATCH_ROWS):
+        r = encoding.encode(held_out.slice(start, BATCH_ROWS)) @ residual
         errors[start:start + r.shape[0]] = np.einsum("ij,ij->i", r, r)
+    held = moments(encoding, held_out)
     return PcaModel(
         encoding=encoding,
         components=components,
         explained_variance=float(share[k - 1]),
         settings=policy.fit_settings(),
         reference_errors=errors,
-        reference_contributions=np.diag(residual @ covariance @ residual).copy(),
+        reference_contributions=np.diag(residual @ (held.products / held.rows) @ residual),
     )
 
 
@@ -246,13 +259,20 @@ class Band:
 
 def reference_band(errors: np.ndarray, rows: int, min_chunks: int) -> Band:
     """Mean and spread of the reference's mean error over chunks of `rows` rows (contiguous,
-    in reference order); with fewer than `min_chunks` chunks, the rows' spread / √rows."""
+    in reference order); with fewer than `min_chunks` chunks, the rows' spread / √rows.
+
+    `std` is the spread of a window's mean error around the reference's: the chunks' (or the
+    rows') spread widened by √(1 + rows / reference rows) for the uncertainty of the
+    reference's own mean, which matters when the reference holds few windows' worth of rows.
+    """
+    widen = math.sqrt(1.0 + rows / errors.size) if errors.size else 1.0
     count = errors.size // rows if rows else 0
     if count >= min_chunks:
         means = errors[: count * rows].reshape(count, rows).mean(axis=1)
-        return Band(float(means.mean()), float(means.std(ddof=1)), count, "reference_chunks")
+        return Band(float(means.mean()), float(means.std(ddof=1)) * widen, count,
+                    "reference_chunks")
     std = float(errors.std(ddof=1)) / math.sqrt(max(rows, 1)) if errors.size > 1 else 0.0
-    return Band(float(errors.mean()), std, count, "reference_rows")
+    return Band(float(errors.mean()), std * widen, count, "reference_rows")
 
 
 def score(model: PcaModel, window: WindowMoments, policy: MultivariatePolicy,
@@ -272,7 +292,7 @@ def score(model: PcaModel, window: WindowMoments, policy: MultivariatePolicy,
         upper = band.center + policy.sigmas * band.std
         lower = max(band.center - policy.sigmas * band.std, 0.0)
         source = band.source
-        drifted = statistic > upper or statistic < lower
+        drifted = statistic > upper  # below the band is shown, not alarmed (docs/detectors.md)
     features = tuple(dict.fromkeys(model.encoding.features))
     index = np.array([features.index(f) for f in model.encoding.features])
     window_part = np.bincount(index, weights=per_column, minlength=len(features))

@@ -7,8 +7,9 @@ reason; it never raises for the run.
 `DriftResult.drift` is true when the share of drifted features reaches `policy.drift_share`, or
 the prediction drifted, or calibration drifted, or a performance metric degraded. Schema drift is
 reported in `DriftResult.schema` but does not by itself set `drift`. `DriftResult.severity` is
-"critical" with `drift`, else "warning" when a feature drifted past its strong effect or a
-schema or data-quality rule broke (`DriftResult.issues`).
+"critical" with `drift`, else "warning" when a feature drifted past its strong effect, the
+multivariate statistic left its band (`DriftResult.multivariate`), or a schema or data-quality
+rule broke (`DriftResult.issues`).
 
 The window's features, its predictions and its labels are separate arguments, so a feature may
 have any name, `prediction` and `label` included.
@@ -149,8 +150,7 @@ def evaluate(
 
     joint = _multivariate(profile, current, policy)
     drift = (
-        (joint is not None and joint.drifted)
-        or (bool(evaluated) and share >= policy.drift_share)
+        (bool(evaluated) and share >= policy.drift_share)
         or any(r.drifted for r in predicted)
         or (calibration is not None and calibration.drifted)
         or (performance is not None and performance.degraded)
@@ -168,7 +168,7 @@ def evaluate(
     severity = None
     if drift:
         severity = "critical"
-    elif issues or any(f.strong for f in features):
+    elif issues or any(f.strong for f in features) or (joint is not None and joint.drifted):
         severity = "warning"
     return DriftResult(
         drift=drift,
