@@ -123,7 +123,7 @@ def _band(joint: dict[str, Any]) -> dict[str, Any]:
     return {"reference": joint.get("reference_mean"),
             "lower_threshold": joint.get("lower_threshold"),
             "threshold_source": joint.get("threshold_source"),
-            "top_features": [c["feature"] for c in joint.get("contributions") or ()][:3]}
+            "top_features": tuple(c["feature"] for c in joint.get("contributions") or ())[:3]}
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

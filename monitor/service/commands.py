@@ -149,8 +149,12 @@ class HistoryRow:
     drifted: bool
     status: str
     run_id: str
-    role: str = "feature"  # feature, prediction, calibration or performance
-    reference: float | None = None  # the reference's value (calibration, performance)
+    role: str = "feature"  # feature, prediction, calibration, performance or multivariate
+    reference: float | None = None  # the reference's value (calibration, performance,
+    # multivariate: the reference chunks' mean error)
+    lower_threshold: float | None = None  # multivariate: the band's lower end
+    threshold_source: str | None = None  # multivariate: reference_chunks | reference_rows | fixed
+    top_features: tuple[str, ...] = ()  # multivariate: largest rise over the reference first
 
 
 @dataclass(frozen=True)
