@@ -150,12 +150,84 @@ class PcaModel:
 
 
 def moments(encoding: Encoding, frame: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> WindowMoments:
-    """Σ z zᵀ over the frame's rows, `batch_rows` encoded at a time (bounded memory)."""
+    """Σ z zᵀ over the frame's rows, `batch_rows` at a time (bounded memory)."""
     total = np.zeros((encoding.width, encoding.width))
     for start in range(0, frame.height, batch_rows):
-        z = encoding.encode(frame.slice(start, batch_rows))
-        total += z.T @ z
+        total += products(encoding, frame.slice(start, batch_rows))
     return WindowMoments(frame.height, total)
+
+
+def products(encoding: Encoding, frame: pl.DataFrame) -> np.ndarray:
+    """Σ z zᵀ of the frame's rows without the dense one-hot matrix: equal to
+    `encode(frame).T @ encode(frame)`, at about the cost of the numeric columns' product.
+
+    A categorical column is z_c = (e_c − p_f m_c) / s_c (e_c its raw indicator, p_f the
+    feature's presence), so its products with the numeric z and with other indicators are
+    per-category sums and counts (`np.bincount`); only the numeric block is a matrix product.
+    """
+    numeric = [j for j, c in enumerate(encoding.categories) if c is None]
+    names = [encoding.features[j] for j in numeric]
+    n = frame.height
+    x = frame.select(
+        pl.col(f).cast(pl.Float64, strict=False) if f in frame.columns
+        else pl.lit(None, dtype=pl.Float64).alias(f) for f in names
+    ).to_numpy() if names else np.zeros((n, 0))
+    with np.errstate(invalid="ignore"):
+        z = (x - encoding.mean[numeric]) / encoding.scale[numeric]
+    z[~np.isfinite(z)] = 0.0  # missing (null, NaN, ±inf) at the reference mean
+    z = np.asfortranarray(z)
+
+    # raw indicator columns E (per feature: its kept categories, then "(other)") and each
+    # categorical feature's presence column p: A = [z | E | p]; gram = AᵀA
+    features = [f for f, k in encoding.kinds.items() if k == "categorical"]
+    sizes = [len(encoding.kept(f)) + 1 for f in features]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    width_e, q = int(offsets[-1]), len(numeric)
+    codes = np.full((n, len(features)), -1, dtype=np.int64)  # -1: missing
+    for i, feature in enumerate(features):
+        if feature in frame.columns:
+            c = _category_codes(frame.get_column(feature), encoding.kept(feature))
+            c = np.array(c.fill_null(-2).to_numpy(), dtype=np.int64)  # writable
+            c[c == -1] = sizes[i] - 1  # any other category: the feature's last column
+            c[c == -2] = -1
+            codes[:, i] = np.where(c >= 0, c + offsets[i], -1)
+    size = q + width_e + len(features)
+    gram = np.zeros((size, size))
+
+    def put(rows: slice | int, cols: slice | int, block: np.ndarray | float) -> None:
+        gram[rows, cols] = block
+        gram[cols, rows] = np.transpose(block)
+
+    put(slice(0, q), slice(0, q), z.T @ z)
+    for i in range(len(features)):
+        present = codes[:, i] >= 0
+        col = codes[present, i]
+        zp = z[present]
+        e_i, p_i = slice(q + offsets[i], q + offsets[i + 1]), q + width_e + i
+        # E_fᵀ z and p_fᵀ z: per-category and total sums of each numeric z
+        cross = np.stack([np.bincount(col - offsets[i], weights=zp[:, k], minlength=sizes[i])
+                          for k in range(q)], axis=1) if q else np.zeros((sizes[i], 0))
+        put(e_i, slice(0, q), cross)
+        put(p_i, slice(0, q), cross.sum(axis=0))
+        for k in range(i, len(features)):
+            both = present & (codes[:, k] >= 0)
+            pair = np.bincount((codes[both, i] - offsets[i]) * sizes[k]
+                               + codes[both, k] - offsets[k],
+                               minlength=sizes[i] * sizes[k]).reshape(sizes[i], sizes[k])
+            e_k, p_k = slice(q + offsets[k], q + offsets[k + 1]), q + width_e + k
+            put(e_i, e_k, pair)  # E_fᵀ E_g: counts of category pairs
+            put(e_i, p_k, pair.sum(axis=1))
+            put(p_i, e_k, pair.sum(axis=0))
+            put(p_i, p_k, pair.sum())
+
+    t = np.zeros((size, encoding.width))
+    t[np.arange(q), numeric] = 1.0
+    owner = {f: i for i, f in enumerate(features)}
+    onehot = [j for j, c in enumerate(encoding.categories) if c is not None]
+    for e, j in enumerate(onehot):
+        t[q + e, j] = 1.0 / encoding.scale[j]
+        t[q + width_e + owner[encoding.features[j]], j] = -encoding.mean[j] / encoding.scale[j]
+    return t.T @ gram @ t
 
 
 def fit(reference: pl.DataFrame, kinds: Mapping[str, str],

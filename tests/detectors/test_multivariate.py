@@ -220,6 +220,14 @@ def test_moments_in_batches_equal_one_pass_and_the_profile_round_trips():
     pieces = mv.moments(model.encoding, window, batch_rows=700)
     assert pieces.rows == whole.rows == 3000
     assert np.allclose(pieces.products, whole.products, rtol=1e-12, atol=1e-9)
+    # the sparse route equals the dense one-hot product, with missing values and a column absent
+    holes = window.with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("region"))
+        .alias("region"),
+        pl.when(pl.int_range(pl.len()) % 4 == 0).then(None).otherwise(pl.col("a")).alias("a"),
+    ).drop("x5")
+    z = model.encoding.encode(holes)
+    assert np.allclose(mv.products(model.encoding, holes), z.T @ z, rtol=1e-10, atol=1e-8)
     loaded = ReferenceProfile.from_bytes(profile.to_bytes())
     a = evaluate(profile, window, DetectionPolicy())
     b = evaluate(loaded, window, DetectionPolicy())
