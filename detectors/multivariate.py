@@ -183,14 +183,15 @@ def products(encoding: Encoding, frame: pl.DataFrame) -> np.ndarray:
     sizes = [len(encoding.kept(f)) + 1 for f in features]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     width_e, q = int(offsets[-1]), len(numeric)
-    codes = np.full((n, len(features)), -1, dtype=np.int64)  # -1: missing
+    codes: list[np.ndarray] = []  # per feature: its column in E per row (-1: missing)
     for i, feature in enumerate(features):
+        c = np.full(n, -1, dtype=np.int64)
         if feature in frame.columns:
             c = _category_codes(frame.get_column(feature), encoding.kept(feature))
             c = np.array(c.fill_null(-2).to_numpy(), dtype=np.int64)  # writable
             c[c == -1] = sizes[i] - 1  # any other category: the feature's last column
             c[c == -2] = -1
-            codes[:, i] = np.where(c >= 0, c + offsets[i], -1)
+        codes.append(c)
     size = q + width_e + len(features)
     gram = np.zeros((size, size))
 
@@ -200,20 +201,21 @@ def products(encoding: Encoding, frame: pl.DataFrame) -> np.ndarray:
 
     put(slice(0, q), slice(0, q), z.T @ z)
     for i in range(len(features)):
-        present = codes[:, i] >= 0
-        col = codes[present, i]
-        zp = z[present]
+        present = codes[i] >= 0
+        full = bool(present.all())
+        col = codes[i] if full else codes[i][present]
+        zp = z if full else np.asfortranarray(z[present])
         e_i, p_i = slice(q + offsets[i], q + offsets[i + 1]), q + width_e + i
         # E_fᵀ z and p_fᵀ z: per-category and total sums of each numeric z
-        cross = np.stack([np.bincount(col - offsets[i], weights=zp[:, k], minlength=sizes[i])
+        cross = np.stack([np.bincount(col, weights=zp[:, k], minlength=sizes[i])
                           for k in range(q)], axis=1) if q else np.zeros((sizes[i], 0))
         put(e_i, slice(0, q), cross)
         put(p_i, slice(0, q), cross.sum(axis=0))
         for k in range(i, len(features)):
-            both = present & (codes[:, k] >= 0)
-            pair = np.bincount((codes[both, i] - offsets[i]) * sizes[k]
-                               + codes[both, k] - offsets[k],
-                               minlength=sizes[i] * sizes[k]).reshape(sizes[i], sizes[k])
+            other = codes[k] if full else codes[k][present]
+            keep = other >= 0
+            pairs = col * sizes[k] + other if keep.all() else col[keep] * sizes[k] + other[keep]
+            pair = np.bincount(pairs, minlength=sizes[i] * sizes[k]).reshape(sizes[i], sizes[k])
             e_k, p_k = slice(q + offsets[k], q + offsets[k + 1]), q + width_e + k
             put(e_i, e_k, pair)  # E_fᵀ E_g: counts of category pairs
             put(e_i, p_k, pair.sum(axis=1))
