@@ -72,6 +72,8 @@ KNOWN_METRICS = CONTRACT_METRICS | {
     "driftd_model_share_drifted",
     "driftd_calibration_ece",
     "driftd_performance",
+    "driftd_multivariate_reconstruction_error",
+    "driftd_multivariate_threshold",
     "driftd_detector_errors_total",
     "driftd_window_end_timestamp_seconds",
     "driftd_schedule_seconds",
@@ -566,6 +568,11 @@ driftd_model_share_drifted{{model="m"}} 0.5
 driftd_calibration_ece{{model="m"}} 0.04
 # TYPE driftd_performance gauge
 driftd_performance{{model="m",metric="roc_auc"}} 0.81
+# TYPE driftd_multivariate_reconstruction_error gauge
+driftd_multivariate_reconstruction_error{{model="m"}} 4.2
+# TYPE driftd_multivariate_threshold gauge
+driftd_multivariate_threshold{{model="m",bound="upper"}} 4.5
+driftd_multivariate_threshold{{model="m",bound="lower"}} 3.9
 # TYPE driftd_events_ingested_total counter
 driftd_events_ingested_total{{model="m"}} {ingested}
 # TYPE driftd_events_quarantined_total counter
