@@ -61,6 +61,9 @@ class MultivariatePolicy(BaseModel):
     threshold: float | None = Field(None, gt=0.0)  # fixed upper limit; None: reference chunks
     sigmas: float = Field(3.0, gt=0.0)  # band = chunk mean ± sigmas x chunk std
     min_chunks: int = Field(10, ge=2)  # fewer chunks of the window's size: the rows' spread
+    # a larger window is read every k-th row (k = ceil(rows / max_rows)), its band at that size:
+    # at 200 000 rows the statistic's own noise is already far below any drift worth a page
+    max_rows: int | None = Field(200_000, ge=1000)
 
     def fit_settings(self) -> tuple[float, int, float]:
         return (self.explained_variance, self.max_categories, self.min_category_share)
@@ -411,6 +414,8 @@ def evaluate_frame(model: PcaModel, frame: pl.DataFrame,
     """`score` of a window held as a polars frame (features as columns); never raises."""
     try:
         absent = [f for f in model.encoding.kinds if f not in frame.columns]
+        if policy.max_rows is not None and frame.height > policy.max_rows:
+            frame = frame.gather_every(math.ceil(frame.height / policy.max_rows))
         return score(model, moments(model.encoding, frame), policy, absent)
     except Exception as exc:  # one failing statistic never stops the run
         return failed(model, f"cannot score the window: {type(exc).__name__}: {exc}")

@@ -262,3 +262,13 @@ def test_check_json_has_the_contract_keys(tmp_path):
     assert payload["gate"]["exit_code"] == 1 and payload["drift"] is False
     assert any(r.startswith("multivariate drift: PCA reconstruction error")
                for r in payload["reasons"])
+
+
+def test_a_window_over_max_rows_is_read_every_kth_row_with_its_band_at_that_size():
+    profile = profile_of(correlated(40_000, 0.8, seed=1))
+    window = correlated(5000, -0.8, seed=2)
+    policy = DetectionPolicy(multivariate={"max_rows": 1000})
+    sampled = evaluate(profile, window, policy).multivariate
+    every_fifth = evaluate(profile, window.gather_every(5), DetectionPolicy()).multivariate
+    assert sampled.rows == 1000 and sampled == every_fifth
+    assert sampled.drifted
