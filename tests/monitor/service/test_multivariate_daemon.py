@@ -77,6 +77,11 @@ def test_a_correlation_change_is_a_multivariate_finding_in_history_alerts_and_me
     assert finding["method"] == "pca_reconstruction" and finding["drifted"] is True
     assert finding["statistic"] > finding["threshold"]
 
+    # the model overview page charts the multivariate statistic against its threshold
+    (page,) = (tmp_path / "reports").glob("model-*.html")
+    html = page.read_text()
+    assert "multivariate" in html and "pca_reconstruction" in html
+
     # /metrics over HTTP: the newest window's error and its band
     server = app.start_http()
     try:
