@@ -3,7 +3,8 @@
 The bench shape (bench/shape.py: 25 features, 20 numeric with 1 % nulls, 5 categorical with
 3..200 categories) with a 1M-row reference; windows of 100k and 1M rows (a few features
 shifted, as in bench_detector_pass.py). Measured in this process, median of `--repeat` runs
-after one warm-up:
+after one warm-up, interleaved; the minimum is the cost (the median shows a shared machine's
+noise):
 
   univariate   `evaluate(profile, window, policy)` with `multivariate.enabled: false` (today's pass)
   with PCA     the same with the multivariate statistic on (the default)
@@ -39,21 +40,25 @@ def frame(rows: int, seed: int, *, window: bool):
     return pl.from_arrow(table).select(list(feature_kinds()))
 
 
-def median_seconds(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def interleaved(fns: dict, repeat: int) -> dict[str, tuple[float, float]]:
+    """(min, median) seconds of each function, run in turns after one warm-up each: on a
+    shared machine the minimum is the cost, the median shows the noise."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--reference-rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     from driftd.detectors import multivariate as mv
@@ -78,18 +83,23 @@ def main() -> None:
     del reference
     off = DetectionPolicy(multivariate={"enabled": False})
     on = DetectionPolicy()
-    print(f"{'window':>9} {'univariate s':>13} {'with PCA s':>11} {'added s':>8} "
-          f"{'added/univ':>10} {'moments s':>10}")
+    print("seconds per window, min (median) of interleaved runs")
+    print(f"{'window':>9} {'univariate':>16} {'with PCA':>16} {'added':>7} "
+          f"{'added/univ':>10} {'PCA alone':>16}")
     for rows in args.sizes:
         window = frame(rows, 2, window=True)
-        univariate = median_seconds(lambda w=window: evaluate(profile, w, off), args.repeat)
-        both = median_seconds(lambda w=window: evaluate(profile, w, on), args.repeat)
-        alone = median_seconds(lambda w=window: mv.evaluate_frame(model, w, settings),
-                               args.repeat)
-        added = both - univariate
-        print(f"{rows:>9} {univariate:>13.3f} {both:>11.3f} {added:>8.3f} "
-              f"{added / univariate:>10.2f} {alone:>10.3f}")
+        t = interleaved({
+            "univariate": lambda w=window: evaluate(profile, w, off),
+            "both": lambda w=window: evaluate(profile, w, on),
+            "alone": lambda w=window: mv.evaluate_frame(model, w, settings),
+        }, args.repeat)
+        added = t["both"][0] - t["univariate"][0]
 
+        def cell(key: str, t=t) -> str:
+            return f"{t[key][0]:.3f} ({t[key][1]:.3f})"
+
+        print(f"{rows:>9} {cell('univariate'):>16} {cell('both'):>16} {added:>7.3f} "
+              f"{added / t['univariate'][0]:>10.2f} {cell('alone'):>16}")
 
 if __name__ == "__main__":
     main()
