@@ -39,7 +39,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftd.detectors.results import FeatureContribution, MultivariateResult
-from driftd.detectors.samples import canonical_categories
+from driftd.detectors.samples import canonical_categories, category_counts
 
 METHOD = "pca_reconstruction"
 OTHER = "(other)"
@@ -294,34 +294,38 @@ def fit(reference: pl.DataFrame, kinds: Mapping[str, str],
 def _top_categories(series: pl.Series, policy: MultivariatePolicy) -> list[str]:
     """The reference's most frequent categories (canonical), at most `max_categories`, each
     at least `min_category_share` of the non-missing values; ties by name."""
-    values = canonical_categories(series.drop_nulls()).drop_nulls()
-    if not values.len():
-        return []
-    counts = values.value_counts(name="n").sort(["n", values.name], descending=[True, False])
-    floor = policy.min_category_share * values.len()
-    kept = counts.filter(pl.col("n") >= floor).head(policy.max_categories)
-    return kept.get_column(values.name).to_list()
+    categories, counts, _ = category_counts(series)
+    total = int(counts.sum())
+    order = sorted(range(len(categories)), key=lambda i: (-int(counts[i]), categories[i]))
+    floor = policy.min_category_share * total
+    return [categories[i] for i in order if counts[i] >= floor][: policy.max_categories]
 
 
 def _column_stats(reference: pl.DataFrame, raw: Encoding) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (ddof=0; 1 where constant) of each encoded column over its non-missing
-    reference values (missing values are imputed at this mean, so they sit at z = 0)."""
+    reference values (missing values are imputed at this mean, so they sit at z = 0). An
+    indicator's are its share p and √(p(1−p)), from the feature's category counts."""
     mean, scale = np.zeros(raw.width), np.ones(raw.width)
-    for j, (feature, category) in enumerate(zip(raw.features, raw.categories, strict=True)):
+    for feature, kind in raw.kinds.items():
+        columns = [j for j, f in enumerate(raw.features) if f == feature]
         column = reference.get_column(feature)
-        if category is None:
+        if kind == "numeric":
             x = column.cast(pl.Float64, strict=False).to_numpy()
             x = x[np.isfinite(x)]
+            values = [(float(x.mean()), float(x.std()))] if x.size else []
         else:
-            canonical = canonical_categories(column).drop_nulls()
-            kept = raw.kept(feature)
-            if category == OTHER:
-                x = (~canonical.is_in(kept)).cast(pl.Float64).to_numpy()
-            else:
-                x = (canonical == category).cast(pl.Float64).to_numpy()
-        if x.size:
-            mean[j] = float(x.mean())
-            std = float(x.std())
+            categories, counts, _ = category_counts(column)
+            total = int(counts.sum())
+            share = dict(zip(categories, (counts / total).tolist(), strict=True)) if total else {}
+            kept = sum(share.get(c, 0.0) for c in raw.kept(feature))
+            values = []
+            for j in columns:
+                category = raw.categories[j]
+                p = max(1.0 - kept, 0.0) if category == OTHER else share.get(category, 0.0)
+                values.append((p, math.sqrt(p * (1.0 - p))))
+            values = values if total else []
+        for j, (m, std) in zip(columns, values, strict=False):
+            mean[j] = m
             scale[j] = std if std > 1e-12 else 1.0
     return mean, scale
 
