@@ -43,6 +43,7 @@ from driftd.detectors.samples import canonical_categories, category_counts
 
 METHOD = "pca_reconstruction"
 OTHER = "(other)"
+FIT_ROWS = 200_000  # reference rows the PCA is fitted on, and rows held out for the band
 BATCH_ROWS = 1 << 17  # rows encoded at once: 25 columns x 131072 rows = 26 MB of float64
 
 
@@ -249,6 +250,12 @@ def fit(reference: pl.DataFrame, kinds: Mapping[str, str],
         return None
     held_out = reference.gather_every(2, offset=1)
     reference = reference.gather_every(2)
+    # at most FIT_ROWS rows each way, every k-th (spread over the whole reference): the fit and
+    # the band's noise are settled long before, and `driftd check` fits on every run
+    if reference.height > FIT_ROWS:
+        reference = reference.gather_every(math.ceil(reference.height / FIT_ROWS))
+    if held_out.height > FIT_ROWS:
+        held_out = held_out.gather_every(math.ceil(held_out.height / FIT_ROWS))
     features: list[str] = []
     categories: list[str | None] = []
     for name, kind in kinds.items():
