@@ -30,6 +30,7 @@ from driftd.detectors.results import (
     DataIssue,
     DriftResult,
     FeatureResult,
+    MultivariateResult,
     Performance,
     SegmentResult,
 )
@@ -260,6 +261,7 @@ def compare_tables(
             prediction=prediction,
             label=label,
             task=infer_task(ref, label),
+            multivariate=policy.multivariate,
         )
         segments = None
         if segment is not None:
@@ -389,6 +391,8 @@ def check_payload(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> dict
         payload["performance"] = _performance(result.performance)
     if result.performance_estimate is not None:
         payload["performance_estimate"] = estimate_payload(result.performance_estimate)
+    if result.multivariate is not None:
+        payload["multivariate"] = multivariate_payload(result.multivariate)
     payload["schema"] = {
         "failed": any(i.category == "schema" for i in result.issues),
         "missing_features": list(result.schema.missing_features),
@@ -445,6 +449,30 @@ def _performance(perf: Performance) -> dict[str, Any]:
                 "threshold_source": m.threshold_source,
             }
             for m in perf.metrics
+        ],
+    }
+
+
+def multivariate_payload(mv: MultivariateResult) -> dict[str, Any]:
+    """The check JSON's `multivariate` object (contract §7 keys first, then the band)."""
+    return {
+        "method": mv.method,
+        "statistic": _number(mv.statistic),
+        "threshold": _number(mv.threshold),
+        "drifted": mv.drifted,
+        "lower_threshold": _number(mv.lower_threshold),
+        "threshold_source": mv.threshold_source,
+        "reference_mean": _number(mv.reference_mean),
+        "reference_std": _number(mv.reference_std),
+        "reference_chunks": mv.reference_chunks,
+        "components": mv.components,
+        "explained_variance": _number(mv.explained_variance),
+        "status": mv.status,
+        "reason": mv.reason,
+        "contributions": [
+            {"feature": c.feature, "share": _number(c.share),
+             "contribution": _number(c.contribution), "reference": _number(c.reference)}
+            for c in mv.contributions
         ],
     }
 
@@ -549,6 +577,14 @@ def format_table(result: DriftResult, fail_on: Sequence[str] = FAIL_ON) -> str:
         lines += estimate_lines(result.performance_estimate)
     for seg in result.segments:
         lines.append(_segment_line(seg))
+    mv = result.multivariate
+    if mv is not None:
+        band = (f"band [{_fmt(mv.lower_threshold)}, {_fmt(mv.threshold)}]"
+                if mv.lower_threshold is not None else f"threshold {_fmt(mv.threshold)}")
+        top = ", ".join(f"{c.feature} {c.share:.0%}" for c in mv.contributions[:3])
+        lines.append(
+            f"multivariate ({mv.method}): {_fmt(mv.statistic)}, {band} from "
+            f"{mv.threshold_source or mv.reason}{' DRIFT' if mv.drifted else ''}; top: {top}")
     schema = result.schema
     for label, items in (
         ("missing features", schema.missing_features),

@@ -117,6 +117,23 @@ def _model_deciders(result: DriftResult) -> list[str]:
     return out
 
 
+def multivariate_sentence(result: DriftResult) -> str | None:
+    """Why the multivariate statistic drifted, naming its band and top features; else None."""
+    mv = result.multivariate
+    if mv is None or not mv.drifted or mv.statistic is None or mv.threshold is None:
+        return None
+    if mv.lower_threshold is not None and mv.statistic < mv.lower_threshold:
+        where = f"below the band's lower end {_g(mv.lower_threshold)}"
+    else:
+        where = f"above {_g(mv.threshold)}"
+    source = {"fixed": "a fixed threshold", "reference_rows": "the reference rows' spread",
+              "reference_chunks": f"{mv.reference_chunks} reference chunks of "
+                                  f"{mv.rows} rows"}.get(mv.threshold_source or "", "")
+    top = [c.feature for c in mv.contributions[:2]]
+    return (f"multivariate drift: PCA reconstruction error {_g(mv.statistic)} {where}"
+            f"{f' ({source})' if source else ''}; most of the rise from {_names(top)}")
+
+
 def not_comparable(result: DriftResult) -> tuple[str, ...]:
     """Why nothing could be compared (empty list: something was)."""
     if result.rows_current == 0:
@@ -170,6 +187,9 @@ def explain(result: DriftResult) -> Explanation:
                 f"estimated {m.name} (no labels) fell from {_g(m.reference)} to "
                 f"{_g(m.estimate)}, past the allowed {m.threshold_how}"
             )
+    joint = multivariate_sentence(result)
+    if joint is not None:
+        reasons.append(joint)
     for name in result.strong_features:
         strong = _first(f for f in result.features if f.feature == name and f.strong)
         if strong is not None:
@@ -189,19 +209,21 @@ def explain(result: DriftResult) -> Explanation:
     deciders = _model_deciders(result)
     dataset = bool(_evaluated(result)) and result.share_drifted >= _drift_share(result)
     issues = _issue_counts(result)
+    joint = ["multivariate drift"] if joint is not None else []
     if result.drift and not dataset and not deciders and segments:
         sentence = f"{share}; but {'; '.join(segments)}"
-        sentence += f"; also {', '.join(issues)}" if issues else ""
+        sentence += f"; also {', '.join(joint + issues)}" if joint or issues else ""
     elif not result.drift:
         warnings = ([f"{_names(list(result.strong_features))} drifted strongly"]
-                    if result.strong_features else []) + segments + issues
+                    if result.strong_features else []) + segments + joint + issues
         sentence = share + (f"; warning: {', '.join(warnings)}" if warnings else "")
     elif dataset:
-        also = deciders + segments + issues
+        also = deciders + segments + joint + issues
         sentence = share + (f"; also {', '.join(also)}" if also else "")
     else:
         sentence = f"{share}; {' and '.join(deciders)} decided it"
-        sentence += f"; also {', '.join(segments + issues)}" if segments or issues else ""
+        rest = segments + joint + issues
+        sentence += f"; also {', '.join(rest)}" if rest else ""
     return Explanation(sentence, tuple(reasons))
 
 
@@ -249,10 +271,12 @@ def _issue_counts(result: DriftResult) -> list[str]:
 
 
 def failed_categories(result: DriftResult) -> tuple[str, ...]:
-    """The FAIL_ON categories this result fails: drift (the dataset or the model drifted, or a
-    feature drifted past its strong effect), schema, quality."""
+    """The FAIL_ON categories this result fails: drift (the dataset or the model drifted, a
+    feature drifted past its strong effect, or the multivariate statistic left its band),
+    schema, quality."""
     failed = []
-    if result.drift or result.strong_features or any(
+    joint = result.multivariate is not None and result.multivariate.drifted
+    if result.drift or result.strong_features or joint or any(
             s.result is not None and s.result.strong_features for s in result.segments):
         failed.append("drift")
     if any(i.category == "schema" for i in result.issues):

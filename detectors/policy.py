@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from driftd.detectors.multivariate import MultivariatePolicy
 from driftd.detectors.performance import METRICS
 from driftd.detectors.registry import METHODS, MODEL_METHODS, check_method_names
 
@@ -59,6 +60,9 @@ DEFAULT_RATIONALE: dict[str, str] = {
     "whole does not drift: PSI 0.25 is the industry's 'major shift'; 0.5 reference standard "
     "deviations (wasserstein), KS D 0.2 (what a half-sd shift gives) and Cramér's V 0.3 are "
     "Cohen's 'medium' effects; JS 0.2 is a 28-point share move between two categories.",
+    "multivariate": "PCA reconstruction error (components holding 65 % of the reference's "
+    "variance) outside the reference's own band at the window's size: the mean of the "
+    "reference's chunks of that many rows plus or minus 3 standard deviations of their means.",
     "quality": "Schema changes and data-quality rules warn on their own: a missing-rate rise of "
     "10 points, 5 % of rows in categories or outside ranges the reference never had, a type "
     "change, or a missing or unexpected feature each mean the model is fed data it was not "
@@ -140,6 +144,7 @@ class DetectionPolicy(BaseModel):
     strong_effects: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_STRONG_EFFECTS))
     quality: QualityRules = Field(default_factory=QualityRules)
+    multivariate: MultivariatePolicy = Field(default_factory=MultivariatePolicy)
     rationale: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATIONALE))
 
     @field_validator("methods")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from driftd.detectors import multivariate as mv
 from driftd.detectors.calibration import Reliability, binary_pairs, reliability
 from driftd.detectors.performance import binary_metrics, class_metrics, regression_metrics
 from driftd.detectors.performance_estimate import PerformanceEstimator, fit_estimator
@@ -32,7 +33,8 @@ from driftd.detectors.results import ReliabilityBin
 from driftd.detectors.samples import CategoricalReference, NumericReference
 from driftd.detectors.threads import map_columns
 
-# 2: categories in canonical form, outputs under their own names; 3: performance estimator
+# 2: categories in canonical form, outputs under their own names; 3: the performance
+# estimator and the multivariate PCA fit (`detectors/multivariate.py`)
 PROFILE_VERSION = 3
 TASKS = ("binary_classification", "regression")
 KINDS = ("numeric", "categorical")
@@ -69,6 +71,7 @@ class ReferenceProfile:
     rows_labelled: int = 0
     estimator: PerformanceEstimator | None = None  # binary probabilities with labels
     profile_version: int = PROFILE_VERSION
+    multivariate: mv.PcaModel | None = None  # PCA fit; None: disabled or under two features
 
     @property
     def scoring(self) -> str | None:
@@ -100,6 +103,9 @@ class ReferenceProfile:
             "performance": self.performance,
             "rows_labelled": self.rows_labelled,
             "estimator": None if self.estimator is None else self.estimator.to_meta(arrays),
+            "multivariate": None
+            if self.multivariate is None
+            else mv.to_stored(self.multivariate, arrays),
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return aligned_npz(arrays)
@@ -137,6 +143,9 @@ class ReferenceProfile:
             if meta["estimator"] is None
             else PerformanceEstimator.from_meta(meta["estimator"], arrays),
             profile_version=version,
+            multivariate=None
+            if meta.get("multivariate") is None
+            else mv.from_stored(meta["multivariate"], arrays),
         )
 
 
@@ -298,9 +307,10 @@ def build_profile(
     task: str,
     workers: int | None = None,
     prefix_sums: bool = True,
+    multivariate: mv.MultivariatePolicy | None = None,
 ) -> ReferenceProfile:
     """Summarise a reference once: sorted values and their prefix sums, decile bins, categories,
-    calibration.
+    calibration, and the multivariate PCA fit (`multivariate`'s settings; None: the defaults).
 
     `features` maps each configured feature to "numeric" or "categorical"; `prediction` and
     `label` name reference columns (the window calls them `prediction` and `label`). The
@@ -362,6 +372,10 @@ def build_profile(
         prediction_kind=prediction_kind,
         prediction_column=summaries[-1] if prediction is not None else None,
     )
+    settings = multivariate or mv.MultivariatePolicy()
+    if settings.enabled:
+        profile = replace(profile, multivariate=mv.fit(
+            _fit_rows(frame, features, window.rows), features, settings))
     if profile.scoring is None:
         return profile
     cal, metrics, labelled = window.scores(profile.scoring)
@@ -373,3 +387,13 @@ def build_profile(
         estimator = None if pairs is None else fit_estimator(*pairs)
     return replace(profile, calibration=cal, performance=metrics, rows_labelled=labelled,
                    estimator=estimator)
+
+
+def _fit_rows(frame: pl.LazyFrame, features: Mapping[str, str], rows: int) -> pl.DataFrame:
+    """The feature columns the PCA fit reads: every row up to twice `FIT_ROWS` (the fit keeps
+    at most that many on each side, even and odd rows), else every k-th row — spread over the
+    whole reference, and bounded whatever its size."""
+    picked = frame.select(list(features))
+    if rows > 2 * mv.FIT_ROWS:
+        picked = picked.gather_every(-(-rows // (2 * mv.FIT_ROWS)))
+    return picked.collect(engine="streaming")

@@ -135,6 +135,55 @@ class Performance:
     reason: str | None = None  # why the window side could not be computed, if it failed
 
 
+MULTIVARIATE = "multivariate"  # the multivariate finding's feature (and kind) in findings, alerts
+
+
+@dataclass(frozen=True)
+class FeatureContribution:
+    """One feature's part of the multivariate statistic: the mean squared residual of its
+    encoded columns in the window and in the reference, and its share of the window's total."""
+
+    feature: str
+    contribution: float
+    reference: float
+    share: float
+
+
+@dataclass(frozen=True)
+class MultivariateResult:
+    """PCA reconstruction error of one window (`detectors/multivariate.py`).
+
+    `threshold` is the upper limit that applied and `threshold_source` where it came from:
+    "reference_chunks" (mean + sigmas x std of the reference's chunks of the window's size),
+    "reference_rows" (too few such chunks: the rows' spread / sqrt(rows)) or "fixed";
+    `lower_threshold` is the band's lower end (None with a fixed threshold). `contributions`
+    are per feature, the largest rise over the reference first.
+    """
+
+    method: str  # "pca_reconstruction"
+    statistic: float | None  # mean over rows of the squared reconstruction error
+    threshold: float | None
+    drifted: bool
+    lower_threshold: float | None = None
+    threshold_source: str | None = None
+    reference_mean: float | None = None
+    reference_std: float | None = None
+    reference_chunks: int = 0
+    sigmas: float | None = None
+    components: int = 0
+    explained_variance: float | None = None
+    encoded_columns: int = 0
+    rows: int = 0
+    contributions: tuple[FeatureContribution, ...] = ()
+    status: Status = "ok"
+    reason: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MultivariateResult:
+        return cls(**{**data, "contributions": tuple(
+            FeatureContribution(**c) for c in data.get("contributions") or ())})
+
+
 @dataclass(frozen=True)
 class ExpectedConfusion:
     """The window's confusion matrix at the 0.5 cut expected from calibrated scores."""
@@ -206,6 +255,7 @@ class DriftResult:
     # `pooled_drift` keeps the verdict on the whole window (None: no segments were asked for)
     segments: tuple[SegmentResult, ...] = ()
     pooled_drift: bool | None = None
+    multivariate: MultivariateResult | None = None  # PCA reconstruction error, if fitted
 
     @property
     def drifted_features(self) -> tuple[FeatureResult, ...]:
@@ -267,6 +317,8 @@ class DriftResult:
             performance_estimate=estimate,
             segments=tuple(SegmentResult.from_dict(s) for s in data.get("segments") or ()),
             pooled_drift=data.get("pooled_drift"),
+            multivariate=None if data.get("multivariate") is None
+            else MultivariateResult.from_dict(data["multivariate"]),
         )
 
 

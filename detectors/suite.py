@@ -9,8 +9,9 @@ with the reason; it never raises for the run.
 `DriftResult.drift` is true when the share of drifted features reaches `policy.drift_share`, or
 the prediction drifted, or calibration drifted, or a performance metric degraded. Schema drift is
 reported in `DriftResult.schema` but does not by itself set `drift`. `DriftResult.severity` is
-"critical" with `drift`, else "warning" when a feature drifted past its strong effect or a
-schema or data-quality rule broke (`DriftResult.issues`).
+"critical" with `drift`, else "warning" when a feature drifted past its strong effect, the
+multivariate statistic left its band (`DriftResult.multivariate`), or a schema or data-quality
+rule broke (`DriftResult.issues`).
 
 The window's features, its predictions and its labels are separate arguments, so a feature may
 have any name, `prediction` and `label` included.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
+from driftd.detectors import multivariate as mv
 from driftd.detectors.base import Trial, decide, failed_trial, run_trial
 from driftd.detectors.calibration import compare_calibration
 from driftd.detectors.performance import compare_performance
@@ -32,7 +34,13 @@ from driftd.detectors.policy import DetectionPolicy
 from driftd.detectors.profile import ColumnReference, ReferenceProfile
 from driftd.detectors.quality import data_issues
 from driftd.detectors.registry import METHODS
-from driftd.detectors.results import ColumnQuality, Distribution, DriftResult, FeatureResult
+from driftd.detectors.results import (
+    ColumnQuality,
+    Distribution,
+    DriftResult,
+    FeatureResult,
+    MultivariateResult,
+)
 from driftd.detectors.samples import CategoricalPair, NumericPair, NumericReference, Pair
 from driftd.detectors.schema import schema_drift
 from driftd.detectors.threads import map_columns
@@ -148,6 +156,7 @@ def evaluate(
         calibration, performance, profile.performance,
     )
 
+    joint = _multivariate(profile, window, policy)
     drift = (
         (bool(evaluated) and share >= policy.drift_share)
         or any(r.drifted for r in predicted)
@@ -168,7 +177,7 @@ def evaluate(
     severity = None
     if drift:
         severity = "critical"
-    elif issues or any(f.strong for f in features):
+    elif issues or any(f.strong for f in features) or (joint is not None and joint.drifted):
         severity = "warning"
     return DriftResult(
         drift=drift,
@@ -187,7 +196,26 @@ def evaluate(
         severity=severity,
         prediction_column=profile.prediction,
         performance_estimate=estimate,
+        multivariate=joint,
     )
+
+
+def _multivariate(profile: ReferenceProfile, window: WindowSource,
+                  policy: DetectionPolicy) -> MultivariateResult | None:
+    """The PCA reconstruction error, when the profile has a fit and the policy wants it; the
+    window's feature rows are read up to `max_rows` (every k-th row above it)."""
+    model, settings = profile.multivariate, policy.multivariate
+    if model is None or not settings.enabled:
+        return None
+    if model.settings != settings.fit_settings():
+        return mv.failed(model, f"the reference profile was fitted with (explained_variance, "
+                         f"max_categories, min_category_share) = {model.settings}, the policy "
+                         f"asks {settings.fit_settings()}: rebuild the profile")
+    try:
+        frame = window.feature_rows(settings.max_rows)
+    except Exception as exc:  # one failing statistic never stops the run
+        return mv.failed(model, f"cannot read the window: {type(exc).__name__}: {exc}")
+    return mv.evaluate_frame(model, frame, settings)
 
 
 def _rate(part: int, whole: int) -> float:

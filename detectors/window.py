@@ -80,6 +80,10 @@ class WindowSource(Protocol):
         """The model output's finite values as float64 (a numeric prediction), whole."""
         ...
 
+    def feature_rows(self, max_rows: int | None) -> pl.DataFrame:
+        """The features as a frame: every row up to `max_rows`, else every k-th row."""
+        ...
+
     def numeric(
         self, name: str, reference: NumericReference | None, *, prediction: bool = False
     ) -> NumericSide:
@@ -121,6 +125,11 @@ class Relation(Protocol):
 
     def integral(self, column: str) -> bool | None:
         """For a float column, whether all its finite values are integers; else None."""
+        ...
+
+    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+        """Every `every`-th row (the first, then each k-th) of some columns, named by the
+        keys of `columns` (relation column -> values)."""
         ...
 
 
@@ -185,6 +194,13 @@ class RelationWindow:
 
     def has_prediction(self) -> bool:
         return self._prediction is not None
+
+    def feature_rows(self, max_rows: int | None) -> pl.DataFrame:
+        """The features as a frame (columns named as the features): every row up to
+        `max_rows`, else every k-th (k = ceil(rows / max_rows)) — what the multivariate
+        statistic reads: its cost and memory are bounded by `max_rows`, not the window."""
+        every = 1 if max_rows is None or self.rows <= max_rows else -(-self.rows // max_rows)
+        return self._relation.rows_of(self._features, every)
 
     def prediction_values(self) -> np.ndarray:
         """The model output's finite values, whole: one float64 column (8 bytes a row), what
@@ -454,6 +470,12 @@ class FrameRelation:
         x = pl.col(column)
         found = self._frame.select(x).filter(x.is_finite()).select((x == x.round()).all())
         return bool(found.collect(engine="streaming").item())
+
+    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+        picked = self._frame.select([pl.col(c).alias(n) for n, c in columns.items()])
+        if every > 1:
+            picked = picked.gather_every(every)
+        return picked.collect(engine="streaming")
 
 
 class FrameScan:

@@ -52,6 +52,8 @@ class ModelSignals:
     performance: dict[str, float] = field(default_factory=dict)  # metric -> realized value
     # metric -> (estimate, lower, upper) of the newest window with an estimate (no labels needed)
     estimated: dict[str, tuple[float, float | None, float | None]] = field(default_factory=dict)
+    # the newest window's PCA reconstruction error and its band (upper, lower; None: none)
+    multivariate: tuple[float, float | None, float | None] | None = None
 
 
 class StoredStateCollector(Collector):
@@ -137,14 +139,28 @@ def _model_families(models: Iterable[ModelSignals]) -> list[Metric]:
             if low is not None and high is not None:
                 lower.add_metric([m.model, metric], float(low))
                 upper.add_metric([m.model, metric], float(high))
+    joint = GaugeMetricFamily(
+        "driftd_multivariate_reconstruction_error",
+        "PCA reconstruction error (mean squared) of the model's newest scored window",
+        labels=["model"])
+    band = GaugeMetricFamily(
+        "driftd_multivariate_threshold",
+        "The band the reconstruction error is judged against (bound: upper, lower)",
+        labels=["model", "bound"])
     for m in models:
+        if m.multivariate is not None:
+            error, top, bottom = m.multivariate
+            joint.add_metric([m.model], float(error))
+            for bound, limit in (("upper", top), ("lower", bottom)):
+                if limit is not None:
+                    band.add_metric([m.model, bound], float(limit))
         drifted.add_metric([m.model], 1.0 if m.drifted else 0.0)
         share.add_metric([m.model], float(m.share_drifted))
         if m.calibration_ece is not None:
             ece.add_metric([m.model], float(m.calibration_ece))
         for metric, value in sorted(m.performance.items()):
             perf.add_metric([m.model, metric], float(value))
-    return [drifted, share, ece, perf, estimated, lower, upper]
+    return [drifted, share, ece, perf, estimated, lower, upper, joint, band]
 
 
 def _segment_families(segments: Iterable[SegmentSignal]) -> list[Metric]:

@@ -75,6 +75,8 @@ KNOWN_METRICS = CONTRACT_METRICS | {
     "driftd_performance_estimated",
     "driftd_performance_estimated_lower",
     "driftd_performance_estimated_upper",
+    "driftd_multivariate_reconstruction_error",
+    "driftd_multivariate_threshold",
     "driftd_detector_errors_total",
     "driftd_window_end_timestamp_seconds",
     "driftd_schedule_seconds",
@@ -575,6 +577,11 @@ driftd_performance_estimated{{model="m",metric="roc_auc"}} 0.79
 driftd_performance_estimated_lower{{model="m",metric="roc_auc"}} 0.76
 # TYPE driftd_performance_estimated_upper gauge
 driftd_performance_estimated_upper{{model="m",metric="roc_auc"}} 0.82
+# TYPE driftd_multivariate_reconstruction_error gauge
+driftd_multivariate_reconstruction_error{{model="m"}} 4.2
+# TYPE driftd_multivariate_threshold gauge
+driftd_multivariate_threshold{{model="m",bound="upper"}} 4.5
+driftd_multivariate_threshold{{model="m",bound="lower"}} 3.9
 # TYPE driftd_events_ingested_total counter
 driftd_events_ingested_total{{model="m"}} {ingested}
 # TYPE driftd_events_quarantined_total counter

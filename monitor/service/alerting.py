@@ -19,7 +19,7 @@ from typing import Any
 
 from driftd.detectors.estimate_output import FINDING
 from driftd.detectors.explain import explain
-from driftd.detectors.results import DriftResult
+from driftd.detectors.results import MULTIVARIATE, DriftResult
 from driftd.monitor.config import Config
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.store.duckdb_file import ReferenceRecord, Store
@@ -121,6 +121,10 @@ def alert_findings(result: DriftResult | None) -> list[dict[str, Any]]:
         out.append({"feature": FINDING, "method": m.name, "statistic": m.estimate,
                     "p_value": None, "threshold": m.reference - m.max_drop,
                     "drifted": m.degraded})
+    mv = result.multivariate
+    if mv is not None and mv.statistic is not None:
+        out.append({"feature": MULTIVARIATE, "method": mv.method, "statistic": mv.statistic,
+                    "p_value": None, "threshold": mv.threshold, "drifted": mv.drifted})
     for s in result.segments:  # each segment's findings, named by it ("region=APAC")
         out += [{**f, "segment": s.segment} for f in alert_findings(s.result)]
     return out

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from driftd.detectors.estimate_output import FINDING
+from driftd.detectors.multivariate import METHOD as MULTIVARIATE_METHOD
+from driftd.detectors.results import MULTIVARIATE
 from driftd.monitor.service.runner import RunOutcome
 from driftd.monitor.service.windows import tumbling_windows
 from driftd.monitor.store.duckdb_file import Store
@@ -49,6 +51,9 @@ def history_rows(store: Store, model: str, *, feature: str | None = None,
     prediction column), "calibration" (method `ece`: the window's ECE against the reference's
     plus the margin) or "performance" (method = the metric: the window's value against the
     reference's less the allowed drop); `reference` is the reference's value for the last two.
+    "multivariate" (feature `multivariate`, method `pca_reconstruction`: the window's PCA
+    reconstruction error against its band) adds `reference` (the reference chunks' mean),
+    `lower_threshold`, `threshold_source` and `top_features`.
        With `segment` (a column, `column=value` or `*`), the segments' rows follow
     (`monitor/service/segments.py`); every row says its `segment` (None: the whole window).
     """
@@ -58,13 +63,18 @@ def history_rows(store: Store, model: str, *, feature: str | None = None,
                   json_extract_string(result, '$.prediction_column'),
                   json_extract(result, '$.prediction'),
                   json_extract(result, '$.calibration'), json_extract(result, '$.performance'),
-                  json_extract(result, '$.performance_estimate')
+                  json_extract(result, '$.performance_estimate'),
+                  json_extract(result, '$.multivariate')
            FROM runs WHERE model = ? AND superseded_by IS NULL AND result IS NOT NULL""",
         [model],
     ).fetchall()
     outputs: dict[str, set[str]] = {}
     model_rows: list[dict[str, Any]] = []
-    for run_id, start, end, rows, column, predicted, calibration, performance, estimate in runs:
+    bands: dict[str, dict[str, Any]] = {}
+    for run_id, start, end, rows, column, predicted, calibration, performance, estimate, \
+            joint in runs:
+        if joint:
+            bands[run_id] = _band(json.loads(joint))
         names = {p["feature"] for p in json.loads(predicted or "[]")}
         outputs[run_id] = names
         name = column or next(iter(names), None) or "prediction"
@@ -93,6 +103,8 @@ def history_rows(store: Store, model: str, *, feature: str | None = None,
         item["role"] = "prediction" if item["feature"] in outputs.get(item["run_id"], ()) \
             else "feature"
         item["reference"] = None
+        if item["feature"] == MULTIVARIATE and item["method"] == MULTIVARIATE_METHOD:
+            item.update(role=MULTIVARIATE, **bands.get(item["run_id"], {}))
         found.append(item)
     lineage = {run_id: {"model_version": version, "reference_version": ref_version,
                         "reference_sha256": ref_sha, "reference_model_version": ref_model_version}
@@ -156,6 +168,16 @@ def estimated_rows(window: dict[str, Any], run_id: str,
             "realized": metric.get("realized"),
             "threshold_source": metric.get("threshold_source")})
     return out
+
+
+def _band(joint: dict[str, Any]) -> dict[str, Any]:
+    """A multivariate row's band: `reference` (the reference chunks' mean error),
+    `lower_threshold`, `threshold_source` (reference_chunks | reference_rows | fixed) and the
+    features contributing most (largest rise over the reference first)."""
+    return {"reference": joint.get("reference_mean"),
+            "lower_threshold": joint.get("lower_threshold"),
+            "threshold_source": joint.get("threshold_source"),
+            "top_features": tuple(c["feature"] for c in joint.get("contributions") or ())[:3]}
 
 
 def _limit(metric: dict[str, Any]) -> float | None:

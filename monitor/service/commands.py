@@ -162,8 +162,10 @@ class HistoryRow:
     drifted: bool
     status: str
     run_id: str
-    role: str = "feature"  # feature, prediction, calibration, performance, performance_estimated
-    reference: float | None = None  # the reference's value (calibration, performance)
+    # feature, prediction, calibration, performance, performance_estimated or multivariate
+    role: str = "feature"
+    reference: float | None = None  # the reference's value (calibration, performance,
+    # multivariate: the reference chunks' mean error)
     model_version: str | None = None  # the run's (its version slice's, or the most served)
     reference_version: int | None = None  # the reference it was scored against
     reference_sha256: str | None = None
@@ -175,6 +177,8 @@ class HistoryRow:
     realized: float | None = None
     threshold_source: str | None = None
     segment: str | None = None  # "column=value" of a segment's row; None: the whole window
+    lower_threshold: float | None = None  # multivariate: the band's lower end
+    top_features: tuple[str, ...] = ()  # multivariate: largest rise over the reference first
 
 
 @dataclass(frozen=True)

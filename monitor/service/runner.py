@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from driftd import __version__
-from driftd.detectors.results import DriftResult
+from driftd.detectors.results import MULTIVARIATE, DriftResult
 from driftd.detectors.suite import evaluate
 from driftd.monitor.config import Config
 from driftd.monitor.service.segments import score_segments, segment_rows, without_segment_fields
@@ -170,11 +170,16 @@ class DetectorRunner:
     def _findings(result: DriftResult | None) -> list[tuple]:
         if result is None:
             return []
-        return [
+        rows = [
             (f.feature, f.kind, f.method, f.statistic, f.p_value, f.threshold, f.drifted,
              f.status, f.reason)
             for f in result.features + result.prediction
         ]
+        mv = result.multivariate
+        if mv is not None:  # the multivariate finding: metrics, history and pages read it here
+            rows.append((MULTIVARIATE, MULTIVARIATE, mv.method, mv.statistic, None, mv.threshold,
+                         mv.drifted, mv.status, mv.reason))
+        return rows
 
 
 def _performance_json(result: DriftResult | None) -> str | None:

@@ -1105,9 +1105,14 @@ class Store:
     def model_verdicts(self) -> list[ModelSignals]:
         """Each model's newest verdict (drift, share drifted), and the newest calibration and
         performance its labels allowed (labels lag: often an older window's)."""
-        verdicts = {model: ModelSignals(model, bool(drift), share or 0.0)
-                    for model, _, drift, share in self.con.execute(
-                        f"""SELECT r.model, r.run_id, r.drift, r.share_drifted
+        verdicts = {model: ModelSignals(model, bool(drift), share or 0.0, multivariate=(
+                        None if joint is None else (joint, upper, lower)))
+                    for model, _, drift, share, joint, upper, lower in self.con.execute(
+                        f"""SELECT r.model, r.run_id, r.drift, r.share_drifted,
+                              TRY_CAST(r.result->>'$.multivariate.statistic' AS DOUBLE),
+                              TRY_CAST(r.result->>'$.multivariate.threshold' AS DOUBLE),
+                              TRY_CAST(r.result->>'$.multivariate.lower_threshold'
+                                       AS DOUBLE)
                             FROM ({_NEWEST_RUN.format(extra="")}) n JOIN runs r USING (run_id)"""
                     ).fetchall()}
         for model, _, ece in self.con.execute(
@@ -1132,7 +1137,6 @@ class Store:
                 verdicts[model] = dataclasses.replace(
                     verdicts[model], estimated=estimated_gauges(json.loads(estimate)))
         return sorted(verdicts.values(), key=lambda v: v.model)
-
 
     def last_runs(self) -> list[tuple[str, datetime, datetime]]:
         return self.con.execute(

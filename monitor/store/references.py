@@ -130,7 +130,8 @@ def profile_reference(raw: pl.DataFrame | pl.LazyFrame, model: ModelConfig,
     prediction, label = model_outputs(raw.collect_schema().names(), model)
     try:
         return build_profile(frame, model.features, prediction=prediction, label=label,
-                             task=model.task, prefix_sums=prefix_sums)
+                             task=model.task, prefix_sums=prefix_sums,
+                             multivariate=model.detection.multivariate)
     except pl.exceptions.PolarsError as exc:  # a file that breaks while it is read
         raise ReferenceError(f"{source}: cannot read: {exc}") from exc
 
@@ -212,8 +213,26 @@ class ProfileCache:
                 profile = rebuild_profile(record, model, exc.version)
                 self._store.replace_reference_profile(record.model, record.version,
                                                       profile.to_bytes())
+            if model is not None and _refit(profile, model):  # PCA settings changed
+                try:
+                    profile = rebuild_profile(record, model, "of other multivariate settings")
+                    self._store.replace_reference_profile(record.model, record.version,
+                                                          profile.to_bytes())
+                except ReferenceError as exc:  # the stored fit is reported as not matching
+                    log.warning("cannot refit the multivariate model", extra={
+                        "model": record.model, "version": record.version, "error": str(exc)})
             self._cache[key] = profile
         return profile
+
+
+def _refit(profile: ReferenceProfile, model: ModelConfig) -> bool:
+    """Whether the stored PCA fit is not the one `detection.multivariate` asks for."""
+    wanted = model.detection.multivariate
+    fit = profile.multivariate
+    if not wanted.enabled:
+        return False
+    return fit is None and len(model.features) >= 2 or (
+        fit is not None and fit.settings != wanted.fit_settings())
 
 
 def rebuild_profile(record: ReferenceRecord, model: ModelConfig,

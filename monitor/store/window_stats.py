@@ -194,6 +194,17 @@ class SqlRelation:
                         f"FROM {source} WHERE isfinite({column})", params) as cur:
             return bool(cur.fetchone()[0])
 
+    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+        select = ", ".join(f"{c} AS {_quoted(n)}" for n, c in columns.items())
+        sql = f"SELECT {select} FROM {self.source}"
+        if every > 1:  # the scan's k-th rows (DuckDB's scan order), as gather_every on a frame
+            sql = (f"SELECT * EXCLUDE (__rn) FROM (SELECT {select}, row_number() OVER () AS "
+                   f"__rn FROM {self.source}) WHERE (__rn - 1) % {int(every)} = 0")
+        with self.query(sql, self.params) as cur:
+            frame = pl.from_arrow(cur.to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
 
 class SqlScan:
     """`detectors.value_ranges.ColumnScan` over `SELECT key[, more] FROM source WHERE ...`:
@@ -315,6 +326,9 @@ class HeldRelation:
 
     def integral(self, column: str) -> bool | None:
         return self._relation.integral(column)
+
+    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+        return self._frame.rows_of(columns, every)  # held columns are named as queried
 
 
 def _quoted(text: str) -> str:

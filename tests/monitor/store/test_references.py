@@ -123,3 +123,22 @@ def test_a_profile_stored_whole_by_an_earlier_driftd_is_still_read(registered):
     assert isinstance(store.reference_profile(record.model, record.version), bytes)
     profile = ProfileCache(store).get(record, model)
     assert set(profile.columns) == set(FEATURES)
+
+
+def test_changed_multivariate_fit_settings_refit_the_profile_from_its_file(registered):
+    store, record, model, path = registered
+    assert ProfileCache(store).get(record, model).multivariate.settings == (0.65, 10, 0.01)
+    wider = model.model_copy(update={"detection": DetectionPolicy(
+        multivariate={"explained_variance": 0.9, "max_categories": 2})})
+    profile = ProfileCache(store).get(record, wider)
+    assert profile.multivariate.settings == (0.9, 2, 0.01)
+    assert profile.multivariate.encoding.categories.count(None) == 2  # age, income
+    stored = ReferenceProfile.from_bytes(store.reference_profile(record.model, record.version))
+    assert stored.multivariate.settings == (0.9, 2, 0.01)  # refitted once, kept
+    window = reference_frame(800, seed=9).select(*FEATURES)
+    assert evaluate(profile, window, wider.detection).multivariate.status == "ok"
+    # the file is gone: the stored fit stays, and the policy's mismatch is a reported error
+    path.unlink()
+    result = evaluate(ProfileCache(store).get(record, model), window, model.detection)
+    assert result.multivariate.status == "error"
+    assert "rebuild the profile" in result.multivariate.reason
