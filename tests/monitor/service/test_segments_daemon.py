@@ -97,8 +97,10 @@ def test_one_drifting_region_is_found_named_and_alerted_through_the_daemon(tmp_p
         assert body["drifted_segments"] == ["region=APAC"]
         assert "income drifted in region=APAC only" in body["reasons"]
         assert "income drifted in region=APAC only" in body["verdict"]
+        # the drifted segment's findings: its feature, and its own multivariate statistic
+        # (a segment's reference slice has its PCA fit too)
         assert [(f["segment"], f["feature"]) for f in body["findings"] if "segment" in f] \
-            == [("region=APAC", "income")]
+            == [("region=APAC", "income"), ("region=APAC", "multivariate")]
 
         html = (tmp_path / "reports" / f"{run['run_id']}.html").read_text()
         heat = html[html.index('id="segments"'):]
@@ -126,7 +128,8 @@ def test_one_drifting_region_is_found_named_and_alerted_through_the_daemon(tmp_p
         finally:
             app.stop_http()
     pooled = [r for r in rows if r["segment"] is None]
-    assert pooled and all(r["role"] in ("feature", "prediction") for r in pooled)
+    assert pooled and all(r["role"] in ("feature", "prediction", "multivariate")
+                          for r in pooled)
     verdicts = {r["segment"]: r for r in rows if r["role"] == "segment"}
     assert set(verdicts) == {f"region={r}" for r in REGIONS}
     assert verdicts["region=APAC"]["drifted"] is True
