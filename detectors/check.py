@@ -34,7 +34,6 @@ from driftd.detectors.results import (
     Performance,
     SegmentResult,
 )
-from driftd.detectors.segments import build_segment_profiles, evaluate_segments, with_segments
 from driftd.detectors.suite import evaluate
 from driftd.detectors.window import FrameRelation, RelationWindow
 
@@ -269,6 +268,8 @@ def compare_tables(
                 raise ValueError(f"--segment {segment!r} is the prediction or label column")
             _require_columns(ref_schema, [segment], reference)
             # a profile per segment value: the reference's rows are read whole for it
+            from driftd.detectors.segments import build_segment_profiles  # only with --segment
+
             whole = ref.collect()
             segments = build_segment_profiles(
                 whole, {segment: whole.get_column(segment)}, kinds, prediction=prediction,
@@ -303,6 +304,8 @@ def compare_tables(
     present = [c for c in kinds if c in cur_schema]
     extra = [c for c in (prediction, label, segment) if c in cur_schema and c not in present]
     frame = cur.select([*present, *extra]).collect()
+    from driftd.detectors.segments import evaluate_segments, with_segments
+
     return with_segments(result, evaluate_segments(
         segments, frame.select(present), {segment: frame.get_column(segment)}, policy,
         prediction=frame.get_column(prediction) if prediction in frame.columns else None,

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from driftd.detectors.base import Score, UnivariateMethod
+from driftd.detectors.ks_exact import exact_p_value
 from driftd.detectors.samples import NumericPair
 
 # scipy's `method="auto"` computes the exact distribution up to this size, asymptotic above it.
@@ -151,19 +152,21 @@ class KS(UnivariateMethod):
     summary = "largest gap between the two empirical CDFs; p-value from scipy's ks_2samp"
 
     def score(self, pair: NumericPair) -> Score:
-        """Small samples call scipy as is; large ones reuse the pair's merged CDFs.
+        """Both of scipy's paths on the pair's exact CDF gap, without scipy.stats.
 
-        Above `EXACT_MAX_ROWS` scipy uses Smirnov's asymptotic distribution, `kstwo.sf(d,
-        round(n1·n2/(n1+n2)))`, which is reproduced here on the presorted reference.
+        Up to `EXACT_MAX_ROWS` values a side, scipy's exact distribution (`ks_exact`); above,
+        Smirnov's asymptotic distribution, `kstwo.sf(d, round(n1·n2/(n1+n2)))`.
         """
         n1, n2 = pair.reference.size, pair.current.size
-        cur = pair.current.sorted_values  # a window read in ranges has none: it is large
-        if max(n1, n2) <= EXACT_MAX_ROWS and cur is not None:
-            from scipy import stats
-
-            result = stats.ks_2samp(pair.reference.sorted_values, cur)
-            return Score(float(result.statistic), float(result.pvalue), float(result.statistic))
         d = pair.gap.sup
-        m, n = sorted((float(n1), float(n2)), reverse=True)
-        p = kstwo_sf(d, float(np.round(m * n / (m + n))))
+        if max(n1, n2) <= EXACT_MAX_ROWS:
+            d, p = exact_p_value(n1, n2, d, asymptotic_p_value)
+        else:
+            p = asymptotic_p_value(n1, n2, d)
         return Score(statistic=d, p_value=p, effect_size=d)
+
+
+def asymptotic_p_value(n1: int, n2: int, d: float) -> float:
+    """scipy's two-sided `method="asymp"`: kstwo.sf(d, round(m·n/(m+n)))."""
+    m, n = sorted((float(n1), float(n2)), reverse=True)
+    return kstwo_sf(d, float(np.round(m * n / (m + n))))
