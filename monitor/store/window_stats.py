@@ -194,12 +194,20 @@ class SqlRelation:
                         f"FROM {source} WHERE isfinite({column})", params) as cur:
             return bool(cur.fetchone()[0])
 
-    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+    def rows_of(self, columns: Mapping[str, str], every: int,
+                sample: int | None = None) -> pl.DataFrame:
         select = ", ".join(f"{c} AS {_quoted(n)}" for n, c in columns.items())
         sql = f"SELECT {select} FROM {self.source}"
-        if every > 1:  # the scan's k-th rows (DuckDB's scan order), as gather_every on a frame
-            sql = (f"SELECT * EXCLUDE (__rn) FROM (SELECT {select}, row_number() OVER () AS "
-                   f"__rn FROM {self.source}) WHERE (__rn - 1) % {int(every)} = 0")
+        if every > 1:
+            # a sample, streamed: numbering the rows to take every k-th would hold the whole
+            # window's columns in DuckDB
+            # (a reservoir still decodes every row of every column: system sampling keeps
+            # whole vectors of 2,048 rows, about `size` rows in all, and skips the rest)
+            rows = self.row_count()
+            size = int(sample) if sample else -(-rows // every)
+            percent = min(100.0, 100.0 * size / max(rows, 1))
+            sql = (f"SELECT * FROM ({sql}) USING SAMPLE {percent:.6f}% (system, "
+                   f"{SAMPLE_SEED})")
         with self.query(sql, self.params) as cur:
             frame = pl.from_arrow(cur.to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
@@ -327,7 +335,8 @@ class HeldRelation:
     def integral(self, column: str) -> bool | None:
         return self._relation.integral(column)
 
-    def rows_of(self, columns: Mapping[str, str], every: int) -> pl.DataFrame:
+    def rows_of(self, columns: Mapping[str, str], every: int,
+                sample: int | None = None) -> pl.DataFrame:
         return self._frame.rows_of(columns, every)  # held columns are named as queried
 
 
