@@ -270,7 +270,8 @@ def compare_tables(
             # a profile per segment value: the reference's rows are read whole for it
             from driftd.detectors.segments import build_segment_profiles  # only with --segment
 
-            whole = ref.collect()
+            wanted = [*kinds, *(c for c in (prediction, label, segment) if c not in kinds)]
+            whole = ref.select([c for c in dict.fromkeys(wanted) if c is not None]).collect()
             segments = build_segment_profiles(
                 whole, {segment: whole.get_column(segment)}, kinds, prediction=prediction,
                 label=label, task=profile.task, max_values=segment_max_values)

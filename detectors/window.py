@@ -127,11 +127,9 @@ class Relation(Protocol):
         """For a float column, whether all its finite values are integers; else None."""
         ...
 
-    def rows_of(self, columns: Mapping[str, str], every: int,
-                sample: int | None = None) -> pl.DataFrame:
-        """Every `every`-th row (the first, then each k-th) of some columns, named by the
-        keys of `columns` (relation column -> values); a relation that cannot pick rows by
-        position cheaply may return a uniform `sample` of that many rows instead."""
+    def rows_of(self, columns: Mapping[str, str], limit: int | None) -> pl.DataFrame:
+        """Some columns' rows, named by the keys of `columns` (name -> relation column): all
+        of them, or about `limit` spread over the relation when it has more."""
         ...
 
 
@@ -207,10 +205,8 @@ class RelationWindow:
         `max_rows`, else about `max_rows` of them (a frame: every k-th row, k = ceil(rows /
         max_rows); DuckDB: a reservoir sample) — what the multivariate statistic reads: its
         cost and memory are bounded by `max_rows`, not the window."""
-        if max_rows is None or self.rows <= max_rows:
-            return self._relation.rows_of(self._features, 1)
-        return self._relation.rows_of(self._features, -(-self.rows // max_rows),
-                                      sample=max_rows)
+        limit = max_rows if max_rows is not None and self.rows > max_rows else None
+        return self._relation.rows_of(self._features, limit)
 
     def prediction_values(self) -> np.ndarray:
         """The model output's finite values, what label-free performance estimation reads:
@@ -485,11 +481,10 @@ class FrameRelation:
         found = self._frame.select(x).filter(x.is_finite()).select((x == x.round()).all())
         return bool(found.collect(engine="streaming").item())
 
-    def rows_of(self, columns: Mapping[str, str], every: int,
-                sample: int | None = None) -> pl.DataFrame:
+    def rows_of(self, columns: Mapping[str, str], limit: int | None) -> pl.DataFrame:
         picked = self._frame.select([pl.col(c).alias(n) for n, c in columns.items()])
-        if every > 1:
-            picked = picked.gather_every(every)
+        if limit is not None and self.row_count() > limit:  # every k-th row
+            picked = picked.gather_every(-(-self.row_count() // limit))
         return picked.collect(engine="streaming")
 
 

@@ -123,6 +123,7 @@ class SqlRelation:
                         f"WHERE e.ts >= ? AND e.ts < ?{only}")
         self._joined_params: list[Any] = [model, start, end, *only_params]
         self._pairs: str | None = None
+        self._rows: int | None = None
 
     @contextmanager
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -142,8 +143,10 @@ class SqlRelation:
         return "l.label_class" if not numeric else "l.label"
 
     def row_count(self) -> int:
-        with self.query(f"SELECT count(*) FROM {self.source}", self.params) as cur:
-            return int(cur.fetchone()[0])
+        if self._rows is None:  # one read transaction: the count cannot change
+            with self.query(f"SELECT count(*) FROM {self.source}", self.params) as cur:
+                self._rows = int(cur.fetchone()[0])
+        return self._rows
 
     def numeric(self, column: str) -> SqlScan:
         return SqlScan(self, self.source, self.params, [f"{column}::DOUBLE"])
@@ -194,18 +197,14 @@ class SqlRelation:
                         f"FROM {source} WHERE isfinite({column})", params) as cur:
             return bool(cur.fetchone()[0])
 
-    def rows_of(self, columns: Mapping[str, str], every: int,
-                sample: int | None = None) -> pl.DataFrame:
+    def rows_of(self, columns: Mapping[str, str], limit: int | None) -> pl.DataFrame:
         select = ", ".join(f"{c} AS {_quoted(n)}" for n, c in columns.items())
         sql = f"SELECT {select} FROM {self.source}"
-        if every > 1:
+        if limit is not None:
             # a sample, streamed: numbering the rows to take every k-th would hold the whole
-            # window's columns in DuckDB
-            # (a reservoir still decodes every row of every column: system sampling keeps
-            # whole vectors of 2,048 rows, about `size` rows in all, and skips the rest)
-            rows = self.row_count()
-            size = int(sample) if sample else -(-rows // every)
-            percent = min(100.0, 100.0 * size / max(rows, 1))
+            # window's columns in DuckDB, and a reservoir still decodes every row of every
+            # column; system sampling keeps whole vectors of 2,048 rows and skips the rest
+            percent = min(100.0, 100.0 * limit / max(self.row_count(), 1))
             sql = (f"SELECT * FROM ({sql}) USING SAMPLE {percent:.6f}% (system, "
                    f"{SAMPLE_SEED})")
         with self.query(sql, self.params) as cur:
@@ -335,9 +334,8 @@ class HeldRelation:
     def integral(self, column: str) -> bool | None:
         return self._relation.integral(column)
 
-    def rows_of(self, columns: Mapping[str, str], every: int,
-                sample: int | None = None) -> pl.DataFrame:
-        return self._frame.rows_of(columns, every)  # held columns are named as queried
+    def rows_of(self, columns: Mapping[str, str], limit: int | None) -> pl.DataFrame:
+        return self._frame.rows_of(columns, limit)  # held columns are named as queried
 
 
 def _quoted(text: str) -> str:
